@@ -1,0 +1,38 @@
+# Two commands do all the set-up: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 8500
+WORKERS ?= 2
+
+.PHONY: install run test migrate seed clean-data
+
+# The virtualenv, rebuilt whenever requirements.txt changes.
+$(VENV)/.installed: requirements.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+install: $(VENV)/.installed
+
+## Embedded PostgreSQL (unless DATABASE_URL is set), migrations, demo data, API on $(HOST):$(PORT).
+run: install
+	$(PY) -m scripts.run_dev --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+## The whole suite against a throwaway PostgreSQL (or TEST_DATABASE_URL).
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## Against DATABASE_URL: migrate / seed only.
+migrate: install
+	$(PY) -m scripts.migrate
+
+seed: install
+	$(PY) -m scripts.seed
+
+## Delete the development database (stop `make run` first).
+clean-data:
+	rm -rf .data

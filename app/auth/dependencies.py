@@ -1,0 +1,24 @@
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.core.errors import NotAuthenticated
+from app.core.security import TokenSubject, decode_access_token
+
+# auto_error=False: we answer a missing token ourselves, with our error body.
+bearer_scheme = HTTPBearer(auto_error=False, description="The access token from POST /auth/login")
+
+
+def get_current_student(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> TokenSubject:
+    if credentials is None:
+        raise NotAuthenticated()
+    subject = decode_access_token(credentials.credentials, settings=request.app.state.settings)
+    request.state.student_id = subject.student_id
+    return subject
+
+
+CurrentStudent = Annotated[TokenSubject, Depends(get_current_student)]

@@ -1,0 +1,26 @@
+from fastapi import APIRouter, Request
+
+from app.auth import service
+from app.auth.dependencies import CurrentStudent
+from app.auth.schemas import LoginRequest, StudentRead, Token
+from app.core.db import SessionDep
+from app.core.security import create_access_token
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+@router.post("/login", response_model=Token)
+def login(body: LoginRequest, session: SessionDep, request: Request) -> Token:
+    settings = request.app.state.settings
+    student = service.authenticate(
+        session, student_number=body.student_number, password=body.password, settings=settings
+    )
+    token = create_access_token(
+        student_id=student.id, student_number=student.student_number, settings=settings
+    )
+    return Token(access_token=token, expires_in=settings.access_token_expire_minutes * 60)
+
+
+@router.get("/me", response_model=StudentRead)
+def read_current_student(current: CurrentStudent, session: SessionDep) -> StudentRead:
+    return StudentRead.model_validate(service.get_student(session, student_id=current.student_id))

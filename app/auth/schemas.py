@@ -1,0 +1,32 @@
+import uuid
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.core.security import BCRYPT_MAX_PASSWORD_BYTES
+
+
+class LoginRequest(BaseModel):
+    student_number: str = Field(min_length=1, max_length=32, examples=["STU10000"])
+    password: str = Field(min_length=1, examples=["test123"])
+
+    @field_validator("password")
+    @classmethod
+    def _fits_bcrypt(cls, value: str) -> str:
+        # bcrypt only reads 72 bytes; refuse rather than silently ignore the rest.
+        if len(value.encode()) > BCRYPT_MAX_PASSWORD_BYTES:
+            raise ValueError(f"password must be at most {BCRYPT_MAX_PASSWORD_BYTES} bytes")
+        return value
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int = Field(description="Seconds until the token expires")
+
+
+class StudentRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    student_number: str
+    name: str

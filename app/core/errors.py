@@ -1,0 +1,173 @@
+"""Domain errors with a stable machine-readable code, and their HTTP rendering.
+
+Services raise these; one handler turns each into `{"detail": ..., "code": ...}`.
+"""
+
+import logging
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("app.errors")
+
+
+class DomainError(Exception):
+    status_code: int = 400
+    code: str = "BAD_REQUEST"
+    detail: str = "Bad request"
+    headers: dict[str, str] | None = None
+
+    def __init__(self, detail: str | None = None):
+        super().__init__(detail or self.detail)
+        if detail is not None:
+            self.detail = detail
+
+
+class NotAuthenticated(DomainError):
+    status_code = 401
+    code = "NOT_AUTHENTICATED"
+    detail = "Not authenticated"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class InvalidToken(DomainError):
+    status_code = 401
+    code = "INVALID_TOKEN"
+    detail = "Invalid or expired token"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class InvalidCredentials(DomainError):
+    status_code = 401
+    code = "INVALID_CREDENTIALS"
+    detail = "Incorrect student number or password"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class SemesterNotFound(DomainError):
+    status_code = 404
+    code = "SEMESTER_NOT_FOUND"
+    detail = "Semester not found"
+
+
+class CourseNotFound(DomainError):
+    status_code = 404
+    code = "COURSE_NOT_FOUND"
+    detail = "Course not found"
+
+
+class NotRegistered(DomainError):
+    status_code = 404
+    code = "NOT_REGISTERED"
+    detail = "You are not registered for this course"
+
+
+class AlreadyRegistered(DomainError):
+    status_code = 409
+    code = "ALREADY_REGISTERED"
+    detail = "You are already registered for this course"
+
+
+class CourseFull(DomainError):
+    status_code = 409
+    code = "COURSE_FULL"
+    detail = "The course and its reserve list are full"
+
+
+class RegistrationClosed(DomainError):
+    status_code = 409
+    code = "REGISTRATION_CLOSED"
+    detail = "Registration is not open for this semester"
+
+
+class ServiceUnavailable(DomainError):
+    status_code = 503
+    code = "DATABASE_UNAVAILABLE"
+    detail = "The database is unavailable; retry shortly"
+    headers = {"Retry-After": "1"}
+
+
+class LockTimeout(ServiceUnavailable):
+    code = "LOCK_TIMEOUT"
+    detail = "The course is busy; retry shortly"
+
+
+# HTTP errors raised by the framework itself (unknown route, wrong method, ...).
+_HTTP_STATUS_CODES = {
+    400: "BAD_REQUEST",
+    401: "NOT_AUTHENTICATED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    429: "TOO_MANY_REQUESTS",
+}
+
+# PostgreSQL SQLSTATEs that mean "try again shortly", not "bug".
+_LOCK_NOT_AVAILABLE = "55P03"
+_QUERY_CANCELED = "57014"
+
+
+def _error_body(detail, code: str, **extra) -> dict:
+    return {"detail": detail, "code": code, **extra}
+
+
+def _request_id(request: Request) -> str:
+    return getattr(request.state, "request_id", None) or uuid.uuid4().hex
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    def handle_domain_error(request: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse(
+            _error_body(exc.detail, exc.code), status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    def handle_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(err.get("loc", ())), "msg": err.get("msg"), "type": err.get("type")}
+            for err in exc.errors()
+        ]
+        return JSONResponse(
+            _error_body("Request validation failed", "VALIDATION_ERROR", errors=errors),
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    def handle_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_STATUS_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
+        return JSONResponse(
+            _error_body(exc.detail, code), status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(DBAPIError)
+    def handle_database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        sqlstate = getattr(exc.orig, "pgcode", None)
+        if sqlstate in (_LOCK_NOT_AVAILABLE, _QUERY_CANCELED):
+            error: DomainError = LockTimeout()
+        elif isinstance(exc, OperationalError) or exc.connection_invalidated:
+            error = ServiceUnavailable()
+        else:
+            return handle_unexpected_error(request, exc)
+        logger.warning("database error %s on %s: %s", error.code, request.url.path, exc.orig)
+        return handle_domain_error(request, error)
+
+    @app.exception_handler(PoolTimeoutError)
+    def handle_pool_timeout(request: Request, exc: PoolTimeoutError) -> JSONResponse:
+        logger.warning("connection pool exhausted on %s", request.url.path)
+        return handle_domain_error(request, ServiceUnavailable("The service is busy; retry shortly"))
+
+    @app.exception_handler(Exception)
+    def handle_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        request_id = _request_id(request)
+        logger.exception("unhandled error on %s %s (request id %s)", request.method, request.url.path, request_id)
+        return JSONResponse(
+            _error_body("Internal server error", "INTERNAL_ERROR", request_id=request_id),
+            status_code=500,
+        )

@@ -1,0 +1,19 @@
+from fastapi import APIRouter
+
+from app.core.db import SessionDep
+from app.core.params import CourseId, SemesterId
+from app.courses import service
+from app.courses.schemas import CourseRead
+
+router = APIRouter(tags=["courses"])
+
+
+@router.get("/semesters/{semester_id}/courses", response_model=list[CourseRead])
+def list_semester_courses(semester_id: SemesterId, session: SessionDep) -> list[CourseRead]:
+    courses = service.list_semester_courses(session, semester_id=semester_id)
+    return [CourseRead.model_validate(course) for course in courses]
+
+
+@router.get("/courses/{course_id}", response_model=CourseRead)
+def read_course(course_id: CourseId, session: SessionDep) -> CourseRead:
+    return CourseRead.model_validate(service.get_course(session, course_id=course_id))

@@ -1,0 +1,41 @@
+"""The application factory: settings, database, routers and error handlers."""
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.auth.router import router as auth_router
+from app.core.config import Settings, get_settings
+from app.core.db import create_db_engine, create_session_factory
+from app.core.errors import install_error_handlers
+from app.courses.router import router as courses_router
+from app.health import router as health_router
+from app.registrations.router import router as registrations_router
+from app.semesters.router import router as semesters_router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Course Registration Service",
+        version="1.0.0",
+        description="Register for courses during the registration rush: enrollment, reserve lists, promotion.",
+        lifespan=lifespan,
+    )
+    # The engine connects lazily: the app starts even while the database is down.
+    app.state.settings = settings
+    app.state.engine = create_db_engine(settings)
+    app.state.session_factory = create_session_factory(app.state.engine)
+
+    install_error_handlers(app)
+    for router in (health_router, auth_router, semesters_router, courses_router, registrations_router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,9 @@
+"""Every table, imported in one place so Alembic and tests see the whole metadata."""
+
+from app.core.db import Base
+from app.courses.models import Course
+from app.registrations.models import CourseRegistration, RegistrationStatus
+from app.semesters.models import Semester
+from app.students.models import Student
+
+__all__ = ["Base", "Course", "CourseRegistration", "RegistrationStatus", "Semester", "Student"]

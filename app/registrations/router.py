@@ -1,0 +1,33 @@
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+
+from app.auth.dependencies import CurrentStudent
+from app.core.db import SessionDep
+from app.core.params import CourseId, SemesterId
+from app.registrations import service
+from app.registrations.schemas import DropRead, MyCourseRead, RegistrationRead
+
+router = APIRouter(tags=["registrations"])
+
+
+@router.post("/courses/{course_id}/register", response_model=RegistrationRead)
+def register_for_course(course_id: CourseId, student: CurrentStudent, session: SessionDep) -> RegistrationRead:
+    """Enroll if a seat is free, else join the reserve list (`status: RESERVED`)."""
+    result = service.register(
+        session, student_id=student.student_id, course_id=course_id, now=datetime.now(UTC)
+    )
+    return RegistrationRead.model_validate(result)
+
+
+@router.post("/courses/{course_id}/drop", response_model=DropRead)
+def drop_course(course_id: CourseId, student: CurrentStudent, session: SessionDep) -> DropRead:
+    """Drop a registration; an enrolled drop promotes reserve position 1 at once."""
+    result = service.drop(session, student_id=student.student_id, course_id=course_id, now=datetime.now(UTC))
+    return DropRead.model_validate(result)
+
+
+@router.get("/semesters/{semester_id}/my-courses", response_model=list[MyCourseRead])
+def list_my_courses(semester_id: SemesterId, student: CurrentStudent, session: SessionDep) -> list[MyCourseRead]:
+    courses = service.list_my_courses(session, student_id=student.student_id, semester_id=semester_id)
+    return [MyCourseRead.model_validate(course) for course in courses]

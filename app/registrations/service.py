@@ -1,0 +1,234 @@
+"""Registering, dropping and promoting: the only code that writes registrations.
+
+Every write is one short transaction that first locks the course row (and only
+that row) with SELECT ... FOR UPDATE. Holding that lock, it reads the course's
+counters, decides, writes, and commits. The counters on `courses` make every
+decision O(1): nothing here locks, loads or counts the course's enrolled rows.
+While the lock is held each call makes as few round trips as it can, because
+the lock is what limits the throughput of a popular course.
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Row, and_, case, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from app.core.errors import (
+    AlreadyRegistered,
+    CourseFull,
+    CourseNotFound,
+    NotRegistered,
+    RegistrationClosed,
+    SemesterNotFound,
+)
+from app.courses.models import Course
+from app.registrations.models import CourseRegistration, RegistrationStatus
+from app.semesters.models import Semester
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationResult:
+    course_id: int
+    status: RegistrationStatus
+    reserve_position: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DropResult:
+    course_id: int
+    dropped_status: RegistrationStatus
+    promoted_student_id: uuid.UUID | None
+    promoted_from_position: int | None
+
+
+def _lock_open_course(session: Session, *, course_id: int, now: datetime) -> Row:
+    """Lock the course row and return its counters; refuse outside the window.
+
+    FOR UPDATE OF courses: the semester is joined only to read its window, and
+    must not be locked, or every registration in the semester would serialise.
+    """
+    course = session.execute(
+        select(
+            Course.max_capacity,
+            Course.reserve_limit,
+            Course.enrolled_count,
+            Course.reserved_count,
+            Semester.registration_start,
+            Semester.registration_end,
+        )
+        .join(Semester, Semester.id == Course.semester_id)
+        .where(Course.id == course_id)
+        .with_for_update(of=Course)
+    ).one_or_none()
+    if course is None:
+        raise CourseNotFound()
+    if not (course.registration_start <= now < course.registration_end):
+        raise RegistrationClosed()
+    return course
+
+
+def _is_registered(session: Session, *, student_id: uuid.UUID, course_id: int) -> bool:
+    return session.scalar(
+        select(CourseRegistration.id).where(
+            CourseRegistration.student_id == student_id, CourseRegistration.course_id == course_id
+        )
+    ) is not None
+
+
+def register(session: Session, *, student_id: uuid.UUID, course_id: int, now: datetime) -> RegistrationResult:
+    """Enroll while seats are free, else join the tail of the reserve list."""
+    with session.begin():
+        course = _lock_open_course(session, course_id=course_id, now=now)
+
+        if course.enrolled_count < course.max_capacity:
+            result = RegistrationResult(course_id, RegistrationStatus.ENROLLED, None)
+            counters = {"enrolled_count": course.enrolled_count + 1}
+        elif course.reserved_count < course.reserve_limit:
+            position = course.reserved_count + 1
+            result = RegistrationResult(course_id, RegistrationStatus.RESERVED, position)
+            counters = {"reserved_count": position}
+        else:
+            # Full: an existing registration is the better answer to give.
+            if _is_registered(session, student_id=student_id, course_id=course_id):
+                raise AlreadyRegistered()
+            raise CourseFull()
+
+        # One statement inserts the row and moves the counter. The insert is
+        # conditional on the student having no registration for this course; when
+        # it inserts nothing, the counter update (which needs its row) does nothing.
+        new_registration = (
+            insert(CourseRegistration)
+            .values(
+                student_id=student_id,
+                course_id=course_id,
+                status=result.status,
+                reserve_position=result.reserve_position,
+            )
+            .on_conflict_do_nothing(index_elements=["student_id", "course_id"])
+            .returning(CourseRegistration.id)
+            .cte("new_registration")
+        )
+        counted = session.execute(
+            update(Course)
+            .where(Course.id == course_id, select(new_registration.c.id).exists())
+            .values(**counters, updated_at=func.now())
+            .add_cte(new_registration)
+        )
+        if counted.rowcount == 0:
+            raise AlreadyRegistered()
+    return result
+
+
+def drop(session: Session, *, student_id: uuid.UUID, course_id: int, now: datetime) -> DropResult:
+    """Remove the student's registration; the reserve list behind it moves up by one.
+
+    Dropping an enrolled registration frees a seat, which reserve position 1 takes
+    at once. Dropping a reserved one closes the gap it leaves in the list.
+    """
+    with session.begin():
+        course = _lock_open_course(session, course_id=course_id, now=now)
+
+        dropped = session.execute(
+            delete(CourseRegistration)
+            .where(CourseRegistration.student_id == student_id, CourseRegistration.course_id == course_id)
+            .returning(CourseRegistration.status, CourseRegistration.reserve_position)
+        ).one_or_none()
+        if dropped is None:
+            raise NotRegistered()
+
+        if dropped.status == RegistrationStatus.RESERVED:
+            vacated_position = dropped.reserve_position
+            counters = {"reserved_count": course.reserved_count - 1}
+        elif course.reserved_count > 0:
+            # The freed seat goes to position 1: treat the seat as "position 0".
+            vacated_position = 0
+            counters = {"reserved_count": course.reserved_count - 1}
+        else:
+            vacated_position = None
+            counters = {"enrolled_count": course.enrolled_count - 1}
+
+        promoted_student_id = None
+        course_update = update(Course).where(Course.id == course_id).values(**counters, updated_at=func.now())
+        if vacated_position is None:
+            session.execute(course_update)
+        else:
+            # Everyone behind the gap moves up one; whoever reaches position 0 is
+            # enrolled. Same statement as the counter update, to save a round trip.
+            shifted = (
+                update(CourseRegistration)
+                .where(
+                    CourseRegistration.course_id == course_id,
+                    CourseRegistration.reserve_position > vacated_position,
+                )
+                .values(
+                    status=case(
+                        (CourseRegistration.reserve_position == 1, RegistrationStatus.ENROLLED),
+                        else_=CourseRegistration.status,
+                    ),
+                    reserve_position=func.nullif(CourseRegistration.reserve_position - 1, 0),
+                    updated_at=func.now(),
+                )
+                .returning(CourseRegistration.student_id, CourseRegistration.status)
+                .cte("shifted")
+            )
+            promoted_student_id = session.scalar(
+                course_update.add_cte(shifted).returning(
+                    select(shifted.c.student_id)
+                    .where(shifted.c.status == RegistrationStatus.ENROLLED)
+                    .scalar_subquery()
+                )
+            )
+
+    return DropResult(
+        course_id=course_id,
+        dropped_status=dropped.status,
+        promoted_student_id=promoted_student_id,
+        promoted_from_position=1 if promoted_student_id is not None else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MyCourse:
+    course_id: int
+    course_name: str
+    professor: str
+    schedule: str
+    status: RegistrationStatus
+    reserve_position: int | None
+    registered_at: datetime
+
+
+def list_my_courses(session: Session, *, student_id: uuid.UUID, semester_id: int) -> Sequence[MyCourse]:
+    """The student's registrations in a semester, in one query.
+
+    Starting from the semester (outer-joined to the registrations) tells an
+    unknown semester (no row) from a semester with no registrations (one row of NULLs).
+    """
+    registrations = CourseRegistration.__table__.join(
+        Course.__table__, Course.id == CourseRegistration.course_id
+    )
+    rows = session.execute(
+        select(
+            CourseRegistration.course_id,
+            Course.course_name,
+            Course.professor,
+            Course.schedule,
+            CourseRegistration.status,
+            CourseRegistration.reserve_position,
+            CourseRegistration.created_at.label("registered_at"),
+        )
+        .select_from(Semester)
+        .outerjoin(
+            registrations,
+            and_(Course.semester_id == Semester.id, CourseRegistration.student_id == student_id),
+        )
+        .where(Semester.id == semester_id)
+        .order_by(CourseRegistration.course_id)
+    ).all()
+    if not rows:
+        raise SemesterNotFound()
+    return [MyCourse(**row._mapping) for row in rows if row.course_id is not None]

@@ -1,0 +1,24 @@
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core.errors import SemesterNotFound
+from app.semesters.models import Semester
+
+
+def list_semesters(session: Session) -> Sequence[Semester]:
+    return session.scalars(select(Semester).order_by(Semester.registration_start, Semester.id)).all()
+
+
+def get_semester(session: Session, *, semester_id: int) -> Semester:
+    semester = session.get(Semester, semester_id)
+    if semester is None:
+        raise SemesterNotFound()
+    return semester
+
+
+def ensure_semester_exists(session: Session, *, semester_id: int) -> None:
+    exists = session.scalar(select(Semester.id).where(Semester.id == semester_id))
+    if exists is None:
+        raise SemesterNotFound()

