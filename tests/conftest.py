@@ -1,0 +1,269 @@
+"""Test fixtures: a throwaway PostgreSQL, migrated once; data made per test.
+
+Each test makes its own semester, courses and students with random names, so
+tests never see each other's rows and concurrency tests can commit freely.
+"""
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import psycopg2
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings, get_settings, normalize_database_url
+from app.core.db import create_db_engine
+from app.core.security import create_access_token, hash_password
+from app.courses.models import Course
+from app.main import create_app
+from app.semesters.models import Semester
+from app.students.models import Student
+from scripts import migrate
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TEST_PASSWORD = "correct horse"
+TEST_ENV = {
+    "ENVIRONMENT": "test",
+    "SECRET_KEY": "test-secret-key-" + "x" * 32,
+    "BCRYPT_ROUNDS": "4",  # the cheapest cost bcrypt allows: tests log in a lot
+    "DB_LOCK_TIMEOUT_MS": "5000",
+    "LOG_LEVEL": "WARNING",
+}
+
+
+def _create_database_on(server_url: str, name: str) -> str:
+    """Create a fresh database beside the one in server_url; return its URL."""
+    url = make_url(normalize_database_url(server_url))
+    connection = psycopg2.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    connection.close()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[object | None]:
+    """The embedded server, or None when TEST_DATABASE_URL names one."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield None
+        return
+    from scripts.embedded_db import throwaway
+
+    server = throwaway()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def create_database(postgres_server):
+    """Make a fresh, empty database on the test server; returns its SQLAlchemy URL."""
+
+    def create(name: str) -> str:
+        if postgres_server is None:
+            return _create_database_on(os.environ["TEST_DATABASE_URL"], name)
+        return postgres_server.create_database(name)
+
+    return create
+
+
+@pytest.fixture(scope="session")
+def database_url(create_database) -> Iterator[str]:
+    """A migrated, throwaway database; the process environment points at it."""
+    url = create_database(f"course_reg_test_{secrets.token_hex(4)}")
+    previous = {key: os.environ.get(key) for key in [*TEST_ENV, "DATABASE_URL"]}
+    os.environ.update(TEST_ENV, DATABASE_URL=url)
+    get_settings.cache_clear()
+    migrate.upgrade(url)
+    yield url
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url) -> Settings:
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def engine(settings) -> Iterator[Engine]:
+    engine = create_db_engine(settings, pool_size=5, max_overflow=110)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(settings):
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def session(engine) -> Iterator[Session]:
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+# ---- data ------------------------------------------------------------------
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class Factory:
+    """Makes committed rows with random names, so tests stay independent."""
+
+    engine: Engine
+    settings: Settings
+    _password_hash: str
+
+    def semester(self, *, opens: timedelta = timedelta(days=-1), closes: timedelta = timedelta(days=1)) -> Semester:
+        now = datetime.now(UTC)
+        semester = Semester(
+            name=_unique("Semester"), registration_start=now + opens, registration_end=now + closes
+        )
+        return self._add(semester)
+
+    def course(self, semester: Semester | None = None, *, capacity: int = 30, reserve_limit: int = 10) -> Course:
+        semester = semester or self.semester()
+        course = Course(
+            semester_id=semester.id,
+            course_name=_unique("Course"),
+            professor="Prof. Test",
+            schedule="Mon 09:00-10:30",
+            max_capacity=capacity,
+            reserve_limit=reserve_limit,
+        )
+        return self._add(course)
+
+    def student(self) -> Student:
+        return self._add(
+            Student(student_number=_unique("T")[:32], password_hash=self._password_hash, name="Test Student")
+        )
+
+    def students(self, count: int) -> list[Student]:
+        students = [
+            Student(student_number=_unique("T")[:32], password_hash=self._password_hash, name=f"Student {i}")
+            for i in range(count)
+        ]
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            session.add_all(students)
+        return students
+
+    def token(self, student: Student) -> str:
+        return create_access_token(
+            student_id=student.id, student_number=student.student_number, settings=self.settings
+        )
+
+    def auth(self, student: Student) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(student)}"}
+
+    def _add(self, row):
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            session.add(row)
+        return row
+
+
+@pytest.fixture(scope="session")
+def factory(engine, settings) -> Factory:
+    return Factory(engine, settings, hash_password(TEST_PASSWORD, rounds=settings.bcrypt_rounds))
+
+
+# ---- a real server -----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    process: subprocess.Popen
+
+    def worker_pids(self) -> list[int]:
+        """PIDs of uvicorn's worker processes (children of the supervisor)."""
+        output = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
+        ).stdout
+        return [int(pid) for pid in output.split()]
+
+
+def start_server(database_url: str, *, workers: int = 2, extra_env: dict[str, str] | None = None) -> LiveServer:
+    port = free_port()
+    env = {**os.environ, **TEST_ENV, "DATABASE_URL": database_url, **(extra_env or {})}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.asgi:app", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(workers), "--no-access-log", "--log-level", "warning"],
+        cwd=PROJECT_ROOT,
+        env=env,
+    )
+    server = LiveServer(f"http://127.0.0.1:{port}", process)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"uvicorn exited with {process.returncode}")
+        try:
+            if httpx.get(f"{server.base_url}/ready", timeout=1).status_code == 200:
+                # Every worker must be up, not just the first to answer.
+                if len(server.worker_pids()) >= workers:
+                    return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    stop_server(server)
+    raise RuntimeError("uvicorn did not become ready in 30 s")
+
+
+def stop_server(server: LiveServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url) -> Iterator[LiveServer]:
+    """uvicorn with 2 worker processes against the test database."""
+    server = start_server(database_url, workers=2)
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def raw_engine(database_url) -> Iterator[Engine]:
+    """An engine without the app's timeouts, for constraint tests."""
+    engine = create_engine(database_url)
+    yield engine
+    engine.dispose()
