@@ -211,11 +211,20 @@ class LiveServer:
     process: subprocess.Popen
 
     def worker_pids(self) -> list[int]:
-        """PIDs of uvicorn's worker processes (children of the supervisor)."""
+        """PIDs of uvicorn's worker processes: the supervisor's spawned children
+        (not multiprocessing's resource tracker)."""
         output = subprocess.run(
             ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
         ).stdout
-        return [int(pid) for pid in output.split()]
+        workers = []
+        for pid in map(int, output.split()):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except FileNotFoundError:
+                continue
+            if b"spawn_main" in cmdline:
+                workers.append(pid)
+        return workers
 
 
 def start_server(database_url: str, *, workers: int = 2, extra_env: dict[str, str] | None = None) -> LiveServer:

@@ -1,6 +1,7 @@
 """Initial schema: students, semesters, courses with seat counters, registrations.
 
-Written by hand. Constraint names follow the naming convention in app/core/db.py.
+Written by hand. Constraint names follow the naming convention in app/core/db.py;
+op.f() marks each as final, so the convention is not applied to it a second time.
 
 Revision ID: 0001
 Revises:
@@ -37,8 +38,8 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.String(100), nullable=False),
         sa.Column("name", sa.String(200), nullable=False),
         *_timestamps(),
-        sa.PrimaryKeyConstraint("id", name="pk_students"),
-        sa.UniqueConstraint("student_number", name="uq_students_student_number"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_students")),
+        sa.UniqueConstraint("student_number", name=op.f("uq_students_student_number")),
     )
 
     op.create_table(
@@ -48,10 +49,10 @@ def upgrade() -> None:
         sa.Column("registration_start", sa.DateTime(timezone=True), nullable=False),
         sa.Column("registration_end", sa.DateTime(timezone=True), nullable=False),
         *_timestamps(),
-        sa.PrimaryKeyConstraint("id", name="pk_semesters"),
-        sa.UniqueConstraint("name", name="uq_semesters_name"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_semesters")),
+        sa.UniqueConstraint("name", name=op.f("uq_semesters_name")),
         sa.CheckConstraint(
-            "registration_start < registration_end", name="ck_semesters_registration_window_order"
+            "registration_start < registration_end", name=op.f("ck_semesters_registration_window_order")
         ),
     )
 
@@ -68,18 +69,18 @@ def upgrade() -> None:
         sa.Column("enrolled_count", sa.Integer(), server_default="0", nullable=False),
         sa.Column("reserved_count", sa.Integer(), server_default="0", nullable=False),
         *_timestamps(),
-        sa.PrimaryKeyConstraint("id", name="pk_courses"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_courses")),
         sa.ForeignKeyConstraint(
-            ["semester_id"], ["semesters.id"], name="fk_courses_semester_id_semesters", ondelete="CASCADE"
+            ["semester_id"], ["semesters.id"], name=op.f("fk_courses_semester_id_semesters"), ondelete="CASCADE"
         ),
-        sa.UniqueConstraint("semester_id", "course_name", name="uq_courses_semester_id_course_name"),
-        sa.CheckConstraint("max_capacity >= 0", name="ck_courses_max_capacity_non_negative"),
-        sa.CheckConstraint("reserve_limit >= 0", name="ck_courses_reserve_limit_non_negative"),
+        sa.UniqueConstraint("semester_id", "course_name", name=op.f("uq_courses_semester_id_course_name")),
+        sa.CheckConstraint("max_capacity >= 0", name=op.f("ck_courses_max_capacity_non_negative")),
+        sa.CheckConstraint("reserve_limit >= 0", name=op.f("ck_courses_reserve_limit_non_negative")),
         sa.CheckConstraint(
-            "enrolled_count >= 0 AND enrolled_count <= max_capacity", name="ck_courses_enrolled_within_capacity"
+            "enrolled_count >= 0 AND enrolled_count <= max_capacity", name=op.f("ck_courses_enrolled_within_capacity")
         ),
         sa.CheckConstraint(
-            "reserved_count >= 0 AND reserved_count <= reserve_limit", name="ck_courses_reserved_within_limit"
+            "reserved_count >= 0 AND reserved_count <= reserve_limit", name=op.f("ck_courses_reserved_within_limit")
         ),
     )
 
@@ -92,31 +93,31 @@ def upgrade() -> None:
         sa.Column("status", registration_status, nullable=False),
         sa.Column("reserve_position", sa.Integer(), nullable=True),
         *_timestamps(),
-        sa.PrimaryKeyConstraint("id", name="pk_course_registrations"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_course_registrations")),
         sa.ForeignKeyConstraint(
             ["student_id"],
             ["students.id"],
-            name="fk_course_registrations_student_id_students",
+            name=op.f("fk_course_registrations_student_id_students"),
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["course_id"], ["courses.id"], name="fk_course_registrations_course_id_courses", ondelete="CASCADE"
+            ["course_id"], ["courses.id"], name=op.f("fk_course_registrations_course_id_courses"), ondelete="CASCADE"
         ),
         # Also the index for "this student's registrations" (my-courses, drop).
-        sa.UniqueConstraint("student_id", "course_id", name="uq_course_registrations_student_id_course_id"),
+        sa.UniqueConstraint("student_id", "course_id", name=op.f("uq_course_registrations_student_id_course_id")),
         # Also the index for "this course's reserve list" (shifting, invariant checks).
         # Deferrable, so it is checked at the end of a statement that shifts the list.
         sa.UniqueConstraint(
             "course_id",
             "reserve_position",
-            name="uq_course_registrations_course_id_reserve_position",
+            name=op.f("uq_course_registrations_course_id_reserve_position"),
             deferrable=True,
             initially="IMMEDIATE",
         ),
         sa.CheckConstraint(
             "(status = 'ENROLLED' AND reserve_position IS NULL)"
-            " OR (status = 'RESERVED' AND reserve_position >= 1)",
-            name="ck_course_registrations_position_iff_reserved",
+            " OR (status = 'RESERVED' AND reserve_position IS NOT NULL AND reserve_position >= 1)",
+            name=op.f("ck_course_registrations_position_iff_reserved"),
         ),
     )
 

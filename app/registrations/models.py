@@ -27,9 +27,10 @@ class CourseRegistration(TimestampMixin, Base):
         # Checked at the end of each statement, so one UPDATE can shift a whole
         # reserve list up by one without tripping over its own intermediate rows.
         UniqueConstraint("course_id", "reserve_position", deferrable=True, initially="IMMEDIATE"),
+        # IS NOT NULL is needed: a NULL comparison is unknown, and unknown passes a check.
         CheckConstraint(
             "(status = 'ENROLLED' AND reserve_position IS NULL)"
-            " OR (status = 'RESERVED' AND reserve_position >= 1)",
+            " OR (status = 'RESERVED' AND reserve_position IS NOT NULL AND reserve_position >= 1)",
             name="position_iff_reserved",
         ),
     )
