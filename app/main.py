@@ -9,6 +9,7 @@ from app.auth.router import router as auth_router
 from app.core.config import Settings, get_settings
 from app.core.db import create_db_engine, create_session_factory
 from app.core.errors import install_error_handlers
+from app.core.security import dummy_password_hash
 from app.courses.router import router as courses_router
 from app.health import router as health_router
 from app.registrations.router import router as registrations_router
@@ -21,6 +22,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # Computed now, not on the first unknown student number, so that login's
+        # timing never tells whether a student number exists.
+        dummy_password_hash(settings.bcrypt_rounds)
         yield
         app.state.engine.dispose()
 

@@ -97,6 +97,11 @@ class LockTimeout(ServiceUnavailable):
     detail = "The course is busy; retry shortly"
 
 
+class ServiceBusy(ServiceUnavailable):
+    code = "SERVICE_BUSY"
+    detail = "The service is busy; retry shortly"
+
+
 # HTTP errors raised by the framework itself (unknown route, wrong method, ...).
 _HTTP_STATUS_CODES = {
     400: "BAD_REQUEST",
@@ -161,7 +166,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PoolTimeoutError)
     def handle_pool_timeout(request: Request, exc: PoolTimeoutError) -> JSONResponse:
         logger.warning("connection pool exhausted on %s", request.url.path)
-        return handle_domain_error(request, ServiceUnavailable("The service is busy; retry shortly"))
+        return handle_domain_error(request, ServiceBusy())
 
     @app.exception_handler(Exception)
     def handle_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
