@@ -1,14 +1,17 @@
-"""The application factory: settings, database, routers and error handlers."""
+"""The application factory: settings, database, routers, middleware and error handlers."""
 
 import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from app.auth.router import router as auth_router
 from app.core.config import Settings, get_settings
 from app.core.db import create_db_engine, create_session_factory
 from app.core.errors import install_error_handlers
+from app.core.limits import BodySizeLimitMiddleware
+from app.core.observability import RequestContextMiddleware, metrics_router
 from app.core.security import dummy_password_hash
 from app.courses.router import router as courses_router
 from app.health import router as health_router
@@ -40,6 +43,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = create_session_factory(app.state.engine)
 
     install_error_handlers(app)
-    for router in (health_router, auth_router, semesters_router, courses_router, registrations_router):
+    for router in (
+        health_router, metrics_router, auth_router, semesters_router, courses_router, registrations_router
+    ):
         app.include_router(router)
+
+    # Added innermost first: the request context wraps everything, so even a 413
+    # or a CORS preflight gets a request id, a log line and a metric.
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_request_body_bytes)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=False,  # bearer tokens, never cookies: so "*" can never leak credentials
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "X-Total-Count", "Retry-After", "Idempotent-Replayed"],
+    )
+    app.add_middleware(RequestContextMiddleware, log_requests=settings.request_log)
     return app

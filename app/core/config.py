@@ -40,7 +40,27 @@ class Settings(BaseSettings):
     access_token_expire_minutes: int = 60
     bcrypt_rounds: int = 12
 
+    # Login throttling: failed logins counted per student number and per client
+    # address in a fixed window; past the limit, logins answer 429 until it ends.
+    login_failure_window_seconds: int = 300
+    login_max_failures_per_student: int = 5
+    # Generous: a whole campus may share one address behind NAT.
+    login_max_failures_per_client: int = 100
+
+    # How long a stored Idempotency-Key response is replayed.
+    idempotency_key_ttl_hours: int = 24
+
+    # Largest request body accepted (bytes); anything larger is a 413.
+    max_request_body_bytes: int = 16 * 1024
+
+    # Browser origins allowed by CORS, comma-separated. Unset: localhost dev
+    # servers in development, none in production. "*" is allowed only because
+    # the API never uses cookies (credentials stay off).
+    cors_allowed_origins: str | None = None
+
     log_level: str = "INFO"
+    # One structured line per request on the "app.access" logger.
+    request_log: bool = True
 
     @field_validator("database_url")
     @classmethod
@@ -52,6 +72,14 @@ class Settings(BaseSettings):
         if self.environment == "production" and self.secret_key == DEVELOPMENT_SECRET_KEY:
             raise ValueError("SECRET_KEY must be set to a real secret when ENVIRONMENT=production")
         return self
+
+    @property
+    def cors_origins(self) -> list[str]:
+        if self.cors_allowed_origins is not None:
+            return [origin.strip() for origin in self.cors_allowed_origins.split(",") if origin.strip()]
+        if self.environment == "production":
+            return []
+        return [f"http://{host}:{port}" for host in ("localhost", "127.0.0.1") for port in (3000, 5173)]
 
     def require_database_url(self) -> str:
         if not self.database_url:

@@ -175,4 +175,5 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             _error_body("Internal server error", "INTERNAL_ERROR", request_id=request_id),
             status_code=500,
+            headers={"X-Request-ID": request_id},
         )

@@ -1,6 +1,7 @@
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from app.core.db import SessionDep
+from app.core.pagination import PageDep, set_total_header
 from app.core.params import CourseId, SemesterId
 from app.courses import service
 from app.courses.schemas import CourseRead
@@ -9,9 +10,13 @@ router = APIRouter(tags=["courses"])
 
 
 @router.get("/semesters/{semester_id}/courses", response_model=list[CourseRead])
-def list_semester_courses(semester_id: SemesterId, session: SessionDep) -> list[CourseRead]:
-    courses = service.list_semester_courses(session, semester_id=semester_id)
-    return [CourseRead.model_validate(course) for course in courses]
+def list_semester_courses(
+    semester_id: SemesterId, page: PageDep, session: SessionDep, response: Response
+) -> list[CourseRead]:
+    """The semester's courses with live seat counts; the total is in `X-Total-Count`."""
+    result = service.list_semester_courses(session, semester_id=semester_id, page=page)
+    set_total_header(response, result)
+    return [CourseRead.model_validate(course) for course in result.items]
 
 
 @router.get("/courses/{course_id}", response_model=CourseRead)

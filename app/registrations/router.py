@@ -1,9 +1,10 @@
 from datetime import UTC, datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from app.auth.dependencies import CurrentStudent
 from app.core.db import SessionDep
+from app.core.pagination import PageDep, set_total_header
 from app.core.params import CourseId, SemesterId
 from app.registrations import service
 from app.registrations.schemas import DropRead, MyCourseRead, RegistrationRead
@@ -28,6 +29,10 @@ def drop_course(course_id: CourseId, student: CurrentStudent, session: SessionDe
 
 
 @router.get("/semesters/{semester_id}/my-courses", response_model=list[MyCourseRead])
-def list_my_courses(semester_id: SemesterId, student: CurrentStudent, session: SessionDep) -> list[MyCourseRead]:
-    courses = service.list_my_courses(session, student_id=student.student_id, semester_id=semester_id)
-    return [MyCourseRead.model_validate(course) for course in courses]
+def list_my_courses(
+    semester_id: SemesterId, page: PageDep, student: CurrentStudent, session: SessionDep, response: Response
+) -> list[MyCourseRead]:
+    """My registrations in the semester, with live reserve positions."""
+    result = service.list_my_courses(session, student_id=student.student_id, semester_id=semester_id, page=page)
+    set_total_header(response, result)
+    return [MyCourseRead.model_validate(course) for course in result.items]

@@ -9,11 +9,10 @@ the lock is what limits the throughput of a popular course.
 """
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Row, and_, case, delete, func, select, update
+from sqlalchemy import Row, case, delete, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -25,6 +24,7 @@ from app.core.errors import (
     RegistrationClosed,
     SemesterNotFound,
 )
+from app.core.pagination import Page, PageParams, total_from_page
 from app.courses.models import Course
 from app.registrations.models import CourseRegistration, RegistrationStatus
 from app.semesters.models import Semester
@@ -202,16 +202,16 @@ class MyCourse:
     registered_at: datetime
 
 
-def list_my_courses(session: Session, *, student_id: uuid.UUID, semester_id: int) -> Sequence[MyCourse]:
-    """The student's registrations in a semester, in one query.
+def list_my_courses(
+    session: Session, *, student_id: uuid.UUID, semester_id: int, page: PageParams
+) -> Page[MyCourse]:
+    """A page of the student's registrations in a semester, in one query.
 
-    Starting from the semester (outer-joined to the registrations) tells an
-    unknown semester (no row) from a semester with no registrations (one row of NULLs).
+    The semester is outer-joined to a lateral page of registrations, which tells
+    an unknown semester (no row) from an empty page (one row of NULLs); the
+    window count rides along on every row of a non-empty page.
     """
-    registrations = CourseRegistration.__table__.join(
-        Course.__table__, Course.id == CourseRegistration.course_id
-    )
-    rows = session.execute(
+    registrations = (
         select(
             CourseRegistration.course_id,
             Course.course_name,
@@ -220,15 +220,30 @@ def list_my_courses(session: Session, *, student_id: uuid.UUID, semester_id: int
             CourseRegistration.status,
             CourseRegistration.reserve_position,
             CourseRegistration.created_at.label("registered_at"),
+            func.count().over().label("total"),
         )
-        .select_from(Semester)
-        .outerjoin(
-            registrations,
-            and_(Course.semester_id == Semester.id, CourseRegistration.student_id == student_id),
-        )
-        .where(Semester.id == semester_id)
+        .join(Course, Course.id == CourseRegistration.course_id)
+        .where(Course.semester_id == Semester.id, CourseRegistration.student_id == student_id)
         .order_by(CourseRegistration.course_id)
+        .limit(page.limit)
+        .offset(page.offset)
+        .lateral("registrations")
+    )
+    rows = session.execute(
+        select(registrations)
+        .select_from(Semester)
+        .outerjoin(registrations, true())
+        .where(Semester.id == semester_id)
     ).all()
     if not rows:
         raise SemesterNotFound()
-    return [MyCourse(**row._mapping) for row in rows if row.course_id is not None]
+    items = [MyCourse(**{k: v for k, v in row._mapping.items() if k != "total"}) for row in rows if row.course_id]
+    total = rows[0].total if items else total_from_page(page, 0)
+    if total is None:  # an empty page past the end: count separately
+        total = session.scalar(
+            select(func.count())
+            .select_from(CourseRegistration)
+            .join(Course, Course.id == CourseRegistration.course_id)
+            .where(Course.semester_id == semester_id, CourseRegistration.student_id == student_id)
+        )
+    return Page(items, total)

@@ -1,8 +1,9 @@
 from datetime import UTC, datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from app.core.db import SessionDep
+from app.core.pagination import PageDep, set_total_header
 from app.core.params import SemesterId
 from app.semesters import service
 from app.semesters.models import Semester
@@ -22,9 +23,12 @@ def _to_read(semester: Semester, now: datetime) -> SemesterRead:
 
 
 @router.get("/", response_model=list[SemesterRead])
-def list_semesters(session: SessionDep) -> list[SemesterRead]:
+def list_semesters(page: PageDep, session: SessionDep, response: Response) -> list[SemesterRead]:
+    """All semesters, oldest registration window first; the total is in `X-Total-Count`."""
+    result = service.list_semesters(session, page=page)
+    set_total_header(response, result)
     now = datetime.now(UTC)
-    return [_to_read(semester, now) for semester in service.list_semesters(session)]
+    return [_to_read(semester, now) for semester in result.items]
 
 
 @router.get("/{semester_id}", response_model=SemesterRead)

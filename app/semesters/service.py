@@ -1,14 +1,14 @@
-from collections.abc import Sequence
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.errors import SemesterNotFound
+from app.core.pagination import Page, PageParams, paginate_scalars
 from app.semesters.models import Semester
 
 
-def list_semesters(session: Session) -> Sequence[Semester]:
-    return session.scalars(select(Semester).order_by(Semester.registration_start, Semester.id)).all()
+def list_semesters(session: Session, *, page: PageParams) -> Page[Semester]:
+    statement = select(Semester).order_by(Semester.registration_start, Semester.id)
+    return paginate_scalars(session, statement, page)
 
 
 def get_semester(session: Session, *, semester_id: int) -> Semester:

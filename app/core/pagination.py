@@ -1,0 +1,62 @@
+"""`limit`/`offset` paging for list endpoints.
+
+The body stays a plain JSON array, as existing clients expect; the total count
+travels in the `X-Total-Count` header. The default page holds every course of
+any normal semester, so a client that never pages sees the whole list.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Depends, Query, Response
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+DEFAULT_PAGE_SIZE = 500
+MAX_PAGE_SIZE = 1000
+TOTAL_COUNT_HEADER = "X-Total-Count"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class PageParams:
+    limit: int = DEFAULT_PAGE_SIZE
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: Sequence[T]
+    total: int
+
+
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = DEFAULT_PAGE_SIZE,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="Items to skip")] = 0,
+) -> PageParams:
+    return PageParams(limit=limit, offset=offset)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+def total_from_page(page: PageParams, returned: int) -> int | None:
+    """The total, when the page itself proves it (a short, non-empty or first page)."""
+    if returned < page.limit and (returned > 0 or page.offset == 0):
+        return page.offset + returned
+    return None
+
+
+def paginate_scalars(session: Session, statement: Select, page: PageParams) -> Page:
+    """One query for the page; a count query only when the page cannot tell the total."""
+    items = session.scalars(statement.limit(page.limit).offset(page.offset)).all()
+    total = total_from_page(page, len(items))
+    if total is None:
+        total = session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
+    return Page(items, total)
+
+
+def set_total_header(response: Response, page: Page) -> None:
+    response.headers[TOTAL_COUNT_HEADER] = str(page.total)
