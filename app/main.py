@@ -9,7 +9,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app.auth.router import router as auth_router
 from app.core.config import Settings, get_settings
 from app.core.db import create_db_engine, create_session_factory
-from app.core.errors import install_error_handlers
+from app.core.errors import ERROR_RESPONSES, install_error_handlers
 from app.core.limits import BodySizeLimitMiddleware
 from app.core.observability import RequestContextMiddleware, metrics_router
 from app.core.security import dummy_password_hash
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         health_router, metrics_router, auth_router, semesters_router, courses_router, registrations_router
     ):
-        app.include_router(router)
+        app.include_router(router, responses=ERROR_RESPONSES)
 
     # Added innermost first: the request context wraps everything, so even a 413
     # or a CORS preflight gets a request id, a log line and a metric.

@@ -1,9 +1,20 @@
 """Every table, imported in one place so Alembic and tests see the whole metadata."""
 
+from app.auth.models import LoginThrottle
 from app.core.db import Base
 from app.courses.models import Course
+from app.idempotency.models import IdempotencyKey
 from app.registrations.models import CourseRegistration, RegistrationStatus
 from app.semesters.models import Semester
 from app.students.models import Student
 
-__all__ = ["Base", "Course", "CourseRegistration", "RegistrationStatus", "Semester", "Student"]
+__all__ = [
+    "Base",
+    "Course",
+    "CourseRegistration",
+    "IdempotencyKey",
+    "LoginThrottle",
+    "RegistrationStatus",
+    "Semester",
+    "Student",
+]

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, inspect
 from app.models import Base
 from scripts import migrate
 
-TABLES = {"students", "semesters", "courses", "course_registrations"}
+TABLES = {"students", "semesters", "courses", "course_registrations", "idempotency_keys", "login_throttles"}
 
 
 def _tables(url):

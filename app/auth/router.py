@@ -1,3 +1,5 @@
+from datetime import UTC, datetime
+
 from fastapi import APIRouter, Request
 
 from app.auth import service
@@ -13,7 +15,13 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 def login(body: LoginRequest, session: SessionDep, request: Request) -> Token:
     settings = request.app.state.settings
     student = service.authenticate(
-        session, student_number=body.student_number, password=body.password, settings=settings
+        session,
+        student_number=body.student_number,
+        password=body.password,
+        # Behind a proxy, run uvicorn with --proxy-headers so this is the real client.
+        client_address=request.client.host if request.client else "unknown",
+        settings=settings,
+        now=datetime.now(UTC),
     )
     token = create_access_token(
         student_id=student.id, student_number=student.student_number, settings=settings

@@ -5,15 +5,41 @@ Services raise these; one handler turns each into `{"detail": ..., "code": ...}`
 
 import logging
 import uuid
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger("app.errors")
+
+
+class ErrorBody(BaseModel):
+    """Every error response: a human-readable detail and a stable machine-readable code."""
+
+    detail: str
+    code: str
+    errors: list[dict[str, Any]] | None = Field(default=None, description="Validation errors (422 only)")
+    request_id: str | None = Field(default=None, description="Present on 500: quote it when reporting")
+
+
+# Documented on every route; the body is the same shape whatever the status.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in {
+        401: "Missing, invalid or expired token",
+        404: "Not found",
+        409: "Conflict with the current state (ALREADY_REGISTERED, COURSE_FULL, REGISTRATION_CLOSED)",
+        413: "Request body too large",
+        422: "Malformed request",
+        429: "Too many requests; see Retry-After",
+        503: "Temporarily unavailable; retry after Retry-After seconds",
+    }.items()
+}
 
 
 class DomainError(Exception):
@@ -83,6 +109,22 @@ class RegistrationClosed(DomainError):
     status_code = 409
     code = "REGISTRATION_CLOSED"
     detail = "Registration is not open for this semester"
+
+
+class IdempotencyKeyReused(DomainError):
+    status_code = 422
+    code = "IDEMPOTENCY_KEY_REUSED"
+    detail = "This Idempotency-Key was already used for a different request"
+
+
+class TooManyLoginAttempts(DomainError):
+    status_code = 429
+    code = "TOO_MANY_LOGIN_ATTEMPTS"
+    detail = "Too many failed logins; try again later"
+
+    def __init__(self, retry_after_seconds: int):
+        super().__init__()
+        self.headers = {"Retry-After": str(retry_after_seconds)}
 
 
 class ServiceUnavailable(DomainError):

@@ -1,6 +1,7 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Header, Request, Response
 
 from app.auth.dependencies import CurrentStudent
 from app.core.db import SessionDep
@@ -11,20 +12,66 @@ from app.registrations.schemas import DropRead, MyCourseRead, RegistrationRead
 
 router = APIRouter(tags=["registrations"])
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",  # visible ASCII
+        description="Retry-safe key: a retry with the same key replays the first successful answer",
+    ),
+]
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def _idempotency_ttl(request: Request) -> timedelta:
+    return timedelta(hours=request.app.state.settings.idempotency_key_ttl_hours)
+
 
 @router.post("/courses/{course_id}/register", response_model=RegistrationRead)
-def register_for_course(course_id: CourseId, student: CurrentStudent, session: SessionDep) -> RegistrationRead:
+def register_for_course(
+    course_id: CourseId,
+    student: CurrentStudent,
+    session: SessionDep,
+    request: Request,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> RegistrationRead:
     """Enroll if a seat is free, else join the reserve list (`status: RESERVED`)."""
     result = service.register(
-        session, student_id=student.student_id, course_id=course_id, now=datetime.now(UTC)
+        session,
+        student_id=student.student_id,
+        course_id=course_id,
+        now=datetime.now(UTC),
+        idempotency_key=idempotency_key,
+        idempotency_ttl=_idempotency_ttl(request),
     )
+    if result.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
     return RegistrationRead.model_validate(result)
 
 
 @router.post("/courses/{course_id}/drop", response_model=DropRead)
-def drop_course(course_id: CourseId, student: CurrentStudent, session: SessionDep) -> DropRead:
+def drop_course(
+    course_id: CourseId,
+    student: CurrentStudent,
+    session: SessionDep,
+    request: Request,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> DropRead:
     """Drop a registration; an enrolled drop promotes reserve position 1 at once."""
-    result = service.drop(session, student_id=student.student_id, course_id=course_id, now=datetime.now(UTC))
+    result = service.drop(
+        session,
+        student_id=student.student_id,
+        course_id=course_id,
+        now=datetime.now(UTC),
+        idempotency_key=idempotency_key,
+        idempotency_ttl=_idempotency_ttl(request),
+    )
+    if result.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
     return DropRead.model_validate(result)
 
 

@@ -10,7 +10,7 @@ the lock is what limits the throughput of a popular course.
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Row, case, delete, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert
@@ -26,8 +26,12 @@ from app.core.errors import (
 )
 from app.core.pagination import Page, PageParams, total_from_page
 from app.courses.models import Course
+from app.idempotency import service as idempotency
+from app.idempotency.service import IdempotentRequest
 from app.registrations.models import CourseRegistration, RegistrationStatus
 from app.semesters.models import Semester
+
+DEFAULT_IDEMPOTENCY_TTL = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,15 @@ class RegistrationResult:
     course_id: int
     status: RegistrationStatus
     reserve_position: int | None
+    # True when an Idempotency-Key retry got the stored first answer.
+    replayed: bool = False
+
+    def response_body(self) -> dict:
+        return {"course_id": self.course_id, "status": self.status.value, "reserve_position": self.reserve_position}
+
+    @classmethod
+    def replay(cls, body: dict) -> "RegistrationResult":
+        return cls(body["course_id"], RegistrationStatus(body["status"]), body["reserve_position"], replayed=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +56,30 @@ class DropResult:
     dropped_status: RegistrationStatus
     promoted_student_id: uuid.UUID | None
     promoted_from_position: int | None
+    replayed: bool = False
+
+    def response_body(self) -> dict:
+        return {
+            "course_id": self.course_id,
+            "dropped_status": self.dropped_status.value,
+            "promoted_student_id": str(self.promoted_student_id) if self.promoted_student_id else None,
+            "promoted_from_position": self.promoted_from_position,
+        }
+
+    @classmethod
+    def replay(cls, body: dict) -> "DropResult":
+        promoted = body["promoted_student_id"]
+        return cls(
+            body["course_id"],
+            RegistrationStatus(body["dropped_status"]),
+            uuid.UUID(promoted) if promoted else None,
+            body["promoted_from_position"],
+            replayed=True,
+        )
 
 
-def _lock_open_course(session: Session, *, course_id: int, now: datetime) -> Row:
-    """Lock the course row and return its counters; refuse outside the window.
+def _lock_course(session: Session, *, course_id: int) -> Row:
+    """Lock the course row and return its counters and registration window.
 
     FOR UPDATE OF courses: the semester is joined only to read its window, and
     must not be locked, or every registration in the semester would serialise.
@@ -66,9 +99,12 @@ def _lock_open_course(session: Session, *, course_id: int, now: datetime) -> Row
     ).one_or_none()
     if course is None:
         raise CourseNotFound()
+    return course
+
+
+def _ensure_registration_open(course: Row, *, now: datetime) -> None:
     if not (course.registration_start <= now < course.registration_end):
         raise RegistrationClosed()
-    return course
 
 
 def _is_registered(session: Session, *, student_id: uuid.UUID, course_id: int) -> bool:
@@ -79,10 +115,22 @@ def _is_registered(session: Session, *, student_id: uuid.UUID, course_id: int) -
     ) is not None
 
 
-def register(session: Session, *, student_id: uuid.UUID, course_id: int, now: datetime) -> RegistrationResult:
+def register(
+    session: Session,
+    *,
+    student_id: uuid.UUID,
+    course_id: int,
+    now: datetime,
+    idempotency_key: str | None = None,
+    idempotency_ttl: timedelta = DEFAULT_IDEMPOTENCY_TTL,
+) -> RegistrationResult:
     """Enroll while seats are free, else join the tail of the reserve list."""
+    retry = IdempotentRequest(student_id, idempotency_key, f"register:{course_id}") if idempotency_key else None
     with session.begin():
-        course = _lock_open_course(session, course_id=course_id, now=now)
+        course = _lock_course(session, course_id=course_id)
+        if retry and (stored := idempotency.find_stored_response(session, retry, now=now)):
+            return RegistrationResult.replay(stored)
+        _ensure_registration_open(course, now=now)
 
         if course.enrolled_count < course.max_capacity:
             result = RegistrationResult(course_id, RegistrationStatus.ENROLLED, None)
@@ -120,17 +168,31 @@ def register(session: Session, *, student_id: uuid.UUID, course_id: int, now: da
         )
         if counted.rowcount == 0:
             raise AlreadyRegistered()
+        if retry:
+            idempotency.store_response(session, retry, body=result.response_body(), now=now, ttl=idempotency_ttl)
     return result
 
 
-def drop(session: Session, *, student_id: uuid.UUID, course_id: int, now: datetime) -> DropResult:
+def drop(
+    session: Session,
+    *,
+    student_id: uuid.UUID,
+    course_id: int,
+    now: datetime,
+    idempotency_key: str | None = None,
+    idempotency_ttl: timedelta = DEFAULT_IDEMPOTENCY_TTL,
+) -> DropResult:
     """Remove the student's registration; the reserve list behind it moves up by one.
 
     Dropping an enrolled registration frees a seat, which reserve position 1 takes
     at once. Dropping a reserved one closes the gap it leaves in the list.
     """
+    retry = IdempotentRequest(student_id, idempotency_key, f"drop:{course_id}") if idempotency_key else None
     with session.begin():
-        course = _lock_open_course(session, course_id=course_id, now=now)
+        course = _lock_course(session, course_id=course_id)
+        if retry and (stored := idempotency.find_stored_response(session, retry, now=now)):
+            return DropResult.replay(stored)
+        _ensure_registration_open(course, now=now)
 
         dropped = session.execute(
             delete(CourseRegistration)
@@ -183,12 +245,15 @@ def drop(session: Session, *, student_id: uuid.UUID, course_id: int, now: dateti
                 )
             )
 
-    return DropResult(
-        course_id=course_id,
-        dropped_status=dropped.status,
-        promoted_student_id=promoted_student_id,
-        promoted_from_position=1 if promoted_student_id is not None else None,
-    )
+        result = DropResult(
+            course_id=course_id,
+            dropped_status=dropped.status,
+            promoted_student_id=promoted_student_id,
+            promoted_from_position=1 if promoted_student_id is not None else None,
+        )
+        if retry:
+            idempotency.store_response(session, retry, body=result.response_body(), now=now, ttl=idempotency_ttl)
+    return result
 
 
 @dataclass(frozen=True, slots=True)
