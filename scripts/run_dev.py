@@ -7,6 +7,7 @@ API and then the embedded database.
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -55,8 +56,14 @@ def serve(args: argparse.Namespace) -> int:
         "--host", args.host, "--port", str(args.port), "--workers", str(args.workers),
         "--no-access-log",
     ]
+    # Worker processes share their Prometheus samples through files in this folder;
+    # it must start empty, or counters would carry over from the last run.
+    metrics_dir = PROJECT_ROOT / ".data" / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     print(f"serving on http://{args.host}:{args.port} (docs at /docs), {args.workers} workers; Ctrl-C stops")
-    server = subprocess.Popen(command, cwd=PROJECT_ROOT)
+    server = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env)
     try:
         return server.wait()
     except KeyboardInterrupt:

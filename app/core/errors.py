@@ -213,7 +213,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     def handle_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         request_id = _request_id(request)
-        logger.exception("unhandled error on %s %s (request id %s)", request.method, request.url.path, request_id)
+        # Handlers run outside the `except` block: pass the exception explicitly.
+        logger.error(
+            "unhandled error on %s %s (request id %s)", request.method, request.url.path, request_id, exc_info=exc
+        )
         return JSONResponse(
             _error_body("Internal server error", "INTERNAL_ERROR", request_id=request_id),
             status_code=500,
