@@ -144,3 +144,19 @@ def test_concurrent_retries_across_workers_register_once(live_server, factory, e
     assert answers[0][1] == {"course_id": course.id, "status": "RESERVED", "reserve_position": 1}
     assert registrations_of(engine, course) == 2
     assert_invariants(engine)
+
+
+def test_purge_removes_only_expired_keys(session, factory):
+    from app.idempotency.models import IdempotencyKey
+    from app.idempotency.service import purge_expired
+
+    course = factory.course(capacity=5)
+    student = factory.student()
+    now = datetime.now(UTC)
+    service.register(session, student_id=student.id, course_id=course.id, now=now, idempotency_key="old",
+                     idempotency_ttl=timedelta(seconds=1))
+    service.drop(session, student_id=student.id, course_id=course.id, now=now, idempotency_key="new")
+    purge_expired(session, now=now + timedelta(seconds=5))
+    with Session(session.get_bind()) as reader:
+        keys = reader.scalars(select(IdempotencyKey.key).where(IdempotencyKey.student_id == student.id)).all()
+    assert keys == ["new"]
