@@ -54,7 +54,10 @@ def serve(args: argparse.Namespace) -> int:
     command = [
         sys.executable, "-m", "uvicorn", "app.asgi:app",
         "--host", args.host, "--port", str(args.port), "--workers", str(args.workers),
-        "--no-access-log",
+        "--no-access-log",  # the app logs one structured line per request itself
+        # uvicorn kills a worker that misses its health ping (5 s by default); under
+        # a registration rush a busy worker can miss it while serving normally.
+        "--timeout-worker-healthcheck", "30",
     ]
     # Worker processes share their Prometheus samples through files in this folder;
     # it must start empty, or counters would carry over from the last run.

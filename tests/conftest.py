@@ -235,7 +235,10 @@ def start_server(database_url: str, *, workers: int = 2, extra_env: dict[str, st
     env = {**os.environ, **TEST_ENV, "DATABASE_URL": database_url, **(extra_env or {})}
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.asgi:app", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers), "--no-access-log", "--log-level", "warning"],
+         "--workers", str(workers), "--no-access-log", "--log-level", "warning",
+         # uvicorn kills a worker that misses a 5 s health ping; a busy worker on a
+         # loaded 2-core machine can miss it while serving normally.
+         "--timeout-worker-healthcheck", "60"],
         cwd=PROJECT_ROOT,
         env=env,
     )
