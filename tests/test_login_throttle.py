@@ -82,3 +82,23 @@ def test_a_successful_login_clears_the_students_failures(throttled_settings, fac
         for _ in range(2):
             assert login(client, student.student_number, "wrong").status_code == 401
         assert login(client, student.student_number, TEST_PASSWORD).status_code == 200
+
+
+def test_purge_keeps_live_blocks_and_drops_ended_windows(session):
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select
+
+    from app.auth import throttle
+    from app.auth.models import LoginThrottle
+
+    now = datetime.now(UTC)
+    window = timedelta(seconds=60)
+    old, live = f"student:OLD-{uuid.uuid4().hex}", f"student:LIVE-{uuid.uuid4().hex}"
+    with session.begin():
+        throttle.record_failure(session, [throttle.ThrottleScope(old, 1)], now=now - 2 * window, window=window)
+        throttle.record_failure(session, [throttle.ThrottleScope(live, 1)], now=now, window=window)
+    throttle.purge_stale(session, now=now, window=window)
+    with session.begin():
+        remaining = session.scalars(select(LoginThrottle.scope).where(LoginThrottle.scope.in_([old, live]))).all()
+    assert remaining == [live]

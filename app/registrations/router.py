@@ -29,6 +29,11 @@ def _idempotency_ttl(request: Request) -> timedelta:
     return timedelta(hours=request.app.state.settings.idempotency_key_ttl_hours)
 
 
+def _mark_replay(response: Response, result: service.RegistrationResult | service.DropResult) -> None:
+    if result.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+
+
 @router.post("/courses/{course_id}/register", response_model=RegistrationRead)
 def register_for_course(
     course_id: CourseId,
@@ -47,8 +52,7 @@ def register_for_course(
         idempotency_key=idempotency_key,
         idempotency_ttl=_idempotency_ttl(request),
     )
-    if result.replayed:
-        response.headers[REPLAYED_HEADER] = "true"
+    _mark_replay(response, result)
     return RegistrationRead.model_validate(result)
 
 
@@ -70,8 +74,7 @@ def drop_course(
         idempotency_key=idempotency_key,
         idempotency_ttl=_idempotency_ttl(request),
     )
-    if result.replayed:
-        response.headers[REPLAYED_HEADER] = "true"
+    _mark_replay(response, result)
     return DropRead.model_validate(result)
 
 
