@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8500
 WORKERS ?= 2
 
-.PHONY: install run test migrate seed clean-data
+.PHONY: install run test migrate seed clean-data load
 
 # The virtualenv, rebuilt whenever requirements.txt changes.
 $(VENV)/.installed: requirements.txt
@@ -25,6 +25,16 @@ run: install
 ## The whole suite against a throwaway PostgreSQL (or TEST_DATABASE_URL).
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## Load test, against `make run` unless HOST is given (docs/load-testing.md):
+##   make load PRESET=spike USERS= SPAWN_RATE= RUN_TIME= MIX="StudentUser:1,RaceUser:2" PROCESSES= HOST=
+## HOST is a URL, host:port, or a host (then PORT applies); LOAD_ARGS passes more flags (e.g. --web).
+PRESET ?= load
+load: install
+	$(PY) -m scripts.run_load --preset $(PRESET) --host $(if $(findstring :,$(HOST)),$(HOST),$(HOST):$(PORT)) \
+		$(if $(USERS),--users $(USERS)) $(if $(SPAWN_RATE),--spawn-rate $(SPAWN_RATE)) \
+		$(if $(RUN_TIME),--run-time $(RUN_TIME)) $(if $(MIX),--mix "$(MIX)") \
+		$(if $(PROCESSES),--processes $(PROCESSES)) $(LOAD_ARGS)
 
 ## Against DATABASE_URL: migrate / seed only.
 migrate: install

@@ -1,0 +1,292 @@
+"""The API as a student's browser tab sees it: `RegistrationUser`, base of every scenario.
+
+Every request is judged: 200 with a body that keeps the API's contract, and the
+409 codes of a rush (COURSE_FULL, ALREADY_REGISTERED), are successes; anything
+else (5xx, 401, 404, 422, 429, a timeout, a body that breaks the contract) is a
+failure. Register and drop answers are counted as registration outcomes.
+
+The leading underscore keeps Locust's loader from reading this file as a locustfile.
+"""
+
+import functools
+import random
+import time
+from typing import Any, NamedTuple
+
+from locust import FastHttpUser, between, task
+
+from _common import LOGIN, OUTCOMES, next_student_number, option
+
+
+class Reply(NamedTuple):
+    ok: bool  # counted as a success
+    status: int  # 0 when no response came back
+    body: Any
+    code: str | None  # the error code of a JSON error body
+
+
+def _check_token(body) -> str | None:
+    if not isinstance(body, dict) or not body.get("access_token"):
+        return "no access_token in the body"
+    return None
+
+
+def _check_list(body) -> str | None:
+    return None if isinstance(body, list) else "the body is not a list"
+
+
+_COURSE_FIELDS = {"id", "max_capacity", "reserve_limit", "enrolled_count", "reserved_count", "available_seats"}
+
+
+def _check_course(course) -> str | None:
+    """What a client can verify about one course from its counters."""
+    if not isinstance(course, dict) or not _COURSE_FIELDS <= course.keys():
+        return "a course lacks its counters"
+    cid, capacity, enrolled = course["id"], course["max_capacity"], course["enrolled_count"]
+    if enrolled > capacity:
+        return f"course {cid} shows {enrolled} enrolled, capacity {capacity}"
+    if course["reserved_count"] > course["reserve_limit"]:
+        return f"course {cid} shows {course['reserved_count']} reserved, limit {course['reserve_limit']}"
+    if course["reserved_count"] and enrolled < capacity:
+        return f"course {cid} shows a reserve list while seats are free"
+    if course["available_seats"] != capacity - enrolled:
+        return f"course {cid} shows available_seats {course['available_seats']}"
+    return None
+
+
+def _check_courses(body) -> str | None:
+    if not isinstance(body, list):
+        return "the body is not a list"
+    return next(filter(None, map(_check_course, body)), None)
+
+
+def _check_position(row) -> str | None:
+    if not isinstance(row, dict):
+        return "the body is not an object"
+    status, position = row.get("status"), row.get("reserve_position")
+    if status == "ENROLLED" and position is None:
+        return None
+    if status == "RESERVED" and isinstance(position, int) and position >= 1:
+        return None
+    return f"status {status} with reserve_position {position}"
+
+
+def _check_my_courses(body) -> str | None:
+    if not isinstance(body, list):
+        return "the body is not a list"
+    return next(filter(None, map(_check_position, body)), None)
+
+
+def _check_drop(body) -> str | None:
+    if not isinstance(body, dict) or body.get("dropped_status") not in ("ENROLLED", "RESERVED"):
+        return "no dropped_status in the body"
+    return None
+
+
+def _json(response) -> Any:
+    try:
+        return response.json()
+    except Exception:
+        return None
+
+
+def step(weight: int = 1):
+    """A Locust task that runs once the user is logged in and knows its semester.
+
+    Until then every turn retries the log-in (each failed try counts as a failure).
+    """
+
+    def decorate(function):
+        @functools.wraps(function)
+        def run(user):
+            if user.ensure_ready():
+                function(user)
+
+        return task(weight)(run)
+
+    return decorate
+
+
+class RegistrationUser(FastHttpUser):
+    """A student with a browser tab: logs in once, then browses and registers."""
+
+    abstract = True
+    wait_time = between(0.5, 2.0)
+
+    def __init__(self, environment):
+        # Read per user (not per class): on a worker the options arrive with the first spawn message.
+        self.network_timeout = self.connection_timeout = float(option(environment, "request_timeout", 30.0))
+        super().__init__(environment)
+        self.student_number = ""
+        self.token: str | None = None
+        self.renew_token_at = 0.0
+        self.semester_id: int | None = None
+        self.courses: dict[int, dict] = {}
+        self.by_size: list[int] = []  # course ids, smallest capacity first
+        self.mine: dict[int, str] = {}  # course id -> ENROLLED / RESERVED, as far as we know
+
+    # -- set-up
+
+    def on_start(self) -> None:
+        self.student_number = next_student_number(self.environment)
+        self.ensure_ready()
+
+    def ensure_ready(self) -> bool:
+        """Log in (again only shortly before the token expires); find the semester once."""
+        if self.token is None or time.monotonic() >= self.renew_token_at:
+            if not self.login():
+                return False
+        if self.semester_id is None:
+            if not self.find_semester():
+                return False
+            self.list_courses()
+            self.list_my_courses()
+        return True
+
+    @property
+    def race_course_id(self) -> int | None:
+        """The course that really fills: the smallest capacity (then the lowest id)."""
+        return self.by_size[0] if self.by_size else None
+
+    @property
+    def queue_course_id(self) -> int | None:
+        """The next smallest: small enough for a crowd to fill it and queue behind it."""
+        return self.by_size[1] if len(self.by_size) > 1 else self.race_course_id
+
+    # -- one request, judged
+
+    def call(self, method: str, path: str, *, name: str, allowed: tuple[str, ...] = (), check=None,
+             json: Any = None, authorized: bool = True) -> Reply:
+        """Send one request and mark it: 200 with a body that passes `check`, or a
+        JSON error whose code is in `allowed`, is a success; anything else fails."""
+        headers = {"Authorization": f"Bearer {self.token}"} if authorized else None
+        with self.client.request(method, path, name=name, json=json, headers=headers,
+                                 catch_response=True) as response:
+            status = response.status_code or 0
+            body = _json(response)
+            code = body.get("code") if isinstance(body, dict) else None
+            if status == 200:
+                problem = check(body) if check else None
+                problem = problem and f"200 but {problem}"
+            elif status == 409 and code in allowed:
+                problem = None
+            elif status:
+                problem = f"{status} {code}" if code else str(status)
+            else:
+                problem = f"no response ({_error_name(response)})"
+            if problem:
+                response.failure(problem)
+            else:
+                response.success()
+        if status == 401:
+            self.token = None  # log in again on the next turn
+        return Reply(problem is None, status, body, code)
+
+    def login(self) -> bool:
+        reply = self.call(
+            "POST", LOGIN, name=LOGIN, authorized=False, check=_check_token,
+            json={"student_number": self.student_number,
+                  "password": option(self.environment, "student_password", "test123")},
+        )
+        if not reply.ok:
+            self.token = None
+            return False
+        self.token = reply.body["access_token"]
+        lifetime = float(reply.body.get("expires_in") or 3600)
+        self.renew_token_at = time.monotonic() + max(lifetime - 60, lifetime / 2)
+        return True
+
+    def find_semester(self) -> bool:
+        """--semester-id if given (it must be open), else the open semester with the smallest id."""
+        wanted = int(option(self.environment, "semester_id", 0))
+        chosen: list[int] = []
+
+        def choose(body) -> str | None:
+            semesters = [body] if wanted else body
+            if not isinstance(semesters, list) or not all(isinstance(s, dict) for s in semesters):
+                return "the body is not a semester list"
+            open_ids = sorted(s["id"] for s in semesters if s.get("is_registration_open"))
+            if not open_ids:
+                return f"semester {wanted} is not open for registration" if wanted else "no semester is open"
+            chosen.append(open_ids[0])
+            return None
+
+        if wanted:
+            self.call("GET", f"/semesters/{wanted}", name="/semesters/{id}", check=choose)
+        else:
+            self.call("GET", "/semesters/", name="/semesters/", check=choose)
+        if chosen:
+            self.semester_id = chosen[0]
+        return bool(chosen)
+
+    # -- browsing
+
+    def list_semesters(self) -> None:
+        self.call("GET", "/semesters/", name="/semesters/", check=_check_list)
+
+    def view_semester(self) -> None:
+        self.call("GET", f"/semesters/{self.semester_id}", name="/semesters/{id}")
+
+    def list_courses(self) -> None:
+        reply = self.call("GET", f"/semesters/{self.semester_id}/courses", name="/semesters/{id}/courses",
+                          check=_check_courses)
+        if reply.ok and reply.body:
+            self.courses = {course["id"]: course for course in reply.body}
+            self.by_size = [c["id"] for c in sorted(reply.body, key=lambda c: (c["max_capacity"], c["id"]))]
+
+    def view_course(self, course_id: int) -> None:
+        self.call("GET", f"/courses/{course_id}", name="/courses/{id}", check=_check_course)
+
+    def list_my_courses(self) -> None:
+        reply = self.call("GET", f"/semesters/{self.semester_id}/my-courses", name="/semesters/{id}/my-courses",
+                          check=_check_my_courses)
+        if reply.ok:
+            self.mine = {row["course_id"]: row["status"] for row in reply.body}
+
+    def random_course(self) -> int | None:
+        return random.choice(list(self.courses)) if self.courses else None
+
+    # -- registering
+
+    def _name(self, course_id: int, action: str) -> str:
+        # The race course gets its own line in the statistics: it is the hot row.
+        return f"/courses/{{race}}/{action}" if course_id == self.race_course_id else f"/courses/{{id}}/{action}"
+
+    def register(self, course_id: int) -> str | None:
+        """ENROLLED, RESERVED, FULL or ALREADY_REGISTERED; None on a failure."""
+        reply = self.call("POST", f"/courses/{course_id}/register", name=self._name(course_id, "register"),
+                          allowed=("COURSE_FULL", "ALREADY_REGISTERED"), check=_check_position)
+        if not reply.ok:
+            return None
+        if reply.status == 200:
+            outcome = reply.body["status"]
+            self.mine[course_id] = outcome
+        elif reply.code == "COURSE_FULL":
+            outcome = "FULL"
+        else:
+            outcome = "ALREADY_REGISTERED"
+        OUTCOMES[outcome] += 1
+        if outcome == "ALREADY_REGISTERED":
+            # Another simulated user shares this student (past --students): look again.
+            self.list_my_courses()
+        return outcome
+
+    def drop(self, course_id: int) -> None:
+        reply = self.call("POST", f"/courses/{course_id}/drop", name=self._name(course_id, "drop"),
+                          check=_check_drop)
+        self.mine.pop(course_id, None)
+        if reply.ok:
+            OUTCOMES["DROPPED"] += 1
+            if reply.body.get("promoted_student_id"):
+                OUTCOMES["PROMOTED"] += 1
+
+
+def _error_name(response) -> str:
+    """What went wrong without a response: a timeout, a refused connection, ..."""
+    error = getattr(response, "error", None)
+    error = getattr(error, "original", None) or error  # geventhttpclient wraps it in RetriesExceeded
+    if error is None:
+        return "unknown"
+    if isinstance(error, TimeoutError) or "timeout" in type(error).__name__.lower():
+        return "timeout"
+    return type(error).__name__

@@ -1,0 +1,350 @@
+"""The Dockerfile and docker-compose.yml, read against the repository.
+
+No Docker engine runs here, so nothing is built: these tests parse both files and
+check that every command, file, module and port they name exists and agrees with
+the others and with the application's settings.
+"""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SERVICES = {"db", "migrate", "api", "locust-master", "locust-worker"}
+LOCUST_MASTER_PORT = 5557  # Locust's default --master-port / --master-bind-port
+
+
+# ---- reading the files ------------------------------------------------------------------
+
+
+def dockerfile_instructions(path: Path = PROJECT_ROOT / "Dockerfile") -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs: continuation lines joined, comment lines dropped
+    (Docker drops them too, even inside a continued instruction)."""
+    instructions, pending = [], ""
+    for line in path.read_text().splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        keyword, _, arguments = (pending + stripped).partition(" ")
+        instructions.append((keyword.upper(), arguments.strip()))
+        pending = ""
+    return instructions
+
+
+def instruction_args(keyword: str) -> list[str]:
+    return [arguments for name, arguments in dockerfile_instructions() if name == keyword]
+
+
+def exec_form(arguments: str) -> list[str]:
+    """The JSON (exec) form of CMD/HEALTHCHECK CMD, or the shell form split like a shell."""
+    arguments = arguments.strip()
+    if arguments.startswith("["):
+        return yaml.safe_load(arguments)  # a JSON array is YAML too
+    return shlex.split(arguments)
+
+
+def dockerfile_env() -> dict[str, str]:
+    env = {}
+    for arguments in instruction_args("ENV"):
+        for pair in shlex.split(arguments):
+            key, _, value = pair.partition("=")
+            env[key] = value
+    return env
+
+
+def served_command() -> list[str]:
+    """The Dockerfile's CMD, unwrapped from `sh -c "... && exec <server>"`."""
+    [cmd] = instruction_args("CMD")
+    words = exec_form(cmd)
+    if words[:2] == ["sh", "-c"]:
+        words = shlex.split(words[2].split("exec ", 1)[1])
+    return words
+
+
+def flag(words: list[str], name: str, default: str | None = None) -> str | None:
+    return words[words.index(name) + 1] if name in words else default
+
+
+_VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+
+
+def interpolate(value: str, env: dict[str, str] | None = None) -> str:
+    """Compose's ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error} and $$."""
+    env = env or {}
+
+    def substitute(match: re.Match) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, operator, word = match.groups()
+        if name in env and (env[name] or operator not in (":-", ":?")):
+            return env[name]
+        if operator in (":-", "-"):
+            return word
+        return ""
+
+    return _VARIABLE.sub(substitute, value)
+
+
+def compose_variables(text: str) -> set[str]:
+    return {match.group(1) for match in _VARIABLE.finditer(text) if match.group(1)}
+
+
+@pytest.fixture(scope="module")
+def compose_text() -> str:
+    return (PROJECT_ROOT / "docker-compose.yml").read_text()
+
+
+@pytest.fixture(scope="module")
+def compose(compose_text) -> dict:
+    return yaml.safe_load(compose_text)
+
+
+@pytest.fixture(scope="module")
+def services(compose) -> dict:
+    return compose["services"]
+
+
+def command_of(service: dict) -> list[str]:
+    command = service.get("command")
+    words = shlex.split(command) if isinstance(command, str) else list(command or [])
+    if words[:2] == ["sh", "-c"]:
+        return words  # checked step by step by the caller
+    return [interpolate(word) for word in words]
+
+
+def environment_of(service: dict) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.partition("=")[::2] for item in env)
+    return {key: interpolate(str(value)) for key, value in env.items()}
+
+
+def env_example() -> dict[str, str]:
+    values = {}
+    for line in (PROJECT_ROOT / ".env.example").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def module_file(module: str) -> Path:
+    return PROJECT_ROOT / (module.replace(".", "/") + ".py")
+
+
+def published_ports(service: dict) -> list[tuple[int, int]]:
+    """(host, container) pairs from `ports:` entries such as "8500:8500"."""
+    pairs = []
+    for entry in service.get("ports", []):
+        host, _, container = str(entry).rpartition(":")
+        pairs.append((int(host.rpartition(":")[2]), int(container.split("/")[0])))
+    return pairs
+
+
+# ---- Dockerfile ---------------------------------------------------------------------------
+
+
+def test_dockerfile_builds_from_a_slim_python_311_image():
+    [base] = instruction_args("FROM")
+    arg_defaults = dict(arguments.partition("=")[::2] for arguments in instruction_args("ARG"))
+    image = re.sub(r"\$\{?(\w+)\}?", lambda m: arg_defaults.get(m.group(1), ""), base)
+    assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?", image), image
+
+
+def test_dockerfile_installs_the_pinned_requirements():
+    copied = [exec_form(arguments) for arguments in instruction_args("COPY")]
+    assert ["requirements.txt", "./"] in copied
+    install = " ".join(instruction_args("RUN"))
+    assert "pip install" in install and "-r" in install and "requirements.txt" in install
+    for line in (PROJECT_ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            assert re.fullmatch(r"[A-Za-z0-9._\[\]-]+==[\w.]+", line), f"not pinned: {line}"
+
+
+def test_dockerfile_copies_paths_that_exist_and_are_not_docker_ignored():
+    ignored = {
+        line.strip() for line in (PROJECT_ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    for arguments in instruction_args("COPY"):
+        *sources, _destination = exec_form(arguments)
+        for source in sources:
+            assert not source.startswith("--"), "COPY --from/--chown: update this test"
+            assert (PROJECT_ROOT / source).exists(), source
+            assert source not in ignored, f"{source} is in .dockerignore"
+    for needed in (".env", ".venv", ".git", ".data"):
+        assert needed in ignored, f".dockerignore should exclude {needed}"
+
+
+def test_dockerfile_runs_as_a_user_it_creates_and_not_as_root():
+    users = instruction_args("USER")
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    created = " ".join(instruction_args("RUN"))
+    assert re.search(rf"useradd\b.*\b{re.escape(users[-1].split(':')[0])}\b", created)
+
+
+def test_dockerfile_serves_the_asgi_app_with_several_uvicorn_workers_on_the_exposed_port():
+    words = served_command()
+    assert words[0] == "uvicorn"
+    module, _, attribute = words[1].partition(":")
+    source = module_file(module).read_text()
+    assert re.search(rf"^{attribute}\s*=", source, re.MULTILINE), f"{words[1]} does not exist"
+
+    port = int(flag(words, "--port"))
+    assert instruction_args("EXPOSE") == [str(port)]
+    workers = flag(words, "--workers", "$WEB_CONCURRENCY")
+    workers = dockerfile_env().get(workers.strip("${}"), workers) if workers.startswith("$") else workers
+    assert int(workers) >= 2, "serve with several worker processes"
+    assert flag(words, "--host") == "0.0.0.0"
+    assert "PROMETHEUS_MULTIPROC_DIR" in dockerfile_env()
+
+
+def test_dockerfile_healthcheck_probes_health_on_the_served_port():
+    [healthcheck] = instruction_args("HEALTHCHECK")
+    options, _, command = healthcheck.partition("CMD ")
+    assert "--interval" in options and "--timeout" in options
+    probe = " ".join(exec_form(command))
+    match = re.search(r"http://(127\.0\.0\.1|localhost):(\d+)(/\w+)", probe)
+    assert match, probe
+    assert int(match.group(2)) == int(flag(served_command(), "--port"))
+    assert f'"{match.group(3)}"' in (PROJECT_ROOT / "app" / "health.py").read_text()
+    assert exec_form(command)[0] == "python", "the slim image has no curl"
+
+
+# ---- docker-compose.yml ---------------------------------------------------------------------
+
+
+def test_compose_has_the_five_services(services):
+    assert set(services) == SERVICES
+
+
+def test_every_image_built_from_this_repository_uses_the_dockerfile(services):
+    for name, service in services.items():
+        if "build" in service:
+            context = service["build"] if isinstance(service["build"], str) else service["build"]["context"]
+            assert (PROJECT_ROOT / context / "Dockerfile").is_file(), name
+
+
+def test_db_is_postgresql_with_a_named_volume_and_a_healthcheck(compose, services):
+    db = services["db"]
+    assert db["image"].startswith("postgres:")
+    major = int(db["image"].split(":")[1].split(".")[0].split("-")[0])
+    volume, _, target = db["volumes"][0].partition(":")
+    assert volume in compose["volumes"], "a named volume, declared at the top level"
+    # PostgreSQL 18 images moved PGDATA below /var/lib/postgresql (docker-library/postgres#1259).
+    assert target == ("/var/lib/postgresql" if major >= 18 else "/var/lib/postgresql/data")
+    test = " ".join(db["healthcheck"]["test"])
+    assert "pg_isready" in test
+    env = environment_of(db)
+    assert {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"} <= env.keys()
+
+
+def test_every_service_reaches_the_database_the_db_service_creates(services):
+    db_env = environment_of(services["db"])
+    for name in ("migrate", "api", "locust-master"):
+        url = environment_of(services[name])["DATABASE_URL"]
+        match = re.fullmatch(r"postgresql://([^:]+):([^@]+)@([\w-]+):(\d+)/(\w+)", url)
+        assert match, url
+        user, password, host, port, database = match.groups()
+        assert (user, password, database) == (db_env["POSTGRES_USER"], db_env["POSTGRES_PASSWORD"],
+                                               db_env["POSTGRES_DB"]), name
+        assert host == "db" and port == "5432", name
+
+
+def test_migrate_waits_for_the_database_migrates_and_seeds_once(services):
+    migrate = services["migrate"]
+    assert migrate["depends_on"]["db"]["condition"] == "service_healthy"
+    assert migrate["restart"] == "no"
+    words = command_of(migrate)
+    assert words[:2] == ["sh", "-c"]
+    steps = [shlex.split(step) for step in words[2].split("&&")]
+    assert [step[:3] for step in steps] == [
+        ["python", "-m", "scripts.wait_for_db"], ["alembic", "upgrade", "head"], ["python", "-m", "scripts.seed"],
+    ]
+    for step in steps:
+        if step[:2] == ["python", "-m"]:
+            assert module_file(step[2]).is_file(), step[2]
+    assert (PROJECT_ROOT / "alembic.ini").is_file() and (PROJECT_ROOT / "alembic" / "env.py").is_file()
+
+
+def test_api_publishes_the_port_it_serves_on_after_migrations(services):
+    api = services["api"]
+    assert published_ports(api) == [(8500, int(flag(served_command(), "--port")))]
+    assert api["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert "command" not in api, "the image's CMD serves the API"
+    assert int(environment_of(api)["WEB_CONCURRENCY"]) >= 2
+
+
+def test_locust_master_serves_its_web_ui_on_8585_and_runs_a_preset(services):
+    master = services["locust-master"]
+    words = command_of(master)
+    assert words[:3] == ["python", "-m", "scripts.run_load"] and module_file(words[2]).is_file()
+    assert "--master" in words
+    web_port = int(flag(words, "--web-port"))
+    assert web_port == 8585 and published_ports(master) == [(8585, web_port)]
+    assert flag(words, "--web-host") == "0.0.0.0"
+    assert flag(words, "--host") == f"http://api:{flag(served_command(), '--port')}"
+    assert master["depends_on"]["api"]["condition"] == "service_healthy"
+    env = environment_of(master)
+    assert (PROJECT_ROOT / "locustfiles" / f"{env['LOAD_PRESET']}.py").is_file()
+    assert env["LOAD_MODE"] in ("web", "headless")
+    assert "DATABASE_URL" in env, "the verdict checks the data invariants"
+    volume = master["volumes"][0].partition(":")[2]
+    assert volume == "/app/reports"
+
+
+def test_locust_workers_find_the_master_and_can_be_scaled(services):
+    worker = services["locust-worker"]
+    words = command_of(worker)
+    assert words[0] == "locust" and "--worker" in words
+    assert (PROJECT_ROOT / flag(words, "-f")).is_file()
+    assert flag(words, "--master-host") == "locust-master" and "locust-master" in services
+    assert int(flag(words, "--master-port", str(LOCUST_MASTER_PORT))) == LOCUST_MASTER_PORT
+    assert "--master-bind-port" not in command_of(services["locust-master"])
+    # `--scale locust-worker=N` needs no fixed container name and no published port.
+    assert "container_name" not in worker and "ports" not in worker
+
+
+def test_one_shot_and_locust_services_switch_off_the_api_healthcheck(services):
+    for name in ("migrate", "locust-master", "locust-worker"):
+        assert services[name]["healthcheck"] == {"disable": True}, name
+
+
+def test_every_compose_variable_is_documented_in_env_example(compose_text):
+    documented = env_example()
+    missing = compose_variables(compose_text) - documented.keys()
+    assert not missing, f"add to .env.example: {sorted(missing)}"
+    assert {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"} <= documented.keys()
+
+
+def test_compose_defaults_match_the_application_settings(services):
+    from app.core.config import DEVELOPMENT_SECRET_KEY, Settings
+
+    env = environment_of(services["api"])
+    assert env["SECRET_KEY"] == DEVELOPMENT_SECRET_KEY
+    assert int(env["BCRYPT_ROUNDS"]) == Settings.model_fields["bcrypt_rounds"].default
+    assert env["ENVIRONMENT"] in ("development", "test", "production")
+    # Room for every API worker's pool: WEB_CONCURRENCY x (pool size + overflow), plus the rest.
+    pool = Settings.model_fields["db_pool_size"].default + Settings.model_fields["db_max_overflow"].default
+    max_connections = int(flag(command_of(services["db"]), "-c").split("=")[1])
+    assert max_connections > int(env["WEB_CONCURRENCY"]) * pool
+
+
+def test_commands_name_only_modules_and_files_that_exist(services):
+    for name, service in services.items():
+        words = command_of(service)
+        if words[:2] == ["sh", "-c"]:
+            words = shlex.split(words[2].replace("&&", " "))
+        for index, word in enumerate(words[:-1]):
+            if word == "-m" and words[index + 1] != "pytest":
+                assert module_file(words[index + 1]).is_file(), (name, words[index + 1])
+            if word == "-f":
+                assert (PROJECT_ROOT / words[index + 1]).is_file(), (name, words[index + 1])
