@@ -18,6 +18,7 @@ from scripts import migrate
 from scripts.embedded_db import EmbeddedPostgres
 from scripts.seed import seed_all
 from scripts.seed_common import engine_from_settings
+from scripts.serve import command as serve_command
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_DATABASE = "course_registration"
@@ -51,14 +52,11 @@ def main() -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    command = [
-        sys.executable, "-m", "uvicorn", "app.asgi:app",
-        "--host", args.host, "--port", str(args.port), "--workers", str(args.workers),
-        "--no-access-log",  # the app logs one structured line per request itself
-        # uvicorn kills a worker that misses its health ping (5 s by default); under
-        # a registration rush a busy worker can miss it while serving normally.
-        "--timeout-worker-healthcheck", "30",
-    ]
+    # scripts/serve.py, not `uvicorn --workers`: each worker gets its own SO_REUSEPORT
+    # socket, so connections spread evenly and keep TCP_NODELAY (docs/performance.md).
+    # It has no health ping either, so a busy worker is never killed mid-request.
+    # The app logs one structured line per request itself: no uvicorn access log.
+    command = serve_command("app.asgi:app", host=args.host, port=args.port, workers=args.workers)
     # Worker processes share their Prometheus samples through files in this folder;
     # it must start empty, or counters would carry over from the last run.
     metrics_dir = PROJECT_ROOT / ".data" / "prometheus"

@@ -31,7 +31,7 @@ class ErrorBody(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in {
-        400: "Request body that cannot be parsed (not UTF-8, not JSON)",
+        400: "Request body that cannot be decoded (not UTF-8)",
         401: "Missing, invalid or expired token",
         404: "Not found",
         409: "Conflict with the current state (ALREADY_REGISTERED, COURSE_FULL, REGISTRATION_CLOSED)",

