@@ -9,6 +9,16 @@ class LoginRequest(BaseModel):
     student_number: str = Field(min_length=1, max_length=32, examples=["STU10000"])
     password: str = Field(min_length=1, examples=["test123"])
 
+    @field_validator("student_number", "password")
+    @classmethod
+    def _no_nul_characters(cls, value: str) -> str:
+        # PostgreSQL text cannot hold NUL (psycopg2 raises ValueError before sending
+        # the query), and C bcrypt implementations stop reading a password at NUL:
+        # refuse it here, as a 422, instead of failing deeper down with a 500.
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
     @field_validator("password")
     @classmethod
     def _fits_bcrypt(cls, value: str) -> str:
