@@ -12,14 +12,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Row, case, delete, func, select, true, update
+from sqlalchemy import Integer, Row, bindparam, case, delete, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.errors import (
     AlreadyRegistered,
     CourseFull,
     CourseNotFound,
+    InvalidToken,
     NotRegistered,
     RegistrationClosed,
     SemesterNotFound,
@@ -78,25 +80,63 @@ class DropResult:
         )
 
 
-def _lock_course(session: Session, *, course_id: int) -> Row:
-    """Lock the course row and return its counters and registration window.
+# The statements that run while a course row is locked are built once, here, on
+# the tables rather than the ORM entities: executing them then costs no SQL
+# construction, no cache-key generation and no ORM bookkeeping, and the lock is
+# held for as little Python as possible (docs/performance.md).
+_courses = Course.__table__
+_registrations = CourseRegistration.__table__
+_semesters = Semester.__table__
 
-    FOR UPDATE OF courses: the semester is joined only to read its window, and
-    must not be locked, or every registration in the semester would serialise.
-    """
-    course = session.execute(
-        select(
-            Course.max_capacity,
-            Course.reserve_limit,
-            Course.enrolled_count,
-            Course.reserved_count,
-            Semester.registration_start,
-            Semester.registration_end,
-        )
-        .join(Semester, Semester.id == Course.semester_id)
-        .where(Course.id == course_id)
-        .with_for_update(of=Course)
-    ).one_or_none()
+# FOR UPDATE OF courses: the semester is joined only to read its window, and must
+# not be locked, or every registration in the semester would serialise.
+_LOCK_COURSE = (
+    select(
+        _courses.c.max_capacity,
+        _courses.c.reserve_limit,
+        _courses.c.enrolled_count,
+        _courses.c.reserved_count,
+        _semesters.c.registration_start,
+        _semesters.c.registration_end,
+    )
+    .join_from(_courses, _semesters, _semesters.c.id == _courses.c.semester_id)
+    .where(_courses.c.id == bindparam("course_id"))
+    .with_for_update(of=_courses)
+)
+
+# Registering is one statement: insert the row, and move the course's counters
+# only if the row went in. The insert does nothing when the student already has a
+# registration for the course; then the update (which needs the new row) does
+# nothing either, and the caller sees rowcount 0.
+_new_registration = (
+    insert(_registrations)
+    .values(
+        student_id=bindparam("student_id"),
+        course_id=bindparam("course_id"),
+        status=bindparam("status", type_=_registrations.c.status.type),
+        reserve_position=bindparam("reserve_position", type_=Integer),
+    )
+    .on_conflict_do_nothing(index_elements=["student_id", "course_id"])
+    .returning(_registrations.c.id)
+    .cte("new_registration")
+)
+_INSERT_REGISTRATION_AND_COUNT = (
+    update(_courses)
+    .where(_courses.c.id == bindparam("course_id"), select(_new_registration.c.id).exists())
+    .values(
+        enrolled_count=bindparam("enrolled_count"),
+        reserved_count=bindparam("reserved_count"),
+        updated_at=func.now(),
+    )
+    .add_cte(_new_registration)
+)
+
+_FOREIGN_KEY_VIOLATION = "23503"
+
+
+def _lock_course(session: Session, *, course_id: int) -> Row:
+    """Lock the course row and return its counters and registration window."""
+    course = session.execute(_LOCK_COURSE, {"course_id": course_id}).one_or_none()
     if course is None:
         raise CourseNotFound()
     return course
@@ -132,40 +172,36 @@ def register(
             return RegistrationResult.replay(stored)
         _ensure_registration_open(course, now=now)
 
-        if course.enrolled_count < course.max_capacity:
+        enrolled, reserved = course.enrolled_count, course.reserved_count
+        if enrolled < course.max_capacity:
+            enrolled += 1
             result = RegistrationResult(course_id, RegistrationStatus.ENROLLED, None)
-            counters = {"enrolled_count": course.enrolled_count + 1}
-        elif course.reserved_count < course.reserve_limit:
-            position = course.reserved_count + 1
-            result = RegistrationResult(course_id, RegistrationStatus.RESERVED, position)
-            counters = {"reserved_count": position}
+        elif reserved < course.reserve_limit:
+            reserved += 1
+            result = RegistrationResult(course_id, RegistrationStatus.RESERVED, reserved)
         else:
             # Full: an existing registration is the better answer to give.
             if _is_registered(session, student_id=student_id, course_id=course_id):
                 raise AlreadyRegistered()
             raise CourseFull()
 
-        # One statement inserts the row and moves the counter. The insert is
-        # conditional on the student having no registration for this course; when
-        # it inserts nothing, the counter update (which needs its row) does nothing.
-        new_registration = (
-            insert(CourseRegistration)
-            .values(
-                student_id=student_id,
-                course_id=course_id,
-                status=result.status,
-                reserve_position=result.reserve_position,
+        try:
+            counted = session.execute(
+                _INSERT_REGISTRATION_AND_COUNT,
+                {
+                    "student_id": student_id,
+                    "course_id": course_id,
+                    "status": result.status,
+                    "reserve_position": result.reserve_position,
+                    "enrolled_count": enrolled,
+                    "reserved_count": reserved,
+                },
             )
-            .on_conflict_do_nothing(index_elements=["student_id", "course_id"])
-            .returning(CourseRegistration.id)
-            .cte("new_registration")
-        )
-        counted = session.execute(
-            update(Course)
-            .where(Course.id == course_id, select(new_registration.c.id).exists())
-            .values(**counters, updated_at=func.now())
-            .add_cte(new_registration)
-        )
+        except IntegrityError as error:
+            # A validly signed token whose student has since been deleted.
+            if getattr(error.orig, "pgcode", None) == _FOREIGN_KEY_VIOLATION:
+                raise InvalidToken("The student in this token no longer exists") from error
+            raise
         if counted.rowcount == 0:
             raise AlreadyRegistered()
         if retry:
