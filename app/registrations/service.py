@@ -100,9 +100,12 @@ _LOCK_COURSE = (
         _semesters.c.registration_end,
     )
     .join_from(_courses, _semesters, _semesters.c.id == _courses.c.semester_id)
-    .where(_courses.c.id == bindparam("course_id"))
+    .where(_courses.c.id == bindparam("course"))
     .with_for_update(of=_courses)
 )
+
+# Bind parameters never share a column's name: in an UPDATE, SQLAlchemy would
+# take such a parameter as a value to SET.
 
 # Registering is one statement: insert the row, and move the course's counters
 # only if the row went in. The insert does nothing when the student already has a
@@ -111,10 +114,10 @@ _LOCK_COURSE = (
 _new_registration = (
     insert(_registrations)
     .values(
-        student_id=bindparam("student_id"),
-        course_id=bindparam("course_id"),
-        status=bindparam("status", type_=_registrations.c.status.type),
-        reserve_position=bindparam("reserve_position", type_=Integer),
+        student_id=bindparam("student"),
+        course_id=bindparam("course"),
+        status=bindparam("new_status", type_=_registrations.c.status.type),
+        reserve_position=bindparam("new_position", type_=Integer),
     )
     .on_conflict_do_nothing(index_elements=["student_id", "course_id"])
     .returning(_registrations.c.id)
@@ -122,10 +125,10 @@ _new_registration = (
 )
 _INSERT_REGISTRATION_AND_COUNT = (
     update(_courses)
-    .where(_courses.c.id == bindparam("course_id"), select(_new_registration.c.id).exists())
+    .where(_courses.c.id == bindparam("course"), select(_new_registration.c.id).exists())
     .values(
-        enrolled_count=bindparam("enrolled_count"),
-        reserved_count=bindparam("reserved_count"),
+        enrolled_count=bindparam("new_enrolled_count"),
+        reserved_count=bindparam("new_reserved_count"),
         updated_at=func.now(),
     )
     .add_cte(_new_registration)
@@ -133,10 +136,54 @@ _INSERT_REGISTRATION_AND_COUNT = (
 
 _FOREIGN_KEY_VIOLATION = "23503"
 
+_DELETE_REGISTRATION = (
+    delete(_registrations)
+    .where(
+        _registrations.c.student_id == bindparam("student"),
+        _registrations.c.course_id == bindparam("course"),
+    )
+    .returning(_registrations.c.status, _registrations.c.reserve_position)
+)
+_SET_COUNTERS = (
+    update(_courses)
+    .where(_courses.c.id == bindparam("course"))
+    .values(
+        enrolled_count=bindparam("new_enrolled_count"),
+        reserved_count=bindparam("new_reserved_count"),
+        updated_at=func.now(),
+    )
+)
+# Everyone behind the vacated position moves up one; whoever reaches position 0
+# is enrolled (a freed seat counts as "position 0"). Same statement as the
+# counter update, to save a round trip; it returns the promoted student, if any.
+_shifted = (
+    update(_registrations)
+    .where(
+        _registrations.c.course_id == bindparam("course"),
+        _registrations.c.reserve_position > bindparam("vacated_position", type_=Integer),
+    )
+    .values(
+        status=case(
+            (_registrations.c.reserve_position == 1, RegistrationStatus.ENROLLED),
+            else_=_registrations.c.status,
+        ),
+        reserve_position=func.nullif(_registrations.c.reserve_position - 1, 0),
+        updated_at=func.now(),
+    )
+    .returning(_registrations.c.student_id, _registrations.c.status)
+    .cte("shifted")
+)
+_SHIFT_RESERVE_LIST_AND_SET_COUNTERS = (
+    _SET_COUNTERS.add_cte(_shifted).returning(
+        select(_shifted.c.student_id).where(_shifted.c.status == RegistrationStatus.ENROLLED).scalar_subquery()
+    )
+)
+
+
 
 def _lock_course(session: Session, *, course_id: int) -> Row:
     """Lock the course row and return its counters and registration window."""
-    course = session.execute(_LOCK_COURSE, {"course_id": course_id}).one_or_none()
+    course = session.execute(_LOCK_COURSE, {"course": course_id}).one_or_none()
     if course is None:
         raise CourseNotFound()
     return course
@@ -189,12 +236,12 @@ def register(
             counted = session.execute(
                 _INSERT_REGISTRATION_AND_COUNT,
                 {
-                    "student_id": student_id,
-                    "course_id": course_id,
-                    "status": result.status,
-                    "reserve_position": result.reserve_position,
-                    "enrolled_count": enrolled,
-                    "reserved_count": reserved,
+                    "student": student_id,
+                    "course": course_id,
+                    "new_status": result.status,
+                    "new_position": result.reserve_position,
+                    "new_enrolled_count": enrolled,
+                    "new_reserved_count": reserved,
                 },
             )
         except IntegrityError as error:
@@ -231,54 +278,27 @@ def drop(
         _ensure_registration_open(course, now=now)
 
         dropped = session.execute(
-            delete(CourseRegistration)
-            .where(CourseRegistration.student_id == student_id, CourseRegistration.course_id == course_id)
-            .returning(CourseRegistration.status, CourseRegistration.reserve_position)
+            _DELETE_REGISTRATION, {"student": student_id, "course": course_id}
         ).one_or_none()
         if dropped is None:
             raise NotRegistered()
 
+        enrolled, reserved = course.enrolled_count, course.reserved_count
         if dropped.status == RegistrationStatus.RESERVED:
-            vacated_position = dropped.reserve_position
-            counters = {"reserved_count": course.reserved_count - 1}
-        elif course.reserved_count > 0:
+            vacated_position, reserved = dropped.reserve_position, reserved - 1
+        elif reserved > 0:
             # The freed seat goes to position 1: treat the seat as "position 0".
-            vacated_position = 0
-            counters = {"reserved_count": course.reserved_count - 1}
+            vacated_position, reserved = 0, reserved - 1
         else:
-            vacated_position = None
-            counters = {"enrolled_count": course.enrolled_count - 1}
+            vacated_position, enrolled = None, enrolled - 1
 
-        promoted_student_id = None
-        course_update = update(Course).where(Course.id == course_id).values(**counters, updated_at=func.now())
+        counters = {"course": course_id, "new_enrolled_count": enrolled, "new_reserved_count": reserved}
         if vacated_position is None:
-            session.execute(course_update)
+            session.execute(_SET_COUNTERS, counters)
+            promoted_student_id = None
         else:
-            # Everyone behind the gap moves up one; whoever reaches position 0 is
-            # enrolled. Same statement as the counter update, to save a round trip.
-            shifted = (
-                update(CourseRegistration)
-                .where(
-                    CourseRegistration.course_id == course_id,
-                    CourseRegistration.reserve_position > vacated_position,
-                )
-                .values(
-                    status=case(
-                        (CourseRegistration.reserve_position == 1, RegistrationStatus.ENROLLED),
-                        else_=CourseRegistration.status,
-                    ),
-                    reserve_position=func.nullif(CourseRegistration.reserve_position - 1, 0),
-                    updated_at=func.now(),
-                )
-                .returning(CourseRegistration.student_id, CourseRegistration.status)
-                .cte("shifted")
-            )
             promoted_student_id = session.scalar(
-                course_update.add_cte(shifted).returning(
-                    select(shifted.c.student_id)
-                    .where(shifted.c.status == RegistrationStatus.ENROLLED)
-                    .scalar_subquery()
-                )
+                _SHIFT_RESERVE_LIST_AND_SET_COUNTERS, {**counters, "vacated_position": vacated_position}
             )
 
         result = DropResult(
