@@ -1,8 +1,10 @@
 """Register, drop and my-courses through HTTP: every rule and every error code."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+import jwt
 import pytest
+from sqlalchemy import event
 
 
 def register(client, factory, student, course):
@@ -96,6 +98,7 @@ def test_register_for_unknown_course_is_404(client, factory):
 
 def test_drop_unknown_course_is_404(client, factory):
     response = client.post("/courses/999999/drop", headers=factory.auth(factory.student()))
+    assert response.status_code == 404
     assert response.json()["code"] == "COURSE_NOT_FOUND"
 
 
@@ -106,6 +109,35 @@ def test_register_and_drop_need_a_token(client, factory):
         assert response.status_code == 401
         assert response.json()["code"] == "NOT_AUTHENTICATED"
     assert client.get(f"/semesters/{course.semester_id}/my-courses").status_code == 401
+
+
+def _invalid_tokens(settings, student):
+    now = datetime.now(UTC)
+    claims = {"sub": str(student.id), "iat": now, "exp": now + timedelta(hours=1)}
+    return {
+        "expired": jwt.encode({**claims, "iat": now - timedelta(hours=2), "exp": now - timedelta(hours=1)},
+                              settings.secret_key),
+        "wrong_key": jwt.encode(claims, "another-key-" + "y" * 32),
+        "garbage": "not.a.token",
+    }
+
+
+@pytest.mark.parametrize("kind", ["expired", "wrong_key", "garbage"])
+def test_drop_and_my_courses_with_an_invalid_token_are_401_invalid_token(client, factory, settings, kind):
+    course = factory.course()
+    student = factory.student()
+    assert register(client, factory, student, course).status_code == 200
+    headers = {"Authorization": f"Bearer {_invalid_tokens(settings, student)[kind]}"}
+
+    for response in (
+        client.post(f"/courses/{course.id}/drop", headers=headers),
+        client.get(f"/semesters/{course.semester_id}/my-courses", headers=headers),
+    ):
+        assert response.status_code == 401
+        assert response.json()["code"] == "INVALID_TOKEN"
+        assert response.headers["www-authenticate"] == "Bearer"
+    # The refused drop changed nothing.
+    assert my_status(client, factory, student, course) == ("ENROLLED", None)
 
 
 def test_drop_without_registration_is_404_not_registered(client, factory):
@@ -225,3 +257,28 @@ def test_my_courses_for_unknown_semester_is_404(client, factory):
     response = client.get("/semesters/999999/my-courses", headers=factory.auth(factory.student()))
     assert response.status_code == 404
     assert response.json()["code"] == "SEMESTER_NOT_FOUND"
+
+
+def test_my_courses_is_one_database_query(app, client, factory):
+    semester = factory.semester()
+    courses = [factory.course(semester, capacity=1, reserve_limit=3) for _ in range(3)]
+    me, someone_else = factory.students(2)
+    register(client, factory, someone_else, courses[1])
+    for course in courses:
+        register(client, factory, me, course)
+
+    statements = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(app.state.engine, "before_cursor_execute", count)
+    try:
+        response = client.get(f"/semesters/{semester.id}/my-courses", headers=factory.auth(me))
+    finally:
+        event.remove(app.state.engine, "before_cursor_execute", count)
+
+    assert response.status_code == 200
+    assert [item["status"] for item in response.json()] == ["ENROLLED", "RESERVED", "ENROLLED"]
+    assert response.headers["X-Total-Count"] == "3"
+    assert len(statements) == 1, statements
