@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from app.core.errors import RegistrationClosed
+from app.core.errors import AlreadyRegistered, RegistrationClosed
 from app.registrations import service
 from app.registrations.models import RegistrationStatus
 from app.semesters.models import Semester
@@ -36,15 +36,38 @@ def test_register_is_open_at_the_last_microsecond_and_closed_at_the_end_instant(
         service.register(session, student_id=late.id, course_id=course.id, now=end)
 
 
-def test_drop_follows_the_same_window(session, factory):
+def test_drop_is_open_at_the_first_instant_of_the_window(session, factory):
+    course = factory.course()
+    start = _semester(session, course).registration_start
+    student = factory.student()
+    service.register(session, student_id=student.id, course_id=course.id, now=start)
+    result = service.drop(session, student_id=student.id, course_id=course.id, now=start)
+    assert result.dropped_status == RegistrationStatus.ENROLLED
+
+
+def test_drop_is_closed_just_before_the_window(session, factory):
+    course = factory.course()
+    start = _semester(session, course).registration_start
+    student = factory.student()
+    service.register(session, student_id=student.id, course_id=course.id, now=start)
+    with pytest.raises(RegistrationClosed):
+        service.drop(session, student_id=student.id, course_id=course.id, now=start - ONE_MICROSECOND)
+
+
+def test_drop_is_open_at_the_last_microsecond_and_closed_at_the_end_instant(session, factory):
     course = factory.course()
     semester = _semester(session, course)
-    student = factory.student()
-    service.register(session, student_id=student.id, course_id=course.id, now=semester.registration_start)
-    with pytest.raises(RegistrationClosed):
-        service.drop(session, student_id=student.id, course_id=course.id, now=semester.registration_end)
-    result = service.drop(session, student_id=student.id, course_id=course.id, now=semester.registration_start)
+    end = semester.registration_end
+    early, late = factory.students(2)
+    for student in (early, late):
+        service.register(session, student_id=student.id, course_id=course.id, now=semester.registration_start)
+    result = service.drop(session, student_id=early.id, course_id=course.id, now=end - ONE_MICROSECOND)
     assert result.dropped_status == RegistrationStatus.ENROLLED
+    with pytest.raises(RegistrationClosed):
+        service.drop(session, student_id=late.id, course_id=course.id, now=end)
+    # The refused drop left the registration in place.
+    with pytest.raises(AlreadyRegistered):
+        service.register(session, student_id=late.id, course_id=course.id, now=semester.registration_start)
 
 
 def _semester(session, course):
