@@ -17,24 +17,31 @@ Here every worker binds its own TCP socket with SO_REUSEPORT: the kernel
 spreads new connections evenly across the workers, and asyncio sees a TCP
 socket and sets TCP_NODELAY. With one worker (or without SO_REUSEPORT) this
 is plain `uvicorn`.
+
+The supervisor (the process started with this command) replaces a worker that
+dies, and stops them all on SIGINT or SIGTERM; see `Supervisor`.
 """
 
 import argparse
+import collections
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
 import socket
 import sys
+import time
+from collections.abc import Callable
 
 import uvicorn
 
 
-def command(app: str, *, host: str, port: int, workers: int) -> list[str]:
-    """The command line `make run` and `make bench` serve with."""
+def command(app: str, *, host: str, port: int, workers: int, log_level: str = "info") -> list[str]:
+    """The command line `make run`, `make bench`, the soak and the tests serve with."""
     return [
         sys.executable, "-m", "scripts.serve", app,
         "--host", host, "--port", str(port), "--workers", str(workers), "--no-access-log",
+        "--log-level", log_level,
     ]
 
 
@@ -56,6 +63,10 @@ def _run_worker(app: str, host: str, port: int, options: dict) -> None:
     uvicorn.Server(config).run(sockets=[_worker_socket(host, port)])
 
 
+def _log(message: str) -> None:
+    print(f"serve: {message}", file=sys.stderr, flush=True)
+
+
 def _check_port_free(host: str, port: int) -> None:
     """Fail fast on a busy port. Without SO_REUSEPORT on this probe, a second
     server of ours on the same port is refused instead of silently sharing it."""
@@ -67,25 +78,77 @@ def _check_port_free(host: str, port: int) -> None:
             sys.exit(f"cannot serve on {host}:{port}: {exc}")
 
 
-def _supervise(workers: list[multiprocessing.Process]) -> int:
-    """Run until any worker exits (or a signal arrives), then stop them all."""
+def _describe_exit(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        return f"killed by {signal.Signals(-exitcode).name}"
+    return f"exit status {exitcode}"
 
-    def stop_workers(signum=None, frame=None) -> None:
-        # SIGTERM, not SIGINT: a second SIGINT makes uvicorn drop open requests.
-        for worker in workers:
+
+class Supervisor:
+    """Keeps `count` workers running until SIGINT or SIGTERM, then stops them all.
+
+    A worker that dies unexpectedly (killed, crashed) is replaced at once, as
+    uvicorn's own supervisor does. Unlike uvicorn's, it never pings its workers:
+    a busy worker is never killed for answering a health check late. When workers
+    keep dying (more than `max_restarts` deaths within `restart_window` seconds: a
+    bad import, a broken configuration), respawning cannot help; the supervisor
+    stops every worker and exits with status 1.
+    """
+
+    def __init__(self, start_worker: Callable[[int], multiprocessing.Process], count: int, *,
+                 max_restarts: int = 5, restart_window: float = 30.0):
+        self.start_worker = start_worker
+        self.count = count
+        self.max_restarts = max_restarts
+        self.restart_window = restart_window
+        self.workers: list[multiprocessing.Process] = []
+        self.deaths: collections.deque[float] = collections.deque()
+        self.stopping = False
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        self.workers = [self.start_worker(slot) for slot in range(self.count)]
+        gave_up = False
+        while not self.stopping:
+            # The timeout only bounds how late a signal is noticed; sentinels wake it at once.
+            multiprocessing.connection.wait([worker.sentinel for worker in self.workers], timeout=1.0)
+            for slot, worker in enumerate(self.workers):
+                if self.stopping or worker.is_alive():
+                    continue
+                worker.join()
+                if self._crash_loop():
+                    _log(f"workers died {len(self.deaths)} times within {self.restart_window:.0f} s; giving up")
+                    gave_up = True
+                    self.stopping = True
+                    break
+                self.workers[slot] = self.start_worker(slot)
+                _log(f"worker {worker.pid} {_describe_exit(worker.exitcode)}; "
+                     f"started worker {self.workers[slot].pid} in its place")
+        self._stop()
+        for worker in self.workers:
+            worker.join(timeout=15)
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+        if gave_up:
+            return 1
+        return 0 if all(worker.exitcode in (0, -signal.SIGTERM) for worker in self.workers) else 1
+
+    def _crash_loop(self) -> bool:
+        now = time.monotonic()
+        self.deaths.append(now)
+        while self.deaths and self.deaths[0] < now - self.restart_window:
+            self.deaths.popleft()
+        return len(self.deaths) > self.max_restarts
+
+    def _stop(self, signum=None, frame=None) -> None:
+        self.stopping = True
+        # SIGTERM, not SIGINT: a second SIGINT (after the terminal's own) makes
+        # uvicorn drop open requests; SIGTERM lets them finish.
+        for worker in self.workers:
             if worker.is_alive():
                 os.kill(worker.pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop_workers)
-    signal.signal(signal.SIGINT, stop_workers)
-    multiprocessing.connection.wait([worker.sentinel for worker in workers])
-    stop_workers()
-    for worker in workers:
-        worker.join(timeout=15)
-        if worker.is_alive():
-            worker.kill()
-            worker.join()
-    return 0 if all(worker.exitcode in (0, -signal.SIGTERM) for worker in workers) else 1
 
 
 def main() -> int:
@@ -96,6 +159,10 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--no-access-log", dest="access_log", action="store_false")
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--max-restarts", type=int, default=5,
+                        help="give up when workers die more than this many times ... (default 5)")
+    parser.add_argument("--restart-window", type=float, default=30.0,
+                        help="... within this many seconds (default 30)")
     args = parser.parse_args()
     options = {"access_log": args.access_log, "log_level": args.log_level}
 
@@ -106,17 +173,19 @@ def main() -> int:
 
     _check_port_free(args.host, args.port)
     context = multiprocessing.get_context("spawn")
-    workers = [
-        context.Process(
-            target=_run_worker, args=(args.app, args.host, args.port, options), name=f"api-worker-{i}"
-        )
-        for i in range(args.workers)
-    ]
-    for worker in workers:
-        worker.start()
-    print(f"serving {args.app} on http://{args.host}:{args.port} with {args.workers} workers (SO_REUSEPORT)")
-    return _supervise(workers)
 
+    def start_worker(slot: int) -> multiprocessing.Process:
+        worker = context.Process(
+            target=_run_worker, args=(args.app, args.host, args.port, options), name=f"api-worker-{slot}"
+        )
+        worker.start()
+        return worker
+
+    supervisor = Supervisor(start_worker, args.workers, max_restarts=args.max_restarts,
+                            restart_window=args.restart_window)
+    print(f"serving {args.app} on http://{args.host}:{args.port} with {args.workers} workers (SO_REUSEPORT)",
+          flush=True)
+    return supervisor.run()
 
 if __name__ == "__main__":
     sys.exit(main())
