@@ -7,8 +7,8 @@ the server's memory and the database's connections for leaks.
     .venv/bin/python -m scripts.soak --port 8500              # the API `make run` serves
 
 By default it starts a throwaway embedded PostgreSQL, migrates it, seeds a
-semester, courses and students of its own, and serves the API with uvicorn
-(--workers) on a free port of 127.0.0.1. With --port it drives an API already
+semester, courses and students of its own, and serves the API on a free port
+of 127.0.0.1 the way `make run` does (scripts/serve.py, --workers processes). With --port it drives an API already
 listening on 127.0.0.1 instead, logging in as the demo students (STU10000...,
 `make run` seeds them); its processes are found by the listening port, and its
 database (for counting connections) is --database-url, DATABASE_URL, or the
@@ -18,9 +18,11 @@ Every --interval seconds it samples the resident memory (RSS) of the server's
 processes (psutil) and the connections to the database (pg_stat_activity),
 and prints a row. At the end it compares the average of the last third of the
 samples taken after --warmup with the first third. Exit status 1 when RSS or
-connections grew beyond the thresholds, when any request failed with a 5xx or
-a connection error, or when the registration invariants do not hold at the
-end; 0 otherwise; 2 when it could not start.
+connections grew beyond the thresholds, when either could not be sampled
+(nothing measured is not "flat"), when a server process was replaced (a
+worker died), when any request failed with a 5xx or a connection error, or
+when the registration invariants do not hold at the end; 0 otherwise; 2 when
+it could not start.
 
 The load is modest on purpose (--rate requests per second, spread over
 --clients threads): a soak looks for what creeps, not for the ceiling.
@@ -53,6 +55,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import normalize_database_url
 from app.core.security import hash_password
+from scripts.serve import command as serve_command
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -66,7 +69,7 @@ BCRYPT_ROUNDS = 4  # own server only: logins are part of the mix, not the point 
 @dataclass
 class Target:
     base_url: str
-    server_pid: int | None  # the uvicorn supervisor (or single process), for RSS
+    server_pid: int | None  # the supervisor (or single process), for RSS
     database_url: str | None  # for pg_stat_activity and the final invariant check
     students: list[tuple[str, str]]  # (student number, password)
     process: subprocess.Popen | None = None
@@ -148,10 +151,10 @@ def start_own_server(args) -> Target:
             "LOG_LEVEL": "WARNING",
             "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
         }
+        # The command `make run` serves with: its supervisor replaces a dead worker,
+        # which the report counts as a failure (see `replaced_workers`).
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.asgi:app", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", str(args.workers), "--no-access-log", "--log-level", "warning",
-             "--timeout-worker-healthcheck", "30"],
+            serve_command("app.asgi:app", host="127.0.0.1", port=port, workers=args.workers, log_level="warning"),
             cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
         target.process = process
@@ -610,6 +613,14 @@ def main(argv=None) -> int:
         target.close()
 
 
+def replaced_workers(samples: list[Sample]) -> list[int]:
+    """Server processes that appeared after the first sample: replacements of dead workers."""
+    if not samples:
+        return []
+    first = {pid for pid, _ in samples[0].workers}
+    return sorted({pid for sample in samples[1:] for pid, _ in sample.workers} - first)
+
+
 def report(args, target: Target, tally: Tally, samples: list[Sample]) -> int:
     print()
     requests = sum(tally.total.values())
@@ -622,16 +633,22 @@ def report(args, target: Target, tally: Tally, samples: list[Sample]) -> int:
     ok = True
     rss = trend("RSS of the server processes (MiB)", [s.rss_total for s in judged],
                 relative=args.max_rss_growth, absolute=args.rss_slack_mib)
+    unsampled = sum(not s.rss_total for s in judged)
     if rss is None:
         print("RSS: too few samples after the warm-up to judge (or no process to sample)")
         ok = False
-    elif not judged[0].rss_total:
-        print("RSS: not sampled (no server process found)")
+    elif unsampled:
+        # Nothing measured is not "flat": a soak that saw no memory proves nothing.
+        print(f"RSS: not sampled in {unsampled} of {len(judged)} samples (no server process found)")
+        ok = False
     else:
         print(f"{rss}; slope {slope_per_minute(judged, [s.rss_total for s in judged]):+.2f} MiB/min")
         ok &= rss.flat
     connection_counts = [float(s.connections[0]) for s in judged if s.connections is not None]
-    if connection_counts:
+    if connection_counts and len(connection_counts) < len(judged):
+        print(f"connections: not counted in {len(judged) - len(connection_counts)} of {len(judged)} samples")
+        ok = False
+    elif connection_counts:
         conns = trend("database connections", connection_counts,
                       relative=args.max_conn_growth, absolute=args.conn_slack)
         if conns is None:
@@ -642,6 +659,13 @@ def report(args, target: Target, tally: Tally, samples: list[Sample]) -> int:
             ok &= conns.flat
     else:
         print("connections: not counted (no database URL)")
+        ok = False
+    replaced = replaced_workers(samples)
+    if replaced:
+        # The supervisor replaces a dead worker, so the service kept answering; a
+        # process that dies under a steady, modest load is still a failure.
+        print(f"server processes replaced during the soak (a worker died): {', '.join(map(str, replaced))}")
+        ok = False
     error_rate = failures / requests if requests else 1.0
     print(f"5xx and connection errors: {failures} of {requests} ({error_rate:.3%}), allowed {args.max_error_rate:.3%}")
     ok &= requests > 0 and error_rate <= args.max_error_rate
