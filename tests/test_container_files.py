@@ -67,6 +67,22 @@ def served_command() -> list[str]:
     return words
 
 
+def cmd_preamble() -> list[list[str]]:
+    """The steps the Dockerfile's `sh -c` CMD runs before it execs the server."""
+    [cmd] = instruction_args("CMD")
+    words = exec_form(cmd)
+    if words[:2] != ["sh", "-c"]:
+        return []
+    before = words[2].split("exec ", 1)[0].strip().removesuffix("&&")
+    return [shlex.split(step) for step in before.split("&&") if step.strip()]
+
+
+def options_of(module: str) -> set[str]:
+    """The --options a script's argparse parser declares (read from its source)."""
+    source = module_file(module).read_text()
+    return set(re.findall(r"add_argument\(\s*\"(--[\w-]+)\"", source))
+
+
 def flag(words: list[str], name: str, default: str | None = None) -> str | None:
     return words[words.index(name) + 1] if name in words else default
 
@@ -191,20 +207,39 @@ def test_dockerfile_runs_as_a_user_it_creates_and_not_as_root():
     assert re.search(rf"useradd\b.*\b{re.escape(users[-1].split(':')[0])}\b", created)
 
 
-def test_dockerfile_serves_the_asgi_app_with_several_uvicorn_workers_on_the_exposed_port():
+def test_dockerfile_serves_the_asgi_app_with_several_workers_as_make_run_does():
+    # scripts/serve.py, not `uvicorn --workers`: see docs/performance.md, section 1.
     words = served_command()
-    assert words[0] == "uvicorn"
-    module, _, attribute = words[1].partition(":")
+    assert words[:3] == ["python", "-m", "scripts.serve"], "serve as `make run` does"
+    assert module_file(words[2]).is_file()
+    from scripts.serve import command as make_run_command
+
+    make_run_words = make_run_command("app.asgi:app", host="127.0.0.1", port=8500, workers=2)
+    assert words[3] == make_run_words[3], "the app `make run` serves"
+    module, _, attribute = words[3].partition(":")
     source = module_file(module).read_text()
-    assert re.search(rf"^{attribute}\s*=", source, re.MULTILINE), f"{words[1]} does not exist"
+    assert re.search(rf"^{attribute}\s*=", source, re.MULTILINE), f"{words[3]} does not exist"
+    given = {word for word in words[4:] if word.startswith("--")}
+    unknown = given - options_of(words[2])
+    assert not unknown, f"scripts/serve.py does not accept {sorted(unknown)}"
+    assert set(make_run_words[4:]) & given >= {"--host", "--port", "--workers", "--no-access-log"}
 
     port = int(flag(words, "--port"))
     assert instruction_args("EXPOSE") == [str(port)]
-    workers = flag(words, "--workers", "$WEB_CONCURRENCY")
+    workers = flag(words, "--workers")
     workers = dockerfile_env().get(workers.strip("${}"), workers) if workers.startswith("$") else workers
     assert int(workers) >= 2, "serve with several worker processes"
     assert flag(words, "--host") == "0.0.0.0"
-    assert "PROMETHEUS_MULTIPROC_DIR" in dockerfile_env()
+
+
+def test_dockerfile_gives_the_workers_an_empty_shared_metrics_folder():
+    # Several workers add up their Prometheus samples through files in this folder
+    # (app/core/observability.py); left-overs from the last start would be counted again.
+    assert "PROMETHEUS_MULTIPROC_DIR" in (PROJECT_ROOT / "app" / "core" / "observability.py").read_text()
+    folder = dockerfile_env()["PROMETHEUS_MULTIPROC_DIR"]
+    assert folder.startswith("/tmp/"), "a folder the unprivileged user may create"
+    steps = [[word.replace("$PROMETHEUS_MULTIPROC_DIR", folder) for word in step] for step in cmd_preamble()]
+    assert steps == [["rm", "-rf", folder], ["mkdir", "-p", folder]]
 
 
 def test_dockerfile_healthcheck_probes_health_on_the_served_port():
