@@ -11,7 +11,8 @@ service-level objective is met and the data invariants hold, 1 when not.
 
 Defaults can also come from the environment (the container stack uses this):
 LOAD_PRESET, LOAD_HOST, LOAD_USERS, LOAD_SPAWN_RATE, LOAD_RUN_TIME, LOAD_MIX,
-LOAD_PROCESSES, LOAD_MODE (headless|web), LOAD_EXPECT_WORKERS.
+LOAD_PROCESSES, LOAD_MODE (headless|web), LOAD_EXPECT_WORKERS,
+LOAD_EXPECT_WORKERS_MAX_WAIT.
 """
 
 import argparse
@@ -31,6 +32,9 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILES = PROJECT_ROOT / "locustfiles"
 DEFAULT_HOST = "http://127.0.0.1:8500"  # `make run`
+# A headless master never waits forever for workers that will not come (a crashed
+# container, a wrong --master-host): Locust gives up after this many seconds.
+EXPECT_WORKERS_MAX_WAIT = 120
 
 sys.path.insert(0, str(LOCUSTFILES))
 from _presets import PRESETS, parse_mix  # noqa: E402  (plain data: no Locust import)
@@ -93,6 +97,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="be the master of workers started elsewhere (`locust ... --worker`)")
     parser.add_argument("--expect-workers", type=int, default=int(_env("LOAD_EXPECT_WORKERS", "1")),
                         help="with --master --headless: workers to wait for before starting (default 1)")
+    parser.add_argument("--expect-workers-max-wait", type=int,
+                        default=int(_env("LOAD_EXPECT_WORKERS_MAX_WAIT", str(EXPECT_WORKERS_MAX_WAIT))),
+                        help="with --master --headless: seconds to wait for them before giving up "
+                             f"with exit status 1 (default {EXPECT_WORKERS_MAX_WAIT})")
     parser.add_argument("--database-url",
                         help="database of the server under test, for the invariant check "
                              "(default: DATABASE_URL, or the `make run` database for a local server)")
@@ -146,7 +154,8 @@ def locust_command(args: argparse.Namespace, folder: Path) -> list[str]:
     if args.master:
         command += ["--master"]
         if args.mode == "headless":
-            command += ["--expect-workers", str(args.expect_workers)]
+            command += ["--expect-workers", str(args.expect_workers),
+                        "--expect-workers-max-wait", str(args.expect_workers_max_wait)]
     if args.processes is not None:
         # The forked workers talk to their master on this machine only, on a free port:
         # two runs at once (two test suites, say) must not meet on Locust's default 5557.

@@ -151,6 +151,45 @@ def env_example() -> dict[str, str]:
     return values
 
 
+_COMMENTED_SETTING = re.compile(r"^#\s*([A-Z][A-Z0-9_]*)=")
+
+
+def env_example_names() -> set[str]:
+    """Every variable .env.example names, set or only shown commented out (`# DATABASE_URL=...`)."""
+    names = set(env_example())
+    for line in (PROJECT_ROOT / ".env.example").read_text().splitlines():
+        if match := _COMMENTED_SETTING.match(line.strip()):
+            names.add(match.group(1))
+    return names
+
+
+def env_files_of(service: dict) -> list[dict]:
+    """`env_file:` in its long form: [{"path": ..., "required": ...}] (short forms are required)."""
+    entries = service.get("env_file") or []
+    entries = [entries] if isinstance(entries, str) else entries
+    return [
+        {"path": entry, "required": True} if isinstance(entry, str)
+        else {"path": entry["path"], "required": entry.get("required", True) not in (False, "false")}
+        for entry in entries
+    ]
+
+
+def container_environment(service: dict, dotenv: dict[str, str]) -> dict[str, str]:
+    """The variables Compose gives a container when the project's .env holds `dotenv` (and the
+    shell sets nothing): the env_file .env first, then `environment`, which wins over it and is
+    interpolated from .env."""
+    env = {}
+    for entry in env_files_of(service):
+        assert entry["path"] in (".env", "./.env"), f"unexpected env_file {entry['path']}"
+        if dotenv or entry["required"]:
+            env.update(dotenv)
+    raw = service.get("environment") or {}
+    if isinstance(raw, list):
+        raw = dict(item.partition("=")[::2] for item in raw)
+    env.update({key: interpolate(str(value), dotenv) for key, value in raw.items()})
+    return env
+
+
 def module_file(module: str) -> Path:
     return PROJECT_ROOT / (module.replace(".", "/") + ".py")
 
@@ -371,6 +410,75 @@ def test_compose_defaults_match_the_application_settings(services):
     pool = Settings.model_fields["db_pool_size"].default + Settings.model_fields["db_max_overflow"].default
     max_connections = int(flag(command_of(services["db"]), "-c").split("=")[1])
     assert max_connections > int(env["WEB_CONCURRENCY"]) * pool
+
+
+@pytest.mark.parametrize("with_dotenv", [True, False], ids=["with .env", "without .env"])
+@pytest.mark.parametrize("name", ["api", "migrate"])
+def test_every_setting_in_env_example_reaches_the_app_containers(services, name, with_dotenv):
+    """What .env.example says for a setting of app.core.config.Settings is what the app in the
+    container gets: from .env (the copy of .env.example) when there, else from the defaults."""
+    from pydantic import TypeAdapter
+
+    from app.core.config import Settings
+
+    service, example = services[name], env_example()
+    assert {"path": ".env", "required": False} in env_files_of(service), \
+        "pass .env to the container, optional as for `make run`"
+    env = container_environment(service, example if with_dotenv else {})
+    assert "@db:5432/" in env["DATABASE_URL"], "the stack's own database, whatever .env says"
+
+    settings = {field.upper(): field for field in Settings.model_fields}
+    documented = sorted((env_example_names() & settings.keys()) - {"DATABASE_URL"})
+    assert documented, ".env.example documents no setting?"
+    for variable in documented:
+        field = Settings.model_fields[settings[variable]]
+        if variable not in example:  # shown commented out: the app's default applies
+            assert variable not in env or not with_dotenv, variable
+            continue
+        if with_dotenv:
+            assert variable in env, f"{variable} from .env does not reach {name}"
+        given = env.get(variable)
+        seen = field.default if given is None else TypeAdapter(field.annotation).validate_python(given)
+        assert seen == TypeAdapter(field.annotation).validate_python(example[variable]), \
+            f"{name} gets {variable}={given!r} (.env.example says {example[variable]!r})"
+
+
+def test_locust_master_command_is_one_run_load_accepts_and_never_waits_forever(services, monkeypatch, tmp_path):
+    from scripts import run_load
+
+    master = services["locust-master"]
+    for variable, value in container_environment(master, env_example()).items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("LOAD_MODE", "headless")  # as in the CI gate
+    args = run_load.parse_args(command_of(master)[3:])  # argparse exits on an unknown option
+    command = run_load.locust_command(args, tmp_path)
+    assert "--master" in command and "--headless" in command
+    assert int(flag(command, "--expect-workers")) >= 1
+    assert int(flag(command, "--expect-workers-max-wait")) > 0, "a master waiting for workers gives up"
+
+
+def documented_compose_up_commands() -> list[tuple[str, str]]:
+    """Every `docker compose up ... --exit-code-from ...` command the repository documents."""
+    commands = []
+    for path in ("docker-compose.yml", "docs/load-testing.md", "README.md"):
+        lines = [line.strip().lstrip("#").strip() for line in (PROJECT_ROOT / path).read_text().splitlines()]
+        joined = "\n".join(lines).replace("\\\n", " ")
+        commands += [(path, line) for line in joined.splitlines() if "docker compose up" in line]
+    return commands
+
+
+def test_the_documented_ci_gate_ends_on_the_masters_exit_pass_or_fail():
+    # --exit-code-from implies --abort-on-container-exit (stop on the first exit of an attached
+    # container) unless --abort-on-container-failure is given too: then a master exiting 0
+    # stops nothing and `up` never returns. Attaching only the master keeps the one-shot
+    # migrate (exit 0) and the workers (they exit first) from ending the run.
+    gates = [(path, line) for path, line in documented_compose_up_commands() if "--exit-code-from" in line]
+    assert {path for path, _ in gates} == {"docker-compose.yml", "docs/load-testing.md"}, gates
+    for path, line in gates:
+        words = shlex.split(line[line.index("docker compose up"):].split("`")[0])
+        assert flag(words, "--exit-code-from") == "locust-master", (path, line)
+        assert "--abort-on-container-failure" not in words, (path, line)
+        assert flag(words, "--attach") == "locust-master" and words.count("--attach") == 1, (path, line)
 
 
 def test_commands_name_only_modules_and_files_that_exist(services):
