@@ -32,13 +32,14 @@ class Page(Generic[T]):
     total: int
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = DEFAULT_PAGE_SIZE,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="Items to skip")] = 0,
 ) -> PageParams:
     return PageParams(limit=limit, offset=offset)
 
 
+# `async def` above: it does no I/O, so it needs no threadpool hop.
 PageDep = Annotated[PageParams, Depends(page_params)]
 
 

@@ -350,21 +350,24 @@ def list_my_courses(
         .offset(page.offset)
         .lateral("registrations")
     )
-    rows = session.execute(
-        select(registrations)
-        .select_from(Semester)
-        .outerjoin(registrations, true())
-        .where(Semester.id == semester_id)
-    ).all()
-    if not rows:
-        raise SemesterNotFound()
-    items = [MyCourse(**{k: v for k, v in row._mapping.items() if k != "total"}) for row in rows if row.course_id]
-    total = rows[0].total if items else total_from_page(page, 0)
-    if total is None:  # an empty page past the end: count separately
-        total = session.scalar(
-            select(func.count())
-            .select_from(CourseRegistration)
-            .join(Course, Course.id == CourseRegistration.course_id)
-            .where(Course.semester_id == semester_id, CourseRegistration.student_id == student_id)
-        )
+    with session.begin():
+        rows = session.execute(
+            select(registrations)
+            .select_from(Semester)
+            .outerjoin(registrations, true())
+            .where(Semester.id == semester_id)
+        ).all()
+        if not rows:
+            raise SemesterNotFound()
+        items = [
+            MyCourse(**{k: v for k, v in row._mapping.items() if k != "total"}) for row in rows if row.course_id
+        ]
+        total = rows[0].total if items else total_from_page(page, 0)
+        if total is None:  # an empty page past the end: count separately
+            total = session.scalar(
+                select(func.count())
+                .select_from(CourseRegistration)
+                .join(Course, Course.id == CourseRegistration.course_id)
+                .where(Course.semester_id == semester_id, CourseRegistration.student_id == student_id)
+            )
     return Page(items, total)

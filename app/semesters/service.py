@@ -8,11 +8,13 @@ from app.semesters.models import Semester
 
 def list_semesters(session: Session, *, page: PageParams) -> Page[Semester]:
     statement = select(Semester).order_by(Semester.registration_start, Semester.id)
-    return paginate_scalars(session, statement, page)
+    with session.begin():
+        return paginate_scalars(session, statement, page)
 
 
 def get_semester(session: Session, *, semester_id: int) -> Semester:
-    semester = session.get(Semester, semester_id)
+    with session.begin():
+        semester = session.get(Semester, semester_id)
     if semester is None:
         raise SemesterNotFound()
     return semester
