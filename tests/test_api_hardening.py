@@ -196,11 +196,12 @@ def _sample(metrics_text, name, labels):
 
 def test_metrics_count_requests_per_route_template(client, factory):
     course = factory.course()
-    before = _sample(client.get("/metrics").text, "http_requests_total", {"route": "/courses/{course_id}"})
+    labels = {"route": "/courses/{course_id}", "status": "200"}
+    before = _sample(client.get("/metrics").text, "http_requests_total", labels)
     for _ in range(3):
         client.get(f"/courses/{course.id}")
     text = client.get("/metrics").text
-    assert _sample(text, "http_requests_total", {"route": "/courses/{course_id}", "status": "200"}) == before + 3
+    assert _sample(text, "http_requests_total", labels) == before + 3
     assert "http_request_duration_seconds_bucket" in text
     assert f"/courses/{course.id}\"" not in text  # raw paths never become labels
 
