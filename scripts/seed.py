@@ -1,6 +1,6 @@
 """Seed all demo data: students, semesters, then courses. Idempotent.
 
-    python -m scripts.seed [--students 1000]
+    python -m scripts.seed [--count 1000]
 """
 
 import argparse
@@ -13,21 +13,23 @@ from scripts.seed_semesters import seed_semesters
 from scripts.seed_students import seed_students
 
 
-def seed_all(engine: Engine, *, students: int = 1000) -> None:
-    inserted_students = seed_students(engine, count=students)
+def seed_all(engine: Engine, *, count: int = 1000) -> None:
+    inserted_students = seed_students(engine, count=count)
     past, current, future = seed_semesters(engine)
-    inserted_courses = seed_courses(engine)
+    inserted_courses = seed_courses(engine, semester_ids=[past, current, future])
     print(
-        f"seeded: {inserted_students} new students (of {students}), semesters past={past} "
+        f"seeded: {inserted_students} new students (of {count}), semesters past={past} "
         f"open={current} future={future}, {inserted_courses} new courses"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--students", type=int, default=1000)
+    # --students: the name this option had first; kept so existing commands still work.
+    parser.add_argument("--count", "--students", dest="count", type=int, default=1000,
+                        help="how many students (default 1000)")
     args = parser.parse_args()
-    seed_all(engine_from_settings(), students=args.students)
+    seed_all(engine_from_settings(), count=args.count)
 
 
 if __name__ == "__main__":

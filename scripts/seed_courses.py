@@ -1,10 +1,15 @@
-"""Seed a dozen courses in every semester. Idempotent.
+"""Seed a dozen courses in each demo semester (those seed_semesters makes). Idempotent.
 
 Most courses are large; a few are small, with short reserve lists, so that load
-tests and demos can watch a course fill, queue and promote.
+tests and demos can watch a course fill, queue and promote. Other semesters
+(made through the API, by tests or by the soak script) get no courses. Run
+alone, it first seeds the demo semesters if they are missing.
 
     python -m scripts.seed_courses
 """
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects.postgresql import insert
@@ -12,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from app.courses.models import Course
 from app.semesters.models import Semester
 from scripts.seed_common import engine_from_settings
+from scripts.seed_semesters import demo_semesters, seed_semesters
 
 # (course name, professor, schedule, capacity, reserve limit)
 CATALOGUE = [
@@ -31,24 +37,36 @@ CATALOGUE = [
 ]
 
 
-def seed_courses(engine: Engine) -> int:
-    """Add the catalogue to every semester that lacks it; return how many courses were inserted."""
+def current_demo_semester_ids(engine: Engine, *, now: datetime | None = None) -> list[int]:
+    """The ids of the demo semesters as of now, seeding them when any is missing."""
+    now = now or datetime.now(UTC)
+    names = [row["name"] for row in demo_semesters(now)]
+    with engine.connect() as connection:
+        ids = connection.scalars(select(Semester.id).where(Semester.name.in_(names))).all()
+    if len(ids) < len(names):
+        ids = seed_semesters(engine, now=now)
+    return sorted(ids)
+
+
+def seed_courses(engine: Engine, *, semester_ids: Sequence[int] | None = None) -> int:
+    """Add the catalogue to the demo semesters that lack it; return how many courses were inserted."""
+    if semester_ids is None:
+        semester_ids = current_demo_semester_ids(engine)
+    rows = [
+        {
+            "semester_id": semester_id,
+            "course_name": name,
+            "professor": professor,
+            "schedule": schedule,
+            "max_capacity": capacity,
+            "reserve_limit": reserve_limit,
+        }
+        for semester_id in semester_ids
+        for name, professor, schedule, capacity, reserve_limit in CATALOGUE
+    ]
+    if not rows:
+        return 0
     with engine.begin() as connection:
-        semester_ids = connection.scalars(select(Semester.id).order_by(Semester.id)).all()
-        rows = [
-            {
-                "semester_id": semester_id,
-                "course_name": name,
-                "professor": professor,
-                "schedule": schedule,
-                "max_capacity": capacity,
-                "reserve_limit": reserve_limit,
-            }
-            for semester_id in semester_ids
-            for name, professor, schedule, capacity, reserve_limit in CATALOGUE
-        ]
-        if not rows:
-            return 0
         result = connection.execute(
             insert(Course)
             .values(rows)

@@ -1,18 +1,27 @@
 """Seed three semesters: one whose registration is open now, one past, one future. Idempotent.
 
-Names follow the academic calendar around today; running the script again
-re-centres the open semester's window on now, so a demo never finds it closed.
+Names follow the academic calendar around today ("Fall 2026"); running the
+script again re-centres the open semester's window on now, so a demo never finds
+it closed. Re-runs converge: when the calendar has moved on (the open semester
+is now named for the next term), the demo semesters of earlier runs that are
+still open or yet to open are closed, so exactly one demo semester is open.
+Semesters named otherwise are never touched.
 
     python -m scripts.seed_semesters
 """
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, update
 from sqlalchemy.dialects.postgresql import insert
 
 from app.semesters.models import Semester
 from scripts.seed_common import engine_from_settings
+
+# What _term_name produces; how the demo semesters of earlier runs are recognised.
+DEMO_NAME_PATTERN = r"^(Spring|Summer|Fall) [0-9]{4}$"
+# A closed-early demo semester keeps at least this much window before its end.
+CLOSED_WINDOW = timedelta(days=30)
 
 
 def _term_name(moment: datetime) -> str:
@@ -37,19 +46,39 @@ def demo_semesters(now: datetime) -> list[dict]:
 
 
 def seed_semesters(engine: Engine, *, now: datetime | None = None) -> list[int]:
-    """Upsert the three demo semesters; return their ids (past, open, future)."""
-    rows = demo_semesters(now or datetime.now(UTC))
-    statement = insert(Semester).values(rows)
-    statement = statement.on_conflict_do_update(
+    """Upsert the three demo semesters and close stale ones; return the ids (past, open, future)."""
+    now = now or datetime.now(UTC)
+    rows = demo_semesters(now)
+    names = [row["name"] for row in rows]
+
+    # Demo semesters of earlier runs that are no longer one of the three: end their
+    # window now (the rows and their registrations stay, as last term's history).
+    close_stale = (
+        update(Semester)
+        .where(
+            Semester.name.regexp_match(DEMO_NAME_PATTERN),
+            Semester.name.not_in(names),
+            Semester.registration_end > now,
+        )
+        .values(
+            registration_start=func.least(Semester.registration_start, now - CLOSED_WINDOW),
+            registration_end=now,
+            updated_at=func.now(),
+        )
+    )
+    upsert = insert(Semester).values(rows)
+    upsert = upsert.on_conflict_do_update(
         index_elements=["name"],
         set_={
-            "registration_start": statement.excluded.registration_start,
-            "registration_end": statement.excluded.registration_end,
+            "registration_start": upsert.excluded.registration_start,
+            "registration_end": upsert.excluded.registration_end,
+            "updated_at": func.now(),
         },
     ).returning(Semester.id, Semester.name)
     with engine.begin() as connection:
-        ids_by_name = {row.name: row.id for row in connection.execute(statement)}
-    return [ids_by_name[row["name"]] for row in rows]
+        connection.execute(close_stale)
+        ids_by_name = {row.name: row.id for row in connection.execute(upsert)}
+    return [ids_by_name[name] for name in names]
 
 
 def main() -> None:
