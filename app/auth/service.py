@@ -20,28 +20,32 @@ def authenticate(
     settings: Settings,
     now: datetime,
 ) -> Student:
-    """Return the student whose credentials these are, or raise InvalidCredentials.
+    """Return the student whose credentials these are, or raise InvalidCredentials
+    (or TooManyLoginAttempts, before any password is checked).
 
-    The connection goes back to the pool before bcrypt runs, so a login storm
-    holds no database connection while it burns CPU.
+    Three short transactions, and none is open while bcrypt runs: the
+    connection goes back to the pool, so a login storm holds no database
+    connection (and no throttle row lock) while it burns CPU.
     """
     scopes = throttle.login_scopes(student_number=student_number, client_address=client_address, settings=settings)
+    # Counted as a failure up front, so that guesses in parallel cannot all pass
+    # a check made before any of them is recorded (app/auth/throttle.py).
     with session.begin():
-        throttle.ensure_not_blocked(session, scopes, now=now)
+        reservations = throttle.reserve_attempt(
+            session, scopes, now=now, window=timedelta(seconds=settings.login_failure_window_seconds)
+        )
+    with session.begin():
         student = session.scalar(select(Student).where(Student.student_number == student_number))
 
     # Hash anyway for an unknown student number: both failures cost the same time.
     password_hash = student.password_hash if student else dummy_password_hash(settings.bcrypt_rounds)
-    password_matches = verify_password(password, password_hash)
+    if student is None or not verify_password(password, password_hash):
+        raise InvalidCredentials()  # the reservations stand as the failure
 
+    student_reservation, client_reservation = reservations  # in the order of login_scopes
     with session.begin():
-        if student is None or not password_matches:
-            window = timedelta(seconds=settings.login_failure_window_seconds)
-            throttle.record_failure(session, scopes, now=now, window=window)
-        else:
-            throttle.clear(session, scopes[0])  # the student's own count; not the client's
-    if student is None or not password_matches:
-        raise InvalidCredentials()
+        throttle.clear(session, student_reservation.scope)  # the student's failures start again from nothing
+        throttle.give_back(session, client_reservation)  # a success is no failure of the client's
     return student
 
 
