@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import gevent
 from locust import events
-from locust.runners import MasterRunner
+from locust.runners import STATE_STOPPED, STATE_STOPPING, MasterRunner
 
 from _common import LOGIN, OUTCOME_NAMES, OUTCOMES, RUN_MIX, is_coordinator, option, preset_of
 from _presets import format_mix
@@ -76,10 +76,19 @@ def _on_spawning_complete(user_count, **_kwargs) -> None:
 
 @events.quitting.add_listener
 def _judge(environment, **_kwargs) -> None:
-    # Listeners of `quitting` run last-registered-first: the runner has quit (and the
-    # workers have sent their final reports) by the time this one runs.
     if not is_coordinator(environment) or not _run["started"]:
         return  # a worker, or a web UI closed before any test ran
+    # The numbers must be final before they are judged. Locust fires `quitting` before
+    # its own runner.quit() (locust/main.py, shutdown()). Headless, the runner has quit
+    # already when the run ended. A master also quits in a `quitting` listener of its
+    # own, which runs before this one (listeners run last-registered-first, and the
+    # runner registers after the locustfiles are imported): it tells the workers to quit
+    # and waits for their final reports. But a local runner stopped in web mode (Ctrl-C
+    # or SIGTERM while a test runs) is still running its users here, so quit it first.
+    # Quitting twice is harmless: Locust's shutdown() quits the runner again anyway.
+    runner = environment.runner
+    if runner.state not in (STATE_STOPPED, STATE_STOPPING):
+        runner.quit()
     verdict = build_verdict(environment)
     environment.process_exit_code = 0 if verdict["passed"] else 1
     report_dir = option(environment, "report_dir")
