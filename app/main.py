@@ -3,6 +3,7 @@
 import logging
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -25,6 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
         # Computed now, not on the first unknown student number, so that login's
         # timing never tells whether a student number exists.
         dummy_password_hash(settings.bcrypt_rounds)

@@ -7,6 +7,7 @@ from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_SECRET_KEY = "change-me-in-production-this-is-only-for-development"
+MIN_PRODUCTION_SECRET_KEY_BYTES = 32
 
 
 def normalize_database_url(url: str) -> str:
@@ -28,6 +29,10 @@ class Settings(BaseSettings):
 
     # Database. Unset in development: `make run` starts an embedded PostgreSQL.
     database_url: str = ""
+    # Threads serving plain `def` endpoints, per worker process (anyio's default is
+    # 40). Each login waiting for its password check holds one, so a login storm
+    # must not be able to take them all.
+    threadpool_size: int = 200
     db_pool_size: int = 20
     db_max_overflow: int = 20
     db_pool_timeout_seconds: float = 10.0
@@ -68,9 +73,16 @@ class Settings(BaseSettings):
         return normalize_database_url(value)
 
     @model_validator(mode="after")
-    def _refuse_example_secret_in_production(self) -> "Settings":
-        if self.environment == "production" and self.secret_key == DEVELOPMENT_SECRET_KEY:
+    def _refuse_weak_secret_in_production(self) -> "Settings":
+        if self.environment != "production":
+            return self
+        if self.secret_key == DEVELOPMENT_SECRET_KEY:
             raise ValueError("SECRET_KEY must be set to a real secret when ENVIRONMENT=production")
+        # HS256 signs with a 256-bit key: a shorter (or empty) secret can be guessed offline.
+        if len(self.secret_key.encode()) < MIN_PRODUCTION_SECRET_KEY_BYTES:
+            raise ValueError(
+                f"SECRET_KEY must be at least {MIN_PRODUCTION_SECRET_KEY_BYTES} bytes when ENVIRONMENT=production"
+            )
         return self
 
     @property

@@ -1,6 +1,9 @@
 """Password hashing (bcrypt) and access tokens (PyJWT, HS256)."""
 
+import os
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -15,6 +18,25 @@ from app.core.errors import InvalidToken
 JWT_ALGORITHM = "HS256"
 BCRYPT_MAX_PASSWORD_BYTES = 72
 
+# A password check holds a core for 0.2-0.3 s at cost 12 (bcrypt releases the GIL).
+# Checks run on threads of their own, one per core, at a lower CPU priority: a
+# login storm queues here and uses the CPU that serving requests leaves idle,
+# instead of dozens of hashes at once starving every other request (see
+# docs/performance.md, "Login storm").
+PASSWORD_CHECK_NICENESS = 10
+
+
+def _lower_thread_priority() -> None:
+    try:  # Linux: niceness is per thread
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PASSWORD_CHECK_NICENESS)
+    except (AttributeError, OSError):
+        pass  # elsewhere, checks simply run at normal priority
+
+
+_password_checks = ThreadPoolExecutor(
+    max_workers=os.cpu_count() or 1, thread_name_prefix="password-check", initializer=_lower_thread_priority
+)
+
 
 def hash_password(password: str, *, rounds: int) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=rounds)).decode()
@@ -25,7 +47,7 @@ def verify_password(password: str, password_hash: str) -> bool:
     # bcrypt 5 raises on longer input instead of truncating; such a password never matches.
     if len(encoded) > BCRYPT_MAX_PASSWORD_BYTES:
         return False
-    return bcrypt.checkpw(encoded, password_hash.encode())
+    return _password_checks.submit(bcrypt.checkpw, encoded, password_hash.encode()).result()
 
 
 @lru_cache
