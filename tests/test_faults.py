@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Session
 from app.core.config import Settings
 from app.core.db import create_db_engine
 from app.core.security import hash_password
+from app.main import create_app
 from app.registrations.invariants import check_invariants
 from app.registrations.models import CourseRegistration
 from scripts import migrate
@@ -38,7 +40,7 @@ from tests.test_concurrency import run_all_at_once
 # Generous on purpose (CI machines are small and shared): what these tests rule
 # out is a stall, a request waiting on a pool or a lock with no bound.
 ANSWERED_WITHIN_S = 10.0
-RETRYABLE_CODES = {"DATABASE_UNAVAILABLE", "LOCK_TIMEOUT", "SERVICE_BUSY"}
+RETRYABLE_CODES = {"DATABASE_UNAVAILABLE", "LOCK_TIMEOUT", "STATEMENT_TIMEOUT", "SERVICE_BUSY"}
 
 
 # ---- what each client was told ------------------------------------------------
@@ -488,9 +490,36 @@ def test_statement_timeout_from_settings_bounds_every_statement(database_url):
         started = time.monotonic()
         with engine.connect() as connection, pytest.raises(OperationalError) as raised:
             connection.execute(text("SELECT pg_sleep(5)"))
-        assert raised.value.orig.pgcode == "57014"  # query_canceled: answered as a retryable 503
+        assert raised.value.orig.pgcode == "57014"  # query_canceled: a retryable 503 STATEMENT_TIMEOUT
         assert time.monotonic() - started < 4
         with engine.connect() as connection:
             assert connection.execute(text("SHOW lock_timeout")).scalar() == "1234ms"
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("timeouts", "code"),
+    [
+        # The lock wait gives up first: the course is busy.
+        pytest.param({"db_lock_timeout_ms": 300, "db_statement_timeout_ms": 10_000}, "LOCK_TIMEOUT", id="lock"),
+        # The statement gives up first, here while it waits for the lock: its own code.
+        pytest.param({"db_lock_timeout_ms": 10_000, "db_statement_timeout_ms": 300}, "STATEMENT_TIMEOUT",
+                     id="statement"),
+    ],
+)
+def test_a_timed_out_statement_and_a_timed_out_lock_wait_answer_their_own_retryable_503(
+    settings, engine, factory, timeouts, code
+):
+    course, student = factory.course(), factory.student()
+    with TestClient(create_app(settings.model_copy(update=timeouts))) as client, engine.connect() as holder:
+        holder.execute(text("SELECT id FROM courses WHERE id = :id FOR UPDATE"), {"id": course.id})
+        started = time.monotonic()
+        response = client.post(f"/courses/{course.id}/register", headers=factory.auth(student))
+        waited = time.monotonic() - started
+        holder.rollback()
+    assert response.status_code == 503, response.json()
+    assert response.json() == {"detail": response.json()["detail"], "code": code}
+    assert int(response.headers["Retry-After"]) >= 1
+    assert waited < 5
+    assert not _row_count(engine, course.id)

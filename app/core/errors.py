@@ -140,6 +140,11 @@ class LockTimeout(ServiceUnavailable):
     detail = "The course is busy; retry shortly"
 
 
+class StatementTimeout(ServiceUnavailable):
+    code = "STATEMENT_TIMEOUT"
+    detail = "The database took too long to answer; retry shortly"
+
+
 class ServiceBusy(ServiceUnavailable):
     code = "SERVICE_BUSY"
     detail = "The service is busy; retry shortly"
@@ -197,8 +202,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     def handle_database_error(request: Request, exc: DBAPIError) -> JSONResponse:
         sqlstate = getattr(exc.orig, "pgcode", None)
-        if sqlstate in (_LOCK_NOT_AVAILABLE, _QUERY_CANCELED):
+        if sqlstate == _LOCK_NOT_AVAILABLE:  # lock_timeout
             error: DomainError = LockTimeout()
+        elif sqlstate == _QUERY_CANCELED:  # statement_timeout (nothing else here cancels queries)
+            error = StatementTimeout()
         elif isinstance(exc, OperationalError) or exc.connection_invalidated:
             error = ServiceUnavailable()
         else:
