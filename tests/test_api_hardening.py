@@ -21,6 +21,14 @@ def test_production_refuses_the_example_secret_key():
     Settings(environment="production", secret_key="a-real-secret-" + "z" * 40)
 
 
+@pytest.mark.parametrize("secret_key", ["", "short", "s" * 31, "é" * 15 + "s"])  # the last: 31 bytes in UTF-8
+def test_production_refuses_a_secret_key_shorter_than_32_bytes(secret_key):
+    with pytest.raises(ValidationError, match="at least 32 bytes"):
+        Settings(environment="production", secret_key=secret_key, database_url="postgresql://x/y")
+    Settings(environment="development", secret_key=secret_key)  # only production insists
+    Settings(environment="production", secret_key="s" * 32, database_url="postgresql://x/y")
+
+
 def test_no_route_takes_a_student_id_from_the_client(app):
     """Object-level authorization: the acting student comes only from the token."""
     for path, operations in app.openapi()["paths"].items():
