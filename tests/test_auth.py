@@ -104,6 +104,9 @@ def _bad_tokens(settings, student_id):
             {**claims, "iat": now - timedelta(hours=2), "exp": now - timedelta(hours=1)}, settings.secret_key
         ),
         "not_yet_valid": jwt.encode({**claims, "nbf": now + timedelta(hours=1)}, settings.secret_key),
+        "issued_in_the_future": jwt.encode(
+            {**claims, "iat": now + timedelta(hours=1), "exp": now + timedelta(hours=2)}, settings.secret_key
+        ),
         "wrong_key": jwt.encode(claims, "another-key-" + "y" * 32),
         "alg_none": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}.",
         "wrong_algorithm": jwt.encode(claims, settings.secret_key, algorithm="HS512"),
@@ -118,7 +121,7 @@ def _bad_tokens(settings, student_id):
 
 @pytest.mark.parametrize(
     "kind",
-    ["expired", "not_yet_valid", "wrong_key", "alg_none", "wrong_algorithm", "tampered_payload",
+    ["expired", "not_yet_valid", "issued_in_the_future", "wrong_key", "alg_none", "wrong_algorithm", "tampered_payload",
      "missing_sub", "sub_not_a_uuid", "missing_exp", "garbage", "empty_segments"],
 )
 def test_bad_token_is_401_invalid_token(client, factory, settings, kind):
