@@ -4,19 +4,21 @@ Each test makes its own semester, courses and students with random names, so
 tests never see each other's rows and concurrency tests can commit freely.
 """
 
+import json
 import os
 import secrets
 import socket
 import subprocess
-import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import psutil
 import psycopg2
 import pytest
 from fastapi.testclient import TestClient
@@ -32,6 +34,7 @@ from app.main import create_app
 from app.semesters.models import Semester
 from app.students.models import Student
 from scripts import migrate
+from scripts.serve import command as serve_command
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEST_PASSWORD = "correct horse"
@@ -211,10 +214,14 @@ def free_port() -> int:
 @dataclass
 class LiveServer:
     base_url: str
-    process: subprocess.Popen
+    process: subprocess.Popen  # the supervisor of scripts/serve.py
+
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
 
     def worker_pids(self) -> list[int]:
-        """PIDs of uvicorn's worker processes: the supervisor's spawned children
+        """PIDs of the worker processes: the supervisor's spawned children
         (not multiprocessing's resource tracker)."""
         output = subprocess.run(
             ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
@@ -229,16 +236,27 @@ class LiveServer:
                 workers.append(pid)
         return workers
 
+    def listening_worker_pids(self) -> list[int]:
+        """The workers that accept connections: each binds its own socket on the port."""
+        listening = []
+        for pid in self.worker_pids():
+            try:
+                connections = psutil.Process(pid).net_connections(kind="tcp")
+            except psutil.NoSuchProcess:
+                continue
+            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == self.port for c in connections):
+                listening.append(pid)
+        return listening
+
 
 def start_server(database_url: str, *, workers: int = 2, extra_env: dict[str, str] | None = None) -> LiveServer:
+    """The API served the way `make run` serves it (scripts/serve.py): a supervisor
+    that replaces dead workers and never health-pings busy ones, and workers that
+    each listen on the port with SO_REUSEPORT."""
     port = free_port()
     env = {**os.environ, **TEST_ENV, "DATABASE_URL": database_url, **(extra_env or {})}
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.asgi:app", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers), "--no-access-log", "--log-level", "warning",
-         # uvicorn kills a worker that misses a 5 s health ping; a busy worker on a
-         # loaded 2-core machine can miss it while serving normally.
-         "--timeout-worker-healthcheck", "60"],
+        serve_command("app.asgi:app", host="127.0.0.1", port=port, workers=workers, log_level="warning"),
         cwd=PROJECT_ROOT,
         env=env,
     )
@@ -246,17 +264,33 @@ def start_server(database_url: str, *, workers: int = 2, extra_env: dict[str, st
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"uvicorn exited with {process.returncode}")
+            raise RuntimeError(f"scripts.serve exited with {process.returncode}")
         try:
             if httpx.get(f"{server.base_url}/ready", timeout=1).status_code == 200:
-                # Every worker must be up, not just the first to answer.
-                if len(server.worker_pids()) >= workers:
+                # Every worker must be listening, not just the first to answer (one
+                # worker is served by plain uvicorn in the supervisor's own process).
+                if workers == 1 or len(server.listening_worker_pids()) >= workers:
                     return server
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
     stop_server(server)
-    raise RuntimeError("uvicorn did not become ready in 30 s")
+    raise RuntimeError("the server did not become ready in 30 s")
+
+
+def answered_by_worker(metrics_dir: Path, route: str) -> Counter:
+    """Requests each worker process has answered on a route, from the Prometheus
+    files every worker writes under its own pid (PROMETHEUS_MULTIPROC_DIR)."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    answered = Counter()
+    for path in metrics_dir.glob("counter_*.db"):
+        pid = int(path.stem.rsplit("_", 1)[1])
+        for key, value, _timestamp, _position in MmapedDict.read_all_values_from_file(str(path)):
+            _metric, name, labels, _help = json.loads(key)
+            if name == "http_requests_total" and labels.get("route") == route:
+                answered[pid] += value
+    return answered
 
 
 def stop_server(server: LiveServer) -> None:
@@ -270,7 +304,7 @@ def stop_server(server: LiveServer) -> None:
 
 @pytest.fixture(scope="session")
 def live_server(database_url) -> Iterator[LiveServer]:
-    """uvicorn with 2 worker processes against the test database."""
+    """The API with 2 worker processes (scripts/serve.py) against the test database."""
     server = start_server(database_url, workers=2)
     yield server
     stop_server(server)

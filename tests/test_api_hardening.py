@@ -2,7 +2,6 @@
 
 import json
 import logging
-import os
 import re
 
 import httpx
@@ -12,7 +11,7 @@ from pydantic import ValidationError
 
 from app.core.config import DEVELOPMENT_SECRET_KEY, Settings
 from app.main import create_app
-from tests.conftest import start_server, stop_server
+from tests.conftest import answered_by_worker, start_server, stop_server
 
 
 def test_production_refuses_the_example_secret_key():
@@ -227,7 +226,13 @@ def test_metrics_add_up_across_worker_processes(database_url, tmp_path):
                         {"route": "/health"})
                 for _ in range(6)
             }
+            histogram = http.get("/metrics", headers={"Connection": "close"}).text
         assert counts == {40.0}
-        assert len(os.listdir(multiproc_dir)) >= 2  # both workers wrote samples
+        # The latency histogram adds up across workers too: one observation per request.
+        assert _sample(histogram, "http_request_duration_seconds_count", {"route": "/health"}) == 40.0
+        assert _sample(histogram, "http_request_duration_seconds_bucket", {"route": "/health", "le": "+Inf"}) == 40.0
+        # Both workers answered some of them (40 all on one worker: 1 in 500 billion).
+        per_worker = answered_by_worker(multiproc_dir, "/health")
+        assert sum(per_worker.values()) == 40.0 and len(per_worker) == 2, per_worker
     finally:
         stop_server(server)
