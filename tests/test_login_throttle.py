@@ -200,13 +200,40 @@ def test_parallel_guesses_for_one_student_check_at_most_the_limit(race_settings,
         assert login(client, student.student_number, TEST_PASSWORD).status_code == 429
 
 
-def test_parallel_guesses_from_one_client_check_at_most_the_limit(race_settings, engine, costly_hash):
+def test_parallel_correct_logins_from_one_client_are_never_refused(race_settings, engine, costly_hash):
+    """A campus behind one NAT address: far more logins at once than the client's
+    failure limit, all with the right password."""
+    students = costly_students(engine, costly_hash, PARALLEL_GUESSES)
+    address = random_address()
+    with client_from(race_settings, address) as client:
+        responses = run_all_at_once(lambda student: login(client, student.student_number, TEST_PASSWORD), students)
+    assert Counter(response.status_code for response in responses) == {200: PARALLEL_GUESSES}
+    assert failures_counted(engine, f"client:{address}") is None
+
+
+def test_parallel_guesses_from_one_client_all_count_and_then_block_it(race_settings, engine, costly_hash):
+    """A client's failures count once they happen: guesses already in progress are
+    checked (and each is counted), and the client is refused from then on."""
     students = costly_students(engine, costly_hash, PARALLEL_GUESSES)
     address = random_address()
     with client_from(race_settings, address) as client:
         responses = run_all_at_once(lambda student: login(client, student.student_number, "guess"), students)
-        assert_throttled(responses, evaluated=6, window=120)
-        assert failures_counted(engine, f"client:{address}") == 6
+        statuses = Counter(response.status_code for response in responses)
+        assert set(statuses) <= {401, 429}
+        assert statuses[401] >= 6
+        assert failures_counted(engine, f"client:{address}") == statuses[401]
+        refused = login(client, students[0].student_number, TEST_PASSWORD)
+        assert refused.status_code == 429
+        assert 1 <= int(refused.headers["Retry-After"]) <= 120
+
+
+def test_a_client_address_too_long_for_the_scope_column_is_throttled_like_any_other(throttled_settings, factory):
+    # Whatever a trusted proxy forwards becomes the client address.
+    address = "203.0.113.7, " * 40
+    with client_from(throttled_settings, address) as client:
+        for _ in range(6):
+            assert login(client, f"NOBODY-{uuid.uuid4().hex[:8]}", "guess").status_code == 401
+        assert login(client, factory.student().student_number, TEST_PASSWORD).status_code == 429
 
 
 def test_parallel_guesses_across_two_server_processes_check_at_most_the_limit(live_server, settings, engine,

@@ -23,34 +23,37 @@ def authenticate(
     """Return the student whose credentials these are, or raise InvalidCredentials
     (or TooManyLoginAttempts, before any password is checked).
 
-    Three short transactions, and none is open while bcrypt runs: the
-    connection goes back to the pool, so a login storm holds no database
-    connection (and no throttle row lock) while it burns CPU.
+    No transaction is open while bcrypt runs: the connection goes back to the
+    pool, so a login storm holds no database connection (and no throttle row
+    lock) while it burns CPU. How each scope counts: app/auth/throttle.py.
     """
-    scopes = throttle.login_scopes(student_number=student_number, client_address=client_address, settings=settings)
-    # Counted as a failure up front, so that guesses in parallel cannot all pass
-    # a check made before any of them is recorded (app/auth/throttle.py).
+    student_scope, client_scope = throttle.login_scopes(
+        student_number=student_number, client_address=client_address, settings=settings
+    )
+    window = timedelta(seconds=settings.login_failure_window_seconds)
     with session.begin():
-        reservations = throttle.reserve_attempt(
-            session, scopes, now=now, window=timedelta(seconds=settings.login_failure_window_seconds)
-        )
-    with session.begin():
+        throttle.ensure_allowed(session, client_scope, now=now, window=window)
+        # Counted as a failure up front, so that guesses in parallel cannot all
+        # pass a check made before any of them is recorded.
+        throttle.reserve_attempt(session, student_scope, now=now, window=window)
         student = session.scalar(select(Student).where(Student.student_number == student_number))
 
     # Hash anyway for an unknown student number: both failures cost the same time.
     password_hash = student.password_hash if student else dummy_password_hash(settings.bcrypt_rounds)
-    if student is None or not verify_password(password, password_hash):
-        raise InvalidCredentials()  # the reservations stand as the failure
+    password_matches = verify_password(password, password_hash)
+    if student is None or not password_matches:
+        with session.begin():
+            throttle.record_failure(session, client_scope, now=now, window=window)
+        raise InvalidCredentials()  # the student's reservation stands as the failure
 
-    student_reservation, client_reservation = reservations  # in the order of login_scopes
     with session.begin():
-        throttle.clear(session, student_reservation.scope)  # the student's failures start again from nothing
-        throttle.give_back(session, client_reservation)  # a success is no failure of the client's
+        throttle.clear(session, student_scope)  # the student's failures start again from nothing
     return student
 
 
 def get_student(session: Session, *, student_id: uuid.UUID) -> Student:
-    student = session.get(Student, student_id)
+    with session.begin():
+        student = session.get(Student, student_id)
     if student is None:
         # A valid signature for a student who no longer exists.
         raise InvalidToken()

@@ -1,26 +1,39 @@
 """Brute-force protection for login, with its state in PostgreSQL.
 
-Attempts are counted per scope (a student number, a client address) in a fixed
-window. Each attempt reserves its place in the count *before* its password is
-checked, in one short transaction: the upsert locks the scope's row until
-commit, so concurrent attempts (on any worker) queue there for a moment and
-each sees the ones before it. At most `max_failures` attempts per window get as
-far as bcrypt; the rest are refused with 429 until the window ends, and the next
-attempt after that starts a fresh window. A correct password gives its
-reservation back.
+Failed logins are counted per scope in a fixed window, and past a scope's limit
+logins answer 429 until the window ends; the next attempt after that starts a
+fresh window. Two scopes, counted differently:
+
+- A student number: each attempt reserves its place in the count *before* its
+  password is checked, in one short transaction whose upsert locks the scope's
+  row, so concurrent guesses (on any worker) each see the ones before them, and
+  at most `max_failures` per window ever reach bcrypt. A correct password clears
+  the count. No real student logs in many times at once, so nobody is refused
+  for attempts still in progress.
+- A client address: only failures count, recorded once the password proved
+  wrong. A campus behind one NAT address (or a load test) may have hundreds of
+  correct logins in progress at once, and must not be refused for them. The
+  price: guesses from one client that are in progress together are all checked
+  before their failures land, so the limit can be overshot by what one client
+  has in flight at once, which the request threadpool bounds.
 """
 
+import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, update
+from sqlalchemy import case, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app.auth.models import LoginThrottle
 from app.core.config import Settings
 from app.core.errors import TooManyLoginAttempts
+
+# Keys longer than this are hashed: a client address can be anything a trusted
+# proxy forwarded, and the scope column holds at most 300 characters.
+_LONGEST_PLAIN_KEY = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,43 +42,51 @@ class ThrottleScope:
     max_failures: int
 
 
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """One attempt counted in one scope's window, until its password proves right."""
-
-    scope: ThrottleScope
-    window_started_at: datetime
-
-
-def login_scopes(*, student_number: str, client_address: str, settings: Settings) -> list[ThrottleScope]:
-    # Always this order: every transaction locks the student's row before the client's (no deadlocks).
-    return [
-        ThrottleScope(f"student:{student_number}", settings.login_max_failures_per_student),
-        ThrottleScope(f"client:{client_address}", settings.login_max_failures_per_client),
-    ]
+def login_scopes(
+    *, student_number: str, client_address: str, settings: Settings
+) -> tuple[ThrottleScope, ThrottleScope]:
+    """The student's scope and the client's."""
+    return (
+        ThrottleScope(_scope_key("student", student_number), settings.login_max_failures_per_student),
+        ThrottleScope(_scope_key("client", client_address), settings.login_max_failures_per_client),
+    )
 
 
-def reserve_attempt(
-    session: Session, scopes: list[ThrottleScope], *, now: datetime, window: timedelta
-) -> list[Reservation]:
-    """Count one attempt in every scope, or raise TooManyLoginAttempts.
+def _scope_key(kind: str, value: str) -> str:
+    if len(value) > _LONGEST_PLAIN_KEY:
+        value = "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+    return f"{kind}:{value}"
 
-    Run it in a transaction of its own and commit at once: the rows stay locked
-    until then. A refused attempt raises, so its rollback leaves every count as it
-    was: attempts that are refused never count against the other scope.
+
+def _seconds_left(window_started_at: datetime, *, now: datetime, window: timedelta) -> int:
+    """Retry-After for a blocked scope: until its window ends, at least a second.
+    Clamped to the window: a concurrent attempt stamped a moment after this one may
+    have started it, which then ends a little more than `window` from now."""
+    seconds_left = min((window_started_at + window - now).total_seconds(), window.total_seconds())
+    return max(math.ceil(seconds_left), 1)
+
+
+def ensure_allowed(session: Session, scope: ThrottleScope, *, now: datetime, window: timedelta) -> None:
+    """Raise TooManyLoginAttempts while the scope's failures in this window are at its limit."""
+    row = session.execute(
+        select(LoginThrottle.failures, LoginThrottle.window_started_at).where(
+            LoginThrottle.scope == scope.key, LoginThrottle.window_started_at > now - window
+        )
+    ).one_or_none()
+    if row is not None and row.failures >= scope.max_failures:
+        raise TooManyLoginAttempts(_seconds_left(row.window_started_at, now=now, window=window))
+
+
+def reserve_attempt(session: Session, scope: ThrottleScope, *, now: datetime, window: timedelta) -> None:
+    """Count one attempt before its password is checked, or raise TooManyLoginAttempts.
+
+    Run it in a short transaction and commit at once: the scope's row stays
+    locked until then. A refused attempt raises, and its rollback leaves the
+    count as it was.
     """
-    reservations, retry_after = [], 0
-    for scope in scopes:
-        failures, window_started_at = record_failure(session, scope, now=now, window=window)
-        if failures > scope.max_failures:
-            # Clamped: a concurrent attempt stamped a moment after this one may have
-            # started the window, which then ends a little more than `window` from now.
-            seconds_left = min((window_started_at + window - now).total_seconds(), window.total_seconds())
-            retry_after = max(retry_after, math.ceil(seconds_left), 1)
-        reservations.append(Reservation(scope, window_started_at))
-    if retry_after:
-        raise TooManyLoginAttempts(retry_after_seconds=retry_after)
-    return reservations
+    failures, window_started_at = record_failure(session, scope, now=now, window=window)
+    if failures > scope.max_failures:
+        raise TooManyLoginAttempts(_seconds_left(window_started_at, now=now, window=window))
 
 
 def record_failure(
@@ -95,25 +116,6 @@ def record_failure(
         ).returning(LoginThrottle.failures, LoginThrottle.window_started_at)
     ).one()
     return row.failures, row.window_started_at
-
-
-def give_back(session: Session, reservation: Reservation) -> None:
-    """Uncount an attempt whose password was right, unless its window has ended since."""
-    current = LoginThrottle.__table__.c
-    session.execute(
-        update(LoginThrottle)
-        .where(
-            LoginThrottle.scope == reservation.scope.key,
-            LoginThrottle.window_started_at == reservation.window_started_at,
-            LoginThrottle.failures > 0,
-        )
-        .values(
-            failures=current.failures - 1,
-            blocked_until=case(
-                (current.failures - 1 >= reservation.scope.max_failures, current.blocked_until), else_=None
-            ),
-        )
-    )
 
 
 def clear(session: Session, scope: ThrottleScope) -> None:
