@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Generic, TypeVar
 
-from fastapi import Depends, Query, Response
+from fastapi import Depends, Query
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
@@ -59,5 +59,5 @@ def paginate_scalars(session: Session, statement: Select, page: PageParams) -> P
     return Page(items, total)
 
 
-def set_total_header(response: Response, page: Page) -> None:
-    response.headers[TOTAL_COUNT_HEADER] = str(page.total)
+def total_header(page: Page) -> dict[str, str]:
+    return {TOTAL_COUNT_HEADER: str(page.total)}

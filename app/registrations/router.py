@@ -5,8 +5,9 @@ from fastapi import APIRouter, Header, Request, Response
 
 from app.auth.dependencies import CurrentStudent
 from app.core.db import SessionDep
-from app.core.pagination import PageDep, set_total_header
+from app.core.pagination import PageDep, total_header
 from app.core.params import CourseId, SemesterId
+from app.core.responses import JSONBody
 from app.registrations import service
 from app.registrations.schemas import DropRead, MyCourseRead, RegistrationRead
 
@@ -24,14 +25,17 @@ IdempotencyKey = Annotated[
 ]
 REPLAYED_HEADER = "Idempotent-Replayed"
 
+_REGISTRATION = JSONBody(RegistrationRead)
+_DROP = JSONBody(DropRead)
+_MY_COURSES = JSONBody(list[MyCourseRead])
+
 
 def _idempotency_ttl(request: Request) -> timedelta:
     return timedelta(hours=request.app.state.settings.idempotency_key_ttl_hours)
 
 
-def _mark_replay(response: Response, result: service.RegistrationResult | service.DropResult) -> None:
-    if result.replayed:
-        response.headers[REPLAYED_HEADER] = "true"
+def _replay_header(result: service.RegistrationResult | service.DropResult) -> dict[str, str]:
+    return {REPLAYED_HEADER: "true"} if result.replayed else {}
 
 
 @router.post("/courses/{course_id}/register", response_model=RegistrationRead)
@@ -40,9 +44,8 @@ def register_for_course(
     student: CurrentStudent,
     session: SessionDep,
     request: Request,
-    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> RegistrationRead:
+) -> Response:
     """Enroll if a seat is free, else join the reserve list (`status: RESERVED`)."""
     result = service.register(
         session,
@@ -52,8 +55,7 @@ def register_for_course(
         idempotency_key=idempotency_key,
         idempotency_ttl=_idempotency_ttl(request),
     )
-    _mark_replay(response, result)
-    return RegistrationRead.model_validate(result)
+    return _REGISTRATION.response(result, headers=_replay_header(result))
 
 
 @router.post("/courses/{course_id}/drop", response_model=DropRead)
@@ -62,9 +64,8 @@ def drop_course(
     student: CurrentStudent,
     session: SessionDep,
     request: Request,
-    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> DropRead:
+) -> Response:
     """Drop a registration; an enrolled drop promotes reserve position 1 at once."""
     result = service.drop(
         session,
@@ -74,15 +75,11 @@ def drop_course(
         idempotency_key=idempotency_key,
         idempotency_ttl=_idempotency_ttl(request),
     )
-    _mark_replay(response, result)
-    return DropRead.model_validate(result)
+    return _DROP.response(result, headers=_replay_header(result))
 
 
 @router.get("/semesters/{semester_id}/my-courses", response_model=list[MyCourseRead])
-def list_my_courses(
-    semester_id: SemesterId, page: PageDep, student: CurrentStudent, session: SessionDep, response: Response
-) -> list[MyCourseRead]:
+def list_my_courses(semester_id: SemesterId, page: PageDep, student: CurrentStudent, session: SessionDep) -> Response:
     """My registrations in the semester, with live reserve positions."""
     result = service.list_my_courses(session, student_id=student.student_id, semester_id=semester_id, page=page)
-    set_total_header(response, result)
-    return [MyCourseRead.model_validate(course) for course in result.items]
+    return _MY_COURSES.response(result.items, headers=total_header(result))
