@@ -399,6 +399,13 @@ def test_every_compose_variable_is_documented_in_env_example(compose_text):
     assert {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"} <= documented.keys()
 
 
+def test_env_example_names_every_application_setting():
+    from app.core.config import Settings
+
+    missing = {name.upper() for name in Settings.model_fields} - env_example_names()
+    assert not missing, f"add to .env.example, with a comment: {sorted(missing)}"
+
+
 def test_compose_defaults_match_the_application_settings(services):
     from app.core.config import DEVELOPMENT_SECRET_KEY, Settings
 
