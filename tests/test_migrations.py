@@ -66,13 +66,9 @@ def _constraints(connection, kind):
     return {name: (table, deferrable, deferred, definition) for name, table, deferrable, deferred, definition in rows}
 
 
-def test_migrated_database_has_every_check_constraint(database_url):
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            checks = _constraints(connection, "c")
-    finally:
-        engine.dispose()
+def test_migrated_database_has_every_check_constraint(raw_engine):
+    with raw_engine.connect() as connection:
+        checks = _constraints(connection, "c")
     assert set(checks) == set(CHECK_CONSTRAINTS)
     for name, (table, fragment) in CHECK_CONSTRAINTS.items():
         assert checks[name][0] == table, name
@@ -80,13 +76,9 @@ def test_migrated_database_has_every_check_constraint(database_url):
         assert fragment in checks[name][3].replace("(", "").replace(")", ""), (name, checks[name][3])
 
 
-def test_reserve_positions_are_unique_per_course_with_a_deferrable_constraint(database_url):
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            uniques = _constraints(connection, "u")
-    finally:
-        engine.dispose()
+def test_reserve_positions_are_unique_per_course_with_a_deferrable_constraint(raw_engine):
+    with raw_engine.connect() as connection:
+        uniques = _constraints(connection, "u")
     table, deferrable, deferred, definition = uniques["uq_course_registrations_course_id_reserve_position"]
     assert table == "course_registrations"
     assert definition.startswith("UNIQUE (course_id, reserve_position)")
