@@ -45,6 +45,7 @@ from sqlalchemy import create_engine, text
 
 from app.core.config import Settings, get_settings
 from app.core.security import create_access_token, hash_password, verify_password
+from app.registrations.invariants import check_invariants
 from scripts import migrate, serve
 from scripts.bench_load import LoadResult, WrkRun, median, run_pgbench, run_wrk
 from scripts.bench_report import evaluate, print_table, write_report
@@ -206,22 +207,19 @@ def seed_registrations(url: str, fixture: Fixture) -> None:
 
 
 def integrity_check(url: str) -> dict:
-    """No course over-filled, and every counter equal to its rows."""
+    """The service's own invariant audit (app/registrations/invariants.py) over
+    everything the benchmark wrote: counters equal rows, no course over-filled,
+    reserve positions exactly 1..k, nobody reserved while a seat is free."""
     engine = create_engine(url)
     with engine.connect() as connection:
-        mismatched = connection.execute(
-            text(
-                "SELECT count(*) FROM courses c LEFT JOIN (SELECT course_id, "
-                "count(*) FILTER (WHERE status = 'ENROLLED') AS enrolled, "
-                "count(*) FILTER (WHERE status = 'RESERVED') AS reserved "
-                "FROM course_registrations GROUP BY course_id) r ON r.course_id = c.id "
-                "WHERE c.enrolled_count <> coalesce(r.enrolled, 0) OR c.reserved_count <> coalesce(r.reserved, 0) "
-                "OR c.enrolled_count > c.max_capacity"
-            )
-        ).scalar_one()
-        registrations = connection.execute(text("SELECT count(*) FROM course_registrations")).scalar_one()
+        report = check_invariants(connection)
     engine.dispose()
-    return {"courses_with_wrong_counters": mismatched, "registrations": registrations, "ok": mismatched == 0}
+    return {
+        "courses_checked": report.courses_checked,
+        "registrations": report.registrations_checked,
+        "violations": [str(violation) for violation in report.violations[:20]],
+        "ok": report.ok,
+    }
 
 
 # --- pgbench ceilings -----------------------------------------------------------------------

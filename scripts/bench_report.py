@@ -119,8 +119,8 @@ def evaluate(results: dict) -> list[dict]:
 
     integrity = results.get("integrity")
     if integrity:
-        figures.append(_figure("Integrity: counters equal rows, no course over-filled",
-                               f"{integrity['registrations']:,} registrations", "", None, "0 wrong courses",
+        figures.append(_figure("Integrity: the service's invariant audit",
+                               f"{integrity['registrations']:,} registrations", "", None, "0 violations",
                                integrity["ok"]))
     return figures
 
