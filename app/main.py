@@ -9,7 +9,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app.auth.router import router as auth_router
 from app.core.config import Settings, get_settings
-from app.core.db import create_db_engine, create_session_factory
+from app.core.db import create_db_engine, create_read_engine, create_session_factory
 from app.core.errors import ERROR_RESPONSES, install_error_handlers
 from app.core.limits import BodySizeLimitMiddleware
 from app.core.observability import RequestContextMiddleware, metrics_router
@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dummy_password_hash(settings.bcrypt_rounds)
         yield
         app.state.engine.dispose()
+        app.state.read_engine.dispose()
 
     app = FastAPI(
         title="Course Registration Service",
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = create_db_engine(settings)
     app.state.session_factory = create_session_factory(app.state.engine)
+    app.state.read_engine = create_read_engine(settings)
 
     install_error_handlers(app)
     for router in (

@@ -413,8 +413,11 @@ def test_compose_defaults_match_the_application_settings(services):
     assert env["SECRET_KEY"] == DEVELOPMENT_SECRET_KEY
     assert int(env["BCRYPT_ROUNDS"]) == Settings.model_fields["bcrypt_rounds"].default
     assert env["ENVIRONMENT"] in ("development", "test", "production")
-    # Room for every API worker's pool: WEB_CONCURRENCY x (pool size + overflow), plus the rest.
-    pool = Settings.model_fields["db_pool_size"].default + Settings.model_fields["db_max_overflow"].default
+    # Room for every API worker's two pools: WEB_CONCURRENCY x (sizes + overflows), plus the rest.
+    pool = sum(
+        Settings.model_fields[name].default
+        for name in ("db_pool_size", "db_max_overflow", "db_read_pool_size", "db_read_max_overflow")
+    )
     max_connections = int(flag(command_of(services["db"]), "-c").split("=")[1])
     assert max_connections > int(env["WEB_CONCURRENCY"]) * pool
 

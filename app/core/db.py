@@ -54,6 +54,22 @@ def create_db_engine(settings: Settings, **overrides) -> Engine:
     return create_engine(settings.require_database_url(), **options)
 
 
+def create_read_engine(settings: Settings) -> Engine:
+    """The engine for reads that are a single statement (the catalogue, my-courses).
+
+    Autocommit: psycopg2 sends no BEGIN and no COMMIT, so such a read is one round
+    trip instead of three, and a single statement still sees one consistent
+    snapshot. It has a pool of its own, so reads never wait for connections that
+    registrations hold, nor the other way round.
+    """
+    return create_db_engine(
+        settings,
+        isolation_level="AUTOCOMMIT",
+        pool_size=settings.db_read_pool_size,
+        max_overflow=settings.db_read_max_overflow,
+    )
+
+
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:
     # expire_on_commit=False: services return ORM objects that routers read after commit.
     return sessionmaker(engine, expire_on_commit=False)
@@ -78,3 +94,11 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+async def get_read_engine(request: Request) -> Engine:
+    """`async def` and no I/O: read services check out (and return) their own connection."""
+    return request.app.state.read_engine
+
+
+ReadEngineDep = Annotated[Engine, Depends(get_read_engine)]

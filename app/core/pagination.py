@@ -7,11 +7,10 @@ any normal semester, so a client that never pages sees the whole list.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
-from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, RowMapping, Select, bindparam, func, select
 
 DEFAULT_PAGE_SIZE = 500
 MAX_PAGE_SIZE = 1000
@@ -50,13 +49,24 @@ def total_from_page(page: PageParams, returned: int) -> int | None:
     return None
 
 
-def paginate_scalars(session: Session, statement: Select, page: PageParams) -> Page:
-    """One query for the page; a count query only when the page cannot tell the total."""
-    items = session.scalars(statement.limit(page.limit).offset(page.offset)).all()
-    total = total_from_page(page, len(items))
-    if total is None:
-        total = session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
-    return Page(items, total)
+class PagedQuery:
+    """A list statement built once, at import: its page and, when needed, its count.
+
+    `limit` and `offset` are bind parameters, so each request only binds values
+    to statements SQLAlchemy has already compiled and cached.
+    """
+
+    def __init__(self, statement: Select) -> None:
+        self._page = statement.limit(bindparam("limit")).offset(bindparam("offset"))
+        self._count = select(func.count()).select_from(statement.order_by(None).subquery())
+
+    def fetch(self, connection: Connection, page: PageParams, **params: Any) -> Page[RowMapping]:
+        """One query for the page; a count query only when the page cannot tell the total."""
+        rows = connection.execute(self._page, {**params, "limit": page.limit, "offset": page.offset}).mappings().all()
+        total = total_from_page(page, len(rows))
+        if total is None:
+            total = connection.scalar(self._count, params)
+        return Page(rows, total)
 
 
 def total_header(page: Page) -> dict[str, str]:

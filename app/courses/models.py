@@ -1,4 +1,5 @@
 from sqlalchemy import CheckConstraint, ForeignKey, Identity, Integer, String, UniqueConstraint
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, TimestampMixin
@@ -32,6 +33,6 @@ class Course(TimestampMixin, Base):
     enrolled_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     reserved_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
-    @property
-    def available_seats(self) -> int:
+    @hybrid_property
+    def available_seats(self) -> int:  # also a SQL expression: Course.available_seats
         return self.max_capacity - self.enrolled_count

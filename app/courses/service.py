@@ -1,25 +1,41 @@
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+"""Reading the catalogue: single statements on the read engine (autocommit)."""
+
+from sqlalchemy import Engine, RowMapping, bindparam, select
 
 from app.core.errors import CourseNotFound
-from app.core.pagination import Page, PageParams, paginate_scalars
+from app.core.pagination import Page, PageParams, PagedQuery
 from app.courses.models import Course
 from app.semesters.service import ensure_semester_exists
 
+# Exactly the fields of CourseRead, so rows validate straight into it.
+_COURSE_FIELDS = select(
+    Course.id,
+    Course.semester_id,
+    Course.course_name,
+    Course.professor,
+    Course.schedule,
+    Course.max_capacity,
+    Course.reserve_limit,
+    Course.enrolled_count,
+    Course.reserved_count,
+    Course.available_seats.label("available_seats"),
+)
+_SEMESTER_COURSES = PagedQuery(_COURSE_FIELDS.where(Course.semester_id == bindparam("semester")).order_by(Course.id))
+_COURSE = _COURSE_FIELDS.where(Course.id == bindparam("course"))
 
-def list_semester_courses(session: Session, *, semester_id: int, page: PageParams) -> Page[Course]:
-    statement = select(Course).where(Course.semester_id == semester_id).order_by(Course.id)
-    with session.begin():
-        result = paginate_scalars(session, statement, page)
+
+def list_semester_courses(engine: Engine, *, semester_id: int, page: PageParams) -> Page[RowMapping]:
+    with engine.connect() as connection:
+        result = _SEMESTER_COURSES.fetch(connection, page, semester=semester_id)
         if result.total == 0:
             # Only an empty answer needs the extra query: no courses, or no semester?
-            ensure_semester_exists(session, semester_id=semester_id)
+            ensure_semester_exists(connection, semester_id=semester_id)
     return result
 
 
-def get_course(session: Session, *, course_id: int) -> Course:
-    with session.begin():
-        course = session.get(Course, course_id)
+def get_course(engine: Engine, *, course_id: int) -> RowMapping:
+    with engine.connect() as connection:
+        course = connection.execute(_COURSE, {"course": course_id}).mappings().one_or_none()
     if course is None:
         raise CourseNotFound()
     return course

@@ -4,7 +4,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response
 
 from app.auth.dependencies import CurrentStudent
-from app.core.db import SessionDep
+from app.core.db import ReadEngineDep, SessionDep
 from app.core.pagination import PageDep, total_header
 from app.core.params import CourseId, SemesterId
 from app.core.responses import JSONBody
@@ -79,7 +79,7 @@ def drop_course(
 
 
 @router.get("/semesters/{semester_id}/my-courses", response_model=list[MyCourseRead])
-def list_my_courses(semester_id: SemesterId, page: PageDep, student: CurrentStudent, session: SessionDep) -> Response:
+def list_my_courses(semester_id: SemesterId, page: PageDep, student: CurrentStudent, engine: ReadEngineDep) -> Response:
     """My registrations in the semester, with live reserve positions."""
-    result = service.list_my_courses(session, student_id=student.student_id, semester_id=semester_id, page=page)
+    result = service.list_my_courses(engine, student_id=student.student_id, semester_id=semester_id, page=page)
     return _MY_COURSES.response(result.items, headers=total_header(result))

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Integer, Row, bindparam, case, delete, func, select, true, update
+from sqlalchemy import Engine, Integer, Row, RowMapping, bindparam, case, delete, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -312,62 +312,56 @@ def drop(
     return result
 
 
-@dataclass(frozen=True, slots=True)
-class MyCourse:
-    course_id: int
-    course_name: str
-    professor: str
-    schedule: str
-    status: RegistrationStatus
-    reserve_position: int | None
-    registered_at: datetime
+# A page of one student's registrations in a semester, in one statement: the
+# semester is outer-joined to a lateral page of registrations, which tells an
+# unknown semester (no row) from an empty page (one row of NULLs); the window
+# count rides along on every row of a non-empty page.
+_MY_REGISTRATIONS = (
+    select(
+        CourseRegistration.course_id,
+        Course.course_name,
+        Course.professor,
+        Course.schedule,
+        CourseRegistration.status,
+        CourseRegistration.reserve_position,
+        CourseRegistration.created_at.label("registered_at"),
+        func.count().over().label("total"),
+    )
+    .join(Course, Course.id == CourseRegistration.course_id)
+    .where(Course.semester_id == Semester.id, CourseRegistration.student_id == bindparam("student"))
+    .order_by(CourseRegistration.course_id)
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+    .lateral("registrations")
+)
+_MY_COURSES_PAGE = (
+    select(_MY_REGISTRATIONS)
+    .select_from(Semester)
+    .outerjoin(_MY_REGISTRATIONS, true())
+    .where(Semester.id == bindparam("semester"))
+)
+_COUNT_MY_COURSES = (
+    select(func.count())
+    .select_from(CourseRegistration)
+    .join(Course, Course.id == CourseRegistration.course_id)
+    .where(Course.semester_id == bindparam("semester"), CourseRegistration.student_id == bindparam("student"))
+)
 
 
 def list_my_courses(
-    session: Session, *, student_id: uuid.UUID, semester_id: int, page: PageParams
-) -> Page[MyCourse]:
-    """A page of the student's registrations in a semester, in one query.
-
-    The semester is outer-joined to a lateral page of registrations, which tells
-    an unknown semester (no row) from an empty page (one row of NULLs); the
-    window count rides along on every row of a non-empty page.
-    """
-    registrations = (
-        select(
-            CourseRegistration.course_id,
-            Course.course_name,
-            Course.professor,
-            Course.schedule,
-            CourseRegistration.status,
-            CourseRegistration.reserve_position,
-            CourseRegistration.created_at.label("registered_at"),
-            func.count().over().label("total"),
-        )
-        .join(Course, Course.id == CourseRegistration.course_id)
-        .where(Course.semester_id == Semester.id, CourseRegistration.student_id == student_id)
-        .order_by(CourseRegistration.course_id)
-        .limit(page.limit)
-        .offset(page.offset)
-        .lateral("registrations")
-    )
-    with session.begin():
-        rows = session.execute(
-            select(registrations)
-            .select_from(Semester)
-            .outerjoin(registrations, true())
-            .where(Semester.id == semester_id)
-        ).all()
+    engine: Engine, *, student_id: uuid.UUID, semester_id: int, page: PageParams
+) -> Page[RowMapping]:
+    """A page of the student's registrations in a semester (rows shaped like
+    MyCourseRead), on the read engine: one statement, one round trip."""
+    params = {"student": student_id, "semester": semester_id}
+    with engine.connect() as connection:
+        rows = connection.execute(
+            _MY_COURSES_PAGE, {**params, "limit": page.limit, "offset": page.offset}
+        ).mappings().all()
         if not rows:
             raise SemesterNotFound()
-        items = [
-            MyCourse(**{k: v for k, v in row._mapping.items() if k != "total"}) for row in rows if row.course_id
-        ]
-        total = rows[0].total if items else total_from_page(page, 0)
+        items = [row for row in rows if row["course_id"] is not None]
+        total = rows[0]["total"] if items else total_from_page(page, 0)
         if total is None:  # an empty page past the end: count separately
-            total = session.scalar(
-                select(func.count())
-                .select_from(CourseRegistration)
-                .join(Course, Course.id == CourseRegistration.course_id)
-                .where(Course.semester_id == semester_id, CourseRegistration.student_id == student_id)
-            )
+            total = connection.scalar(_COUNT_MY_COURSES, params)
     return Page(items, total)

@@ -1,6 +1,7 @@
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, DateTime, Identity, String
+from sqlalchemy.ext.hybrid import hybrid_method
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, TimestampMixin
@@ -18,5 +19,7 @@ class Semester(TimestampMixin, Base):
     registration_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     registration_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
+    @hybrid_method
     def is_registration_open(self, now: datetime) -> bool:
-        return self.registration_start <= now < self.registration_end
+        # `&`, not a chained comparison, so this also builds the SQL expression.
+        return (self.registration_start <= now) & (now < self.registration_end)

@@ -1,26 +1,40 @@
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+"""Reading semesters: single statements on the read engine (autocommit)."""
+
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, RowMapping, bindparam, select
 
 from app.core.errors import SemesterNotFound
-from app.core.pagination import Page, PageParams, paginate_scalars
+from app.core.pagination import Page, PageParams, PagedQuery
 from app.semesters.models import Semester
 
+# Exactly the fields of SemesterRead; the window is judged at the app's `now`,
+# the same clock registering judges it by.
+_SEMESTER_FIELDS = select(
+    Semester.id,
+    Semester.name,
+    Semester.registration_start,
+    Semester.registration_end,
+    Semester.is_registration_open(bindparam("now")).label("is_registration_open"),
+)
+_SEMESTERS = PagedQuery(_SEMESTER_FIELDS.order_by(Semester.registration_start, Semester.id))
+_SEMESTER = _SEMESTER_FIELDS.where(Semester.id == bindparam("semester"))
+_SEMESTER_EXISTS = select(Semester.id).where(Semester.id == bindparam("semester"))
 
-def list_semesters(session: Session, *, page: PageParams) -> Page[Semester]:
-    statement = select(Semester).order_by(Semester.registration_start, Semester.id)
-    with session.begin():
-        return paginate_scalars(session, statement, page)
+
+def list_semesters(engine: Engine, *, page: PageParams, now: datetime) -> Page[RowMapping]:
+    with engine.connect() as connection:
+        return _SEMESTERS.fetch(connection, page, now=now)
 
 
-def get_semester(session: Session, *, semester_id: int) -> Semester:
-    with session.begin():
-        semester = session.get(Semester, semester_id)
+def get_semester(engine: Engine, *, semester_id: int, now: datetime) -> RowMapping:
+    with engine.connect() as connection:
+        semester = connection.execute(_SEMESTER, {"semester": semester_id, "now": now}).mappings().one_or_none()
     if semester is None:
         raise SemesterNotFound()
     return semester
 
 
-def ensure_semester_exists(session: Session, *, semester_id: int) -> None:
-    exists = session.scalar(select(Semester.id).where(Semester.id == semester_id))
-    if exists is None:
+def ensure_semester_exists(connection: Connection, *, semester_id: int) -> None:
+    if connection.scalar(_SEMESTER_EXISTS, {"semester": semester_id}) is None:
         raise SemesterNotFound()
