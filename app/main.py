@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.auth.router import router as auth_router
+from app.core.cache import TTLCache
 from app.core.config import Settings, get_settings
 from app.core.db import create_db_engine, create_read_engine, create_session_factory
 from app.core.errors import ERROR_RESPONSES, install_error_handlers
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = create_db_engine(settings)
     app.state.session_factory = create_session_factory(app.state.engine)
     app.state.read_engine = create_read_engine(settings)
+    app.state.catalogue_cache = TTLCache(ttl_seconds=settings.catalogue_cache_seconds)
 
     install_error_handlers(app)
     for router in (

@@ -24,6 +24,7 @@ dies, and stops them all on SIGINT or SIGTERM; see `Supervisor`.
 
 import argparse
 import collections
+import gc
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -57,10 +58,23 @@ def _worker_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _serve(config: uvicorn.Config, sockets: list[socket.socket] | None = None) -> bool:
+    """Build the app, then serve it; False if it failed to start."""
+    config.load()
+    # Everything built so far (modules, the app, its routes and schemas) lives as
+    # long as the process. Frozen, it is left out of the garbage collector's full
+    # passes, which under load otherwise rescan it every second or two and stall
+    # every request in flight for 60-100 ms on these machines (docs/performance.md).
+    gc.collect()
+    gc.freeze()
+    server = uvicorn.Server(config)
+    server.run(sockets=sockets)
+    return server.started
+
+
 def _run_worker(app: str, host: str, port: int, options: dict) -> None:
     """One worker process: its own listening socket, one uvicorn server."""
-    config = uvicorn.Config(app, host=host, port=port, **options)
-    uvicorn.Server(config).run(sockets=[_worker_socket(host, port)])
+    _serve(uvicorn.Config(app, host=host, port=port, **options), sockets=[_worker_socket(host, port)])
 
 
 def _log(message: str) -> None:
@@ -166,8 +180,11 @@ def main() -> int:
     args = parser.parse_args()
     options = {"access_log": args.access_log, "log_level": args.log_level}
 
-    if args.workers <= 1 or not hasattr(socket, "SO_REUSEPORT") or sys.platform != "linux":
-        # uvicorn's own single-process path binds through getaddrinfo and is fine.
+    if args.workers <= 1:
+        # One process binds through uvicorn's own getaddrinfo path, which is fine.
+        started = _serve(uvicorn.Config(args.app, host=args.host, port=args.port, **options))
+        return 0 if started else 3  # 3: uvicorn's own status for a failed start-up
+    if not hasattr(socket, "SO_REUSEPORT") or sys.platform != "linux":
         uvicorn.run(args.app, host=args.host, port=args.port, workers=args.workers, **options)
         return 0
 

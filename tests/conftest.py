@@ -42,6 +42,9 @@ TEST_ENV = {
     "ENVIRONMENT": "test",
     "SECRET_KEY": "test-secret-key-" + "x" * 32,
     "BCRYPT_ROUNDS": "4",  # the cheapest cost bcrypt allows: tests log in a lot
+    # Reads show exactly what was just written; the catalogue cache has its own
+    # tests (tests/test_catalogue_cache.py).
+    "CATALOGUE_CACHE_SECONDS": "0",
     "DB_LOCK_TIMEOUT_MS": "5000",
     "LOG_LEVEL": "WARNING",
     # Every TestClient request comes from one address; the per-client throttle is

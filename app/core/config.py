@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     db_lock_timeout_ms: int = 5_000
     db_statement_timeout_ms: int = 15_000
 
+    # How long each worker keeps a catalogue answer (a semester's courses, one
+    # course): the seat counts students see may lag by up to this. 0 turns it off.
+    catalogue_cache_seconds: float = 1.0
+
     # Authentication.
     secret_key: str = DEVELOPMENT_SECRET_KEY
     access_token_expire_minutes: int = 60
