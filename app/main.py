@@ -5,16 +5,16 @@ from contextlib import asynccontextmanager
 
 from anyio import to_thread
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from app.auth.router import router as auth_router
 from app.core.cache import TTLCache
 from app.core.config import Settings, get_settings
+from app.core.cors import BrowserCORSMiddleware
 from app.core.db import create_db_engine, create_read_engine, create_session_factory
 from app.core.errors import ERROR_RESPONSES, install_error_handlers
 from app.core.limits import BodySizeLimitMiddleware
 from app.core.observability import RequestContextMiddleware, metrics_router
-from app.core.security import dummy_password_hash
+from app.core.security import AccessTokens, dummy_password_hash
 from app.courses.router import router as courses_router
 from app.health import router as health_router
 from app.registrations.router import router as registrations_router
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = create_session_factory(app.state.engine)
     app.state.read_engine = create_read_engine(settings)
     app.state.catalogue_cache = TTLCache(ttl_seconds=settings.catalogue_cache_seconds)
+    app.state.access_tokens = AccessTokens(settings)
 
     install_error_handlers(app)
     for router in (
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # or a CORS preflight gets a request id, a log line and a metric.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_request_body_bytes)
     app.add_middleware(
-        CORSMiddleware,
+        BrowserCORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_credentials=False,  # bearer tokens, never cookies: so "*" can never leak credentials
         allow_methods=["GET", "POST", "OPTIONS"],

@@ -131,6 +131,22 @@ def test_cors_allows_the_configured_origin_without_credentials(settings):
         assert "access-control-allow-origin" not in refused.headers
 
 
+def test_cors_on_simple_requests_answers_browsers_and_leaves_other_clients_alone(settings):
+    configured = settings.model_copy(update={"cors_allowed_origins": "https://register.example.edu"})
+    with TestClient(create_app(configured)) as client:
+        browser = client.get("/health", headers={"Origin": "https://register.example.edu"})
+        assert browser.headers["access-control-allow-origin"] == "https://register.example.edu"
+        assert "X-Request-ID" in browser.headers["access-control-expose-headers"]
+        assert "Origin" in browser.headers["vary"]
+        other_site = client.get("/health", headers={"Origin": "https://evil.example.com"})
+        assert "access-control-allow-origin" not in other_site.headers
+        app_client = client.get("/health")
+        assert "access-control-allow-origin" not in app_client.headers
+        assert "access-control-expose-headers" not in app_client.headers
+        # Without it a shared cache could hand this answer to a browser.
+        assert app_client.headers["vary"] == "Origin"
+
+
 def test_cors_defaults_to_localhost_in_development_and_nothing_in_production(settings):
     development = settings.model_copy(update={"environment": "development"})
     assert "http://localhost:3000" in development.cors_origins

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from app.core.security import create_access_token, decode_access_token
+from app.core.errors import InvalidToken
+from app.core.security import AccessTokens, create_access_token, decode_access_token
 from tests.conftest import TEST_PASSWORD
 
 
@@ -156,3 +157,49 @@ def test_token_expiry_does_not_depend_on_the_host_time_zone(settings):
     expected_exp = time.time() + settings.access_token_expire_minutes * 60
     assert abs(claims["exp"] - expected_exp) < 5
     decode_access_token(token, settings=settings)  # valid right now, wherever the host is
+
+
+class MovableClock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_remembered_token_is_refused_once_it_expires(settings):
+    clock = MovableClock()
+    tokens = AccessTokens(settings, clock=clock)
+    student_id = uuid.uuid4()
+    token = create_access_token(student_id=student_id, student_number="S1", settings=settings)
+
+    assert tokens.verify(token).student_id == student_id
+    clock.now += settings.access_token_expire_minutes * 60 - 5
+    assert tokens.verify(token).student_id == student_id  # from memory, still valid
+    clock.now += 10
+    with pytest.raises(InvalidToken):
+        tokens.verify(token)
+
+
+def test_only_the_exact_token_verified_is_accepted_from_memory(settings):
+    tokens = AccessTokens(settings)
+    token = create_access_token(student_id=uuid.uuid4(), student_number="S1", settings=settings)
+    tokens.verify(token)
+
+    header, payload, signature = token.split(".")
+    forged_payload = jwt.utils.base64url_encode(
+        json.dumps({"sub": str(uuid.uuid4()), "exp": 4102444800, "iat": 1}).encode()
+    ).decode()
+    for forged in (f"{header}.{forged_payload}.{signature}", token[:-2] + ("AA" if token[-2:] != "AA" else "BB")):
+        with pytest.raises(InvalidToken):
+            tokens.verify(forged)
+
+
+def test_remembered_tokens_are_bounded(settings):
+    tokens = AccessTokens(settings, max_entries=2)
+    issued = [create_access_token(student_id=uuid.uuid4(), student_number=f"S{i}", settings=settings) for i in range(5)]
+    for token in issued:
+        tokens.verify(token)
+    assert len(tokens._verified) == 2
+    assert list(tokens._verified) == issued[-2:]
+

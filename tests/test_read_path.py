@@ -85,3 +85,15 @@ def test_a_page_past_the_end_counts_the_total_separately(client, factory, statem
     assert response.json() == []
     assert response.headers["X-Total-Count"] == str(len(courses))
     assert len(statements_by_engine["read"]) == 2
+
+
+def test_an_empty_page_also_asks_whether_the_semester_exists(client, factory, statements_by_engine):
+    semester = factory.semester()
+    statements_by_engine["read"].clear()
+
+    mine = client.get(f"/semesters/{semester.id}/my-courses", headers=factory.auth(factory.student()))
+    unknown = client.get("/semesters/2147483000/my-courses", headers=factory.auth(factory.student()))
+
+    assert (mine.status_code, mine.json(), mine.headers["X-Total-Count"]) == (200, [], "0")
+    assert unknown.json()["code"] == "SEMESTER_NOT_FOUND"
+    assert len(statements_by_engine["read"]) == 4

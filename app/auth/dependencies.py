@@ -4,7 +4,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.core.errors import NotAuthenticated
-from app.core.security import TokenSubject, decode_access_token
+from app.core.security import TokenSubject
 
 # auto_error=False: we answer a missing token ourselves, with our error body.
 bearer_scheme = HTTPBearer(auto_error=False, description="The access token from POST /auth/login")
@@ -18,7 +18,7 @@ async def get_current_student(
     CPU and no I/O (no database lookup), so it runs on the event loop, no thread hop."""
     if credentials is None:
         raise NotAuthenticated()
-    subject = decode_access_token(credentials.credentials, settings=request.app.state.settings)
+    subject = request.app.state.access_tokens.verify(credentials.credentials)
     request.state.student_id = subject.student_id
     return subject
 

@@ -33,14 +33,17 @@ class Settings(BaseSettings):
     # 40). Each login waiting for its password check holds one, so a login storm
     # must not be able to take them all.
     threadpool_size: int = 200
-    db_pool_size: int = 20
-    db_max_overflow: int = 20
+    # Connections per worker process. Requests beyond them wait in the pool, in
+    # order, rather than in PostgreSQL's lock queue. No overflow by default: an
+    # overflow connection is closed as soon as it is returned, so under sustained
+    # load it costs a new PostgreSQL backend per request (docs/performance.md).
+    db_pool_size: int = 10
+    db_max_overflow: int = 0
     db_pool_timeout_seconds: float = 10.0
     # A second pool, per worker, for reads that are one statement each (the
-    # catalogue, my-courses): fewer connections than threads, since a read holds
-    # its connection for one round trip only.
+    # catalogue, my-courses), so reads never queue behind registrations.
     db_read_pool_size: int = 10
-    db_read_max_overflow: int = 10
+    db_read_max_overflow: int = 0
     # Bounds on how long one request may wait for a lock or run a statement.
     db_lock_timeout_ms: int = 5_000
     db_statement_timeout_ms: int = 15_000

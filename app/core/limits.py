@@ -26,9 +26,14 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
 
-        declared = _content_length(scope)
+        declared, chunked = _body_framing(scope)
         if declared is not None and declared > self.max_body_bytes:
             await self._reject(send)
+            return
+        if not chunked:
+            # The server reads no more than Content-Length (and nothing without
+            # it): nothing left to count, so most requests pass straight through.
+            await self.app(scope, receive, send)
             return
 
         received = 0
@@ -70,11 +75,15 @@ class BodySizeLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-def _content_length(scope: Scope) -> int | None:
+def _body_framing(scope: Scope) -> tuple[int | None, bool]:
+    """The declared Content-Length (None if absent or malformed) and whether the body is chunked."""
+    declared, chunked = None, False
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
-                return int(value)
+                declared = int(value)
             except ValueError:
-                return None
-    return None
+                declared = None
+        elif name == b"transfer-encoding":
+            chunked = True
+    return declared, chunked

@@ -11,9 +11,9 @@ it): each worker writes its own files and `/metrics` adds them up.
 import json
 import logging
 import os
+import random
 import re
 import time
-import uuid
 
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -61,7 +61,9 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
 
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        # 128 random bits, as hex: unique enough to find one request's lines, and
+        # without uuid4's system call for every request.
+        request_id = _incoming_request_id(scope) or f"{random.getrandbits(128):032x}"
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status_code = 500

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, Integer, Row, RowMapping, bindparam, case, delete, func, select, true, update
+from sqlalchemy import Engine, Integer, Row, RowMapping, bindparam, case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -26,12 +26,13 @@ from app.core.errors import (
     RegistrationClosed,
     SemesterNotFound,
 )
-from app.core.pagination import Page, PageParams, total_from_page
+from app.core.pagination import Page, PagedQuery, PageParams
 from app.courses.models import Course
 from app.idempotency import service as idempotency
 from app.idempotency.service import IdempotentRequest
 from app.registrations.models import CourseRegistration, RegistrationStatus
 from app.semesters.models import Semester
+from app.semesters.service import ensure_semester_exists
 
 DEFAULT_IDEMPOTENCY_TTL = timedelta(hours=24)
 
@@ -312,11 +313,9 @@ def drop(
     return result
 
 
-# A page of one student's registrations in a semester, in one statement: the
-# semester is outer-joined to a lateral page of registrations, which tells an
-# unknown semester (no row) from an empty page (one row of NULLs); the window
-# count rides along on every row of a non-empty page.
-_MY_REGISTRATIONS = (
+# Shaped like MyCourseRead. The page alone is one statement in the common case;
+# an empty page also asks whether the semester exists (404 or an empty list).
+_MY_COURSES = PagedQuery(
     select(
         CourseRegistration.course_id,
         Course.course_name,
@@ -325,43 +324,23 @@ _MY_REGISTRATIONS = (
         CourseRegistration.status,
         CourseRegistration.reserve_position,
         CourseRegistration.created_at.label("registered_at"),
-        func.count().over().label("total"),
     )
     .join(Course, Course.id == CourseRegistration.course_id)
-    .where(Course.semester_id == Semester.id, CourseRegistration.student_id == bindparam("student"))
-    .order_by(CourseRegistration.course_id)
-    .limit(bindparam("limit"))
-    .offset(bindparam("offset"))
-    .lateral("registrations")
-)
-_MY_COURSES_PAGE = (
-    select(_MY_REGISTRATIONS)
-    .select_from(Semester)
-    .outerjoin(_MY_REGISTRATIONS, true())
-    .where(Semester.id == bindparam("semester"))
-)
-_COUNT_MY_COURSES = (
-    select(func.count())
-    .select_from(CourseRegistration)
-    .join(Course, Course.id == CourseRegistration.course_id)
     .where(Course.semester_id == bindparam("semester"), CourseRegistration.student_id == bindparam("student"))
+    .order_by(CourseRegistration.course_id)
 )
 
 
 def list_my_courses(
     engine: Engine, *, student_id: uuid.UUID, semester_id: int, page: PageParams
 ) -> Page[RowMapping]:
-    """A page of the student's registrations in a semester (rows shaped like
-    MyCourseRead), on the read engine: one statement, one round trip."""
-    params = {"student": student_id, "semester": semester_id}
+    """A page of the student's registrations in a semester, on the read engine.
+
+    Never cached: a student reads it right after registering or dropping, and
+    reserve positions move whenever someone ahead drops.
+    """
     with engine.connect() as connection:
-        rows = connection.execute(
-            _MY_COURSES_PAGE, {**params, "limit": page.limit, "offset": page.offset}
-        ).mappings().all()
-        if not rows:
-            raise SemesterNotFound()
-        items = [row for row in rows if row["course_id"] is not None]
-        total = rows[0]["total"] if items else total_from_page(page, 0)
-        if total is None:  # an empty page past the end: count separately
-            total = connection.scalar(_COUNT_MY_COURSES, params)
-    return Page(items, total)
+        result = _MY_COURSES.fetch(connection, page, semester=semester_id, student=student_id)
+        if result.total == 0:
+            ensure_semester_exists(connection, semester_id=semester_id)
+    return result
