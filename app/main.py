@@ -1,5 +1,6 @@
 """The application factory: settings, database, routers, middleware and error handlers."""
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 
@@ -14,7 +15,7 @@ from app.core.db import create_db_engine, create_read_engine, create_session_fac
 from app.core.errors import ERROR_RESPONSES, install_error_handlers
 from app.core.limits import BodySizeLimitMiddleware
 from app.core.observability import RequestContextMiddleware, metrics_router
-from app.core.security import AccessTokens, dummy_password_hash
+from app.core.security import LOGIN_TURNS, AccessTokens, dummy_password_hash
 from app.courses.router import router as courses_router
 from app.health import router as health_router
 from app.registrations.router import router as registrations_router
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
+        app.state.login_turns = asyncio.Semaphore(LOGIN_TURNS)
         # Computed now, not on the first unknown student number, so that login's
         # timing never tells whether a student number exists.
         dummy_password_hash(settings.bcrypt_rounds)

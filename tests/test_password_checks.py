@@ -50,3 +50,42 @@ def test_a_password_over_72_bytes_never_matches_and_is_never_hashed(monkeypatch)
 
 def _must_not_be_called(*args):
     raise AssertionError("bcrypt.checkpw must not be called for an over-long password")
+
+
+def test_a_worker_lets_in_only_its_login_turns_at_once_and_queues_the_rest(client, factory, monkeypatch):
+    """A storm waits on the event loop for a turn, holding no request thread and no
+    database connection, instead of 200 logins making their throttle writes at once."""
+    from app.auth import router as auth_router
+    from app.auth import service as auth_service
+    from tests.conftest import TEST_PASSWORD
+
+    lock = threading.Lock()
+    in_progress = 0
+    most_at_once = 0
+    real_authenticate = auth_service.authenticate
+
+    def observed_authenticate(*args, **kwargs):
+        nonlocal in_progress, most_at_once
+        with lock:
+            in_progress += 1
+            most_at_once = max(most_at_once, in_progress)
+        try:
+            threading.Event().wait(0.05)  # long enough for the other logins to pile up
+            return real_authenticate(*args, **kwargs)
+        finally:
+            with lock:
+                in_progress -= 1
+
+    monkeypatch.setattr(auth_router.service, "authenticate", observed_authenticate)
+    students = factory.students(3 * security.LOGIN_TURNS)
+
+    def log_in(student):
+        return client.post(
+            "/auth/login", json={"student_number": student.student_number, "password": TEST_PASSWORD}
+        ).status_code
+
+    with ThreadPoolExecutor(len(students)) as pool:
+        statuses = list(pool.map(log_in, students))
+
+    assert statuses == [200] * len(students)
+    assert most_at_once == security.LOGIN_TURNS

@@ -1,3 +1,4 @@
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -24,3 +25,16 @@ async def get_current_student(
 
 
 CurrentStudent = Annotated[TokenSubject, Depends(get_current_student)]
+
+
+async def login_turn(request: Request) -> AsyncIterator[None]:
+    """Wait on the event loop for one of the worker's login turns (LOGIN_TURNS).
+
+    A worker completes only a few logins at once: each password check holds a
+    core for 0.2-0.3 s. Without turns, 200 logins arriving together all entered
+    the threadpool at once and made their throttle writes in the same second,
+    and reads waited behind them. Waiting here holds no thread and no database
+    connection; the turns are created in the app's lifespan, on its event loop.
+    """
+    async with request.app.state.login_turns:
+        yield

@@ -1,18 +1,21 @@
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from app.auth import service
-from app.auth.dependencies import CurrentStudent
+from app.auth.dependencies import CurrentStudent, login_turn
 from app.auth.schemas import LoginRequest, StudentRead, Token
 from app.core.db import SessionDep
+from app.core.responses import JSONBody
 from app.core.security import create_access_token
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
+_TOKEN = JSONBody(Token)
 
-@router.post("/login", response_model=Token)
-def login(body: LoginRequest, session: SessionDep, request: Request) -> Token:
+
+@router.post("/login", response_model=Token, dependencies=[Depends(login_turn)])
+def login(body: LoginRequest, session: SessionDep, request: Request) -> Response:
     settings = request.app.state.settings
     student = service.authenticate(
         session,
@@ -26,7 +29,7 @@ def login(body: LoginRequest, session: SessionDep, request: Request) -> Token:
     token = create_access_token(
         student_id=student.id, student_number=student.student_number, settings=settings
     )
-    return Token(access_token=token, expires_in=settings.access_token_expire_minutes * 60)
+    return _TOKEN.response(Token(access_token=token, expires_in=settings.access_token_expire_minutes * 60))
 
 
 @router.get("/me", response_model=StudentRead)

@@ -27,6 +27,10 @@ BCRYPT_MAX_PASSWORD_BYTES = 72
 # instead of dozens of hashes at once starving every other request (see
 # docs/performance.md, "Login storm").
 PASSWORD_CHECK_NICENESS = 10
+PASSWORD_CHECK_THREADS = os.cpu_count() or 1
+# Logins a worker lets in at once (app/auth/dependencies.py): every password-check
+# thread busy, and one more login per thread ready to take its place.
+LOGIN_TURNS = 2 * PASSWORD_CHECK_THREADS
 
 
 def _lower_thread_priority() -> None:
@@ -37,7 +41,7 @@ def _lower_thread_priority() -> None:
 
 
 _password_checks = ThreadPoolExecutor(
-    max_workers=os.cpu_count() or 1, thread_name_prefix="password-check", initializer=_lower_thread_priority
+    max_workers=PASSWORD_CHECK_THREADS, thread_name_prefix="password-check", initializer=_lower_thread_priority
 )
 
 
