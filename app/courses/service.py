@@ -1,10 +1,6 @@
-"""Reading the catalogue: single statements on the read engine (autocommit),
-each answer kept in the catalogue cache for its TTL (app/core/cache.py), so the
-seat counts shown may lag by up to that long."""
+"""Reading the catalogue: single statements on the read engine (autocommit)."""
 
 from sqlalchemy import Engine, RowMapping, bindparam, select
-
-from app.core.cache import TTLCache
 
 from app.core.errors import CourseNotFound
 from app.core.pagination import Page, PageParams, PagedQuery
@@ -28,19 +24,7 @@ _SEMESTER_COURSES = PagedQuery(_COURSE_FIELDS.where(Course.semester_id == bindpa
 _COURSE = _COURSE_FIELDS.where(Course.id == bindparam("course"))
 
 
-def list_semester_courses(
-    engine: Engine, cache: TTLCache, *, semester_id: int, page: PageParams
-) -> Page[RowMapping]:
-    return cache.get(
-        ("semester courses", semester_id, page), lambda: _read_semester_courses(engine, semester_id, page)
-    )
-
-
-def get_course(engine: Engine, cache: TTLCache, *, course_id: int) -> RowMapping:
-    return cache.get(("course", course_id), lambda: _read_course(engine, course_id))
-
-
-def _read_semester_courses(engine: Engine, semester_id: int, page: PageParams) -> Page[RowMapping]:
+def list_semester_courses(engine: Engine, *, semester_id: int, page: PageParams) -> Page[RowMapping]:
     with engine.connect() as connection:
         result = _SEMESTER_COURSES.fetch(connection, page, semester=semester_id)
         if result.total == 0:
@@ -49,7 +33,7 @@ def _read_semester_courses(engine: Engine, semester_id: int, page: PageParams) -
     return result
 
 
-def _read_course(engine: Engine, course_id: int) -> RowMapping:
+def get_course(engine: Engine, *, course_id: int) -> RowMapping:
     with engine.connect() as connection:
         course = connection.execute(_COURSE, {"course": course_id}).mappings().one_or_none()
     if course is None:
