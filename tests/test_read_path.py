@@ -29,6 +29,18 @@ def statements_by_engine(app):
         event.remove(engine, "before_cursor_execute", listener)
 
 
+@pytest.fixture
+def my_registrations(client, factory):
+    """A student enrolled in two courses of a semester and first in line for a third."""
+    semester = factory.semester()
+    courses = [factory.course(semester, capacity=1, reserve_limit=3) for _ in range(3)]
+    me, someone_else = factory.students(2)
+    register(client, factory, someone_else, courses[1])
+    for course in courses:
+        register(client, factory, me, course)
+    return semester, courses, me
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -39,13 +51,10 @@ def statements_by_engine(app):
         "/semesters/{semester}/my-courses",
     ],
 )
-def test_each_read_is_one_autocommit_statement_on_the_read_engine(path, client, factory, statements_by_engine):
-    semester = factory.semester()
-    courses = [factory.course(semester, capacity=1, reserve_limit=3) for _ in range(3)]
-    me, someone_else = factory.students(2)
-    register(client, factory, someone_else, courses[1])
-    for course in courses:
-        register(client, factory, me, course)
+def test_each_read_is_one_autocommit_statement_on_the_read_engine(
+    path, client, factory, my_registrations, statements_by_engine
+):
+    semester, courses, me = my_registrations
     statements_by_engine["read"].clear()
     statements_by_engine["write"].clear()
 
@@ -58,13 +67,8 @@ def test_each_read_is_one_autocommit_statement_on_the_read_engine(path, client, 
     assert autocommit is True
 
 
-def test_my_courses_page_is_read_in_one_statement(client, factory, statements_by_engine):
-    semester = factory.semester()
-    courses = [factory.course(semester, capacity=1, reserve_limit=3) for _ in range(3)]
-    me, someone_else = factory.students(2)
-    register(client, factory, someone_else, courses[1])
-    for course in courses:
-        register(client, factory, me, course)
+def test_my_courses_page_is_read_in_one_statement(client, factory, my_registrations, statements_by_engine):
+    semester, _, me = my_registrations
     statements_by_engine["read"].clear()
 
     response = client.get(f"/semesters/{semester.id}/my-courses", headers=factory.auth(me))
