@@ -78,7 +78,3 @@ class TTLCache(Generic[V]):
             del self._in_flight[key]
         in_flight.set_result(value)
         return value
-
-    def clear(self) -> None:
-        with self._mutex:
-            self._entries.clear()
