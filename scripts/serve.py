@@ -15,8 +15,8 @@ in the supervisor and hands it to every worker, which costs twice
 
 Here every worker binds its own TCP socket with SO_REUSEPORT: the kernel
 spreads new connections evenly across the workers, and asyncio sees a TCP
-socket and sets TCP_NODELAY. With one worker (or without SO_REUSEPORT) this
-is plain `uvicorn`.
+socket and sets TCP_NODELAY. With one worker this is one uvicorn server in
+this process; without SO_REUSEPORT, uvicorn's own `--workers`.
 
 The supervisor (the process started with this command) replaces a worker that
 dies, and stops them all on SIGINT or SIGTERM; see `Supervisor`.

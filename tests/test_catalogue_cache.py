@@ -92,59 +92,52 @@ def test_the_least_recently_used_answer_goes_first_when_full():
     assert cache.get("b", compute) == 4
 
 
-def test_threads_missing_the_same_key_at_once_share_one_computation():
-    cache = TTLCache(ttl_seconds=10.0)
+def miss_together(cache, query, *, waiters):
+    """One thread misses "k" and starts `query`; while it runs, `waiters` more
+    threads ask for "k". What each thread got: the answer, or its error's text."""
     started, release = threading.Event(), threading.Event()
-    calls = []
 
     def slow_query():
-        calls.append(1)
         started.set()
         release.wait(timeout=10)
-        return "rows"
-
-    results = []
-    first = threading.Thread(target=lambda: results.append(cache.get("k", slow_query)))
-    first.start()
-    assert started.wait(timeout=10)
-    waiters = [threading.Thread(target=lambda: results.append(cache.get("k", slow_query))) for _ in range(20)]
-    for waiter in waiters:
-        waiter.start()
-    release.set()
-    for thread in [first, *waiters]:
-        thread.join(timeout=10)
-
-    assert results == ["rows"] * 21
-    assert len(calls) == 1
-
-
-def test_threads_waiting_on_a_failed_computation_all_get_the_failure():
-    cache = TTLCache(ttl_seconds=10.0)
-    started, release = threading.Event(), threading.Event()
-
-    def failing_query():
-        started.set()
-        release.wait(timeout=10)
-        raise ConnectionError("database unavailable")
+        return query()
 
     outcomes = []
 
     def read():
         try:
-            outcomes.append(cache.get("k", failing_query))
-        except ConnectionError as error:
+            outcomes.append(cache.get("k", slow_query))
+        except Exception as error:
             outcomes.append(str(error))
 
     first = threading.Thread(target=read)
     first.start()
     assert started.wait(timeout=10)
-    waiters = [threading.Thread(target=read) for _ in range(5)]
-    for waiter in waiters:
-        waiter.start()
+    others = [threading.Thread(target=read) for _ in range(waiters)]
+    for thread in others:
+        thread.start()
     release.set()
-    for thread in [first, *waiters]:
+    for thread in [first, *others]:
         thread.join(timeout=10)
-    assert outcomes == ["database unavailable"] * 6
+    return outcomes
+
+
+def test_threads_missing_the_same_key_at_once_share_one_computation():
+    calls = []
+
+    def query():
+        calls.append(1)
+        return "rows"
+
+    assert miss_together(TTLCache(ttl_seconds=10.0), query, waiters=20) == ["rows"] * 21
+    assert len(calls) == 1
+
+
+def test_threads_waiting_on_a_failed_computation_all_get_the_failure():
+    def failing_query():
+        raise ConnectionError("database unavailable")
+
+    assert miss_together(TTLCache(ttl_seconds=10.0), failing_query, waiters=5) == ["database unavailable"] * 6
 
 
 @pytest.fixture
