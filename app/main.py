@@ -8,7 +8,7 @@ from anyio import to_thread
 from fastapi import FastAPI
 
 from app.auth.router import router as auth_router
-from app.core.cache import TTLCache
+from app.core.cache import ResponseCache
 from app.core.config import Settings, get_settings
 from app.core.cors import BrowserCORSMiddleware
 from app.core.db import create_db_engine, create_read_engine, create_session_factory
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = create_db_engine(settings)
     app.state.session_factory = create_session_factory(app.state.engine)
     app.state.read_engine = create_read_engine(settings)
-    app.state.catalogue_cache = TTLCache(ttl_seconds=settings.catalogue_cache_seconds)
+    app.state.response_cache = ResponseCache(ttl_seconds=settings.catalogue_cache_seconds)
     app.state.access_tokens = AccessTokens(settings)
 
     install_error_handlers(app)

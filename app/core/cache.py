@@ -1,4 +1,4 @@
-"""A per-process cache that keeps an answer for a fraction of a second.
+"""A per-process cache that keeps a route's answers for a fraction of a second.
 
 During the registration rush thousands of students refresh the same few
 catalogue pages every second. Kept for `ttl_seconds`, each page costs the
@@ -6,32 +6,59 @@ database one query per worker process per `ttl_seconds`, however many students
 are reading it, and a reader waits for no query at all. What it costs: what a
 reader sees may be up to `ttl_seconds` old. That is only ever a display;
 registering always decides on the locked course row.
+
+The cache sits in front of the route's handler, on the event loop, as a
+reverse proxy's micro-cache would: an answer it has costs no dependency
+solving, no threadpool hop and no validation. The endpoint behind it stays a
+plain `def`, and runs only on a miss. Between bursts, when each read arrives on
+its own, the hop was most of a read's cost: during a storm of logins, the
+password checks were losing a tenth of the machine to catalogue readers.
 """
 
-import threading
+import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from concurrent.futures import Future
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
-V = TypeVar("V")
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry(Generic[V]):
-    value: V
+class StoredResponse:
+    """A finished answer, replayed as a new `Response` each time it is sent."""
+
+    status_code: int
+    body: bytes
+    raw_headers: tuple[tuple[bytes, bytes], ...]
+
+    @classmethod
+    def of(cls, response: Response) -> "StoredResponse":
+        return cls(response.status_code, response.body, tuple(response.raw_headers))
+
+    def replay(self) -> Response:
+        response = Response(self.body, status_code=self.status_code)
+        # A new list each time: middleware appends its own headers to it.
+        response.raw_headers = list(self.raw_headers)
+        return response
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    answer: StoredResponse
     fresh_until: float
 
 
-class TTLCache(Generic[V]):
-    """Thread-safe; at most `max_entries` answers, the least recently used dropped first.
+class ResponseCache:
+    """At most `max_entries` answers of status 200, the least recently used dropped first.
 
-    When an answer is missing or too old, one thread computes it and the others
-    asking for the same key meanwhile wait for that result (one query, not one
-    per waiting thread). A failure is not kept: each waiter gets it, and the next
-    request tries again. With `ttl_seconds <= 0` every call computes.
+    Used from the event loop only, so it needs no locks. When an answer is
+    missing or too old, the first request computes it and the requests asking
+    for the same key meanwhile wait for that one answer (one query, not one per
+    waiting request), holding no thread while they wait. A failure is not kept:
+    each waiter gets it, and the next request tries again. With
+    `ttl_seconds <= 0` every request computes its own answer.
     """
 
     def __init__(
@@ -40,41 +67,58 @@ class TTLCache(Generic[V]):
         self.ttl_seconds = ttl_seconds
         self._max_entries = max_entries
         self._clock = clock
-        self._mutex = threading.Lock()
-        self._entries: OrderedDict[Hashable, _Entry[V]] = OrderedDict()
-        self._in_flight: dict[Hashable, Future[V]] = {}
+        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._in_flight: dict[Hashable, asyncio.Future[StoredResponse]] = {}
 
-    def get(self, key: Hashable, compute: Callable[[], V]) -> V:
+    async def get(self, key: Hashable, compute: Callable[[], Awaitable[Response]]) -> Response:
         if self.ttl_seconds <= 0:
-            return compute()
-        with self._mutex:
-            entry = self._entries.get(key)
-            if entry is not None and entry.fresh_until > self._clock():
-                self._entries.move_to_end(key)
-                return entry.value
-            in_flight = self._in_flight.get(key)
-            computing_here = in_flight is None
-            if computing_here:
-                in_flight = self._in_flight[key] = Future()
-        if not computing_here:
-            return in_flight.result()
-        return self._compute(key, compute, in_flight)
+            return await compute()
+        entry = self._entries.get(key)
+        if entry is not None and entry.fresh_until > self._clock():
+            self._entries.move_to_end(key)
+            return entry.answer.replay()
+        in_flight = self._in_flight.get(key)
+        if in_flight is not None:
+            # Shielded: a waiter that goes away does not cancel the others' answer.
+            return (await asyncio.shield(in_flight)).replay()
+        return await self._compute(key, compute)
 
-    def _compute(self, key: Hashable, compute: Callable[[], V], in_flight: Future[V]) -> V:
+    async def _compute(self, key: Hashable, compute: Callable[[], Awaitable[Response]]) -> Response:
+        in_flight = self._in_flight[key] = asyncio.get_running_loop().create_future()
         # Freshness counts from before the query: an answer is never older than the TTL.
         started = self._clock()
         try:
-            value = compute()
-        except BaseException as error:
-            with self._mutex:
-                del self._in_flight[key]
+            response = await compute()
+            answer = StoredResponse.of(response)
+        except Exception as error:
             in_flight.set_exception(error)
+            in_flight.exception()  # marks it seen: no "never retrieved" warning when nobody waited
             raise
-        with self._mutex:
-            self._entries[key] = _Entry(value, started + self.ttl_seconds)
+        except BaseException:
+            in_flight.cancel()  # cancelled, as when the server stops: so are the waiters
+            raise
+        finally:
+            del self._in_flight[key]
+        if answer.status_code == 200:
+            self._entries[key] = _Entry(answer, started + self.ttl_seconds)
             self._entries.move_to_end(key)
             while len(self._entries) > self._max_entries:
                 self._entries.popitem(last=False)
-            del self._in_flight[key]
-        in_flight.set_result(value)
-        return value
+        in_flight.set_result(answer)
+        return response
+
+
+class CachedRoute(APIRoute):
+    """A route whose answers are kept in `app.state.response_cache`, keyed by path
+    and query string. For public GET routes only: the key ignores every header,
+    the bearer token included. Errors raised by the endpoint are never kept."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handle = super().get_route_handler()
+
+        async def handle_through_cache(request: Request) -> Response:
+            cache: ResponseCache = request.app.state.response_cache
+            key = (request.scope["path"], request.scope["query_string"])
+            return await cache.get(key, lambda: handle(request))
+
+        return handle_through_cache

@@ -9,22 +9,10 @@ so the OpenAPI schema and the bytes on the wire stay exactly as they were.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Response
 from pydantic import TypeAdapter
-
-
-@dataclass(frozen=True, slots=True)
-class RenderedJSON:
-    """A finished answer: kept as is by the catalogue cache, answered many times."""
-
-    body: bytes
-    headers: Mapping[str, str] | None = None
-
-    def response(self) -> Response:
-        return Response(self.body, media_type="application/json", headers=self.headers)
 
 
 class JSONBody:
@@ -33,10 +21,7 @@ class JSONBody:
     def __init__(self, response_type: Any) -> None:
         self._adapter = TypeAdapter(response_type)
 
-    def render(self, value: Any, *, headers: Mapping[str, str] | None = None) -> RenderedJSON:
+    def response(self, value: Any, *, headers: Mapping[str, str] | None = None) -> Response:
         # from_attributes: ORM objects and result rows are read like the schemas' own models.
         body = self._adapter.validate_python(value, from_attributes=True)
-        return RenderedJSON(self._adapter.dump_json(body), headers)
-
-    def response(self, value: Any, *, headers: Mapping[str, str] | None = None) -> Response:
-        return self.render(value, headers=headers).response()
+        return Response(self._adapter.dump_json(body), media_type="application/json", headers=headers)
