@@ -72,9 +72,9 @@ def test_freshness_counts_from_before_the_computation():
 def test_keys_are_kept_apart():
     cache = ResponseCache(ttl_seconds=10.0, clock=FakeClock())
     first, second = Counting(), Counting()
-    assert body(cache, ("/semesters/1/courses", b""), first) == "1"
-    assert body(cache, ("/semesters/1/courses", b"limit=1"), second) == "1"
-    assert body(cache, ("/semesters/1/courses", b""), second) == "1"
+    assert body(cache, ("GET", "/semesters/1/courses", b""), first) == "1"
+    assert body(cache, ("GET", "/semesters/1/courses", b"limit=1"), second) == "1"
+    assert body(cache, ("GET", "/semesters/1/courses", b""), second) == "1"
     assert (first.calls, second.calls) == (1, 1)
 
 

@@ -109,16 +109,17 @@ class ResponseCache:
 
 
 class CachedRoute(APIRoute):
-    """A route whose answers are kept in `app.state.response_cache`, keyed by path
-    and query string. For public GET routes only: the key ignores every header,
-    the bearer token included. Errors raised by the endpoint are never kept."""
+    """A route whose answers are kept in `app.state.response_cache`, keyed by method,
+    path and query string. For public GET routes only: the key ignores every
+    header, the bearer token included. Errors raised by the endpoint are never kept."""
 
     def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
         handle = super().get_route_handler()
 
         async def handle_through_cache(request: Request) -> Response:
             cache: ResponseCache = request.app.state.response_cache
-            key = (request.scope["path"], request.scope["query_string"])
+            scope = request.scope
+            key = (scope["method"], scope["path"], scope["query_string"])
             return await cache.get(key, lambda: handle(request))
 
         return handle_through_cache
