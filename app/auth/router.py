@@ -12,6 +12,7 @@ from app.core.security import create_access_token
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 _TOKEN = JSONBody(Token)
+_STUDENT = JSONBody(StudentRead)
 
 
 @router.post("/login", response_model=Token, dependencies=[Depends(login_turn)])
@@ -33,5 +34,5 @@ def login(body: LoginRequest, session: SessionDep, request: Request) -> Response
 
 
 @router.get("/me", response_model=StudentRead)
-def read_current_student(current: CurrentStudent, session: SessionDep) -> StudentRead:
-    return StudentRead.model_validate(service.get_student(session, student_id=current.student_id))
+def read_current_student(current: CurrentStudent, session: SessionDep) -> Response:
+    return _STUDENT.response(service.get_student(session, student_id=current.student_id))
