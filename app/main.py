@@ -52,9 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.access_tokens = AccessTokens(settings)
 
     install_error_handlers(app)
-    for router in (
-        health_router, metrics_router, auth_router, semesters_router, courses_router, registrations_router
-    ):
+    for router in (health_router, metrics_router, auth_router, semesters_router, courses_router, registrations_router):
         app.include_router(router, responses=ERROR_RESPONSES)
 
     # Added innermost first: the request context wraps everything, so even a 413

@@ -155,13 +155,21 @@ class RegistrationUser(FastHttpUser):
 
     # -- one request, judged
 
-    def call(self, method: str, path: str, *, name: str, allowed: tuple[str, ...] = (), check=None,
-             json: Any = None, authorized: bool = True) -> Reply:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        name: str,
+        allowed: tuple[str, ...] = (),
+        check=None,
+        json: Any = None,
+        authorized: bool = True,
+    ) -> Reply:
         """Send one request and mark it: 200 with a body that passes `check`, or a
         JSON error whose code is in `allowed`, is a success; anything else fails."""
         headers = {"Authorization": f"Bearer {self.token}"} if authorized else None
-        with self.client.request(method, path, name=name, json=json, headers=headers,
-                                 catch_response=True) as response:
+        with self.client.request(method, path, name=name, json=json, headers=headers, catch_response=True) as response:
             status = response.status_code or 0
             body = _json(response)
             code = body.get("code") if isinstance(body, dict) else None
@@ -184,9 +192,15 @@ class RegistrationUser(FastHttpUser):
 
     def login(self) -> bool:
         reply = self.call(
-            "POST", LOGIN, name=LOGIN, authorized=False, check=_check_token,
-            json={"student_number": self.student_number,
-                  "password": option(self.environment, "student_password", "test123")},
+            "POST",
+            LOGIN,
+            name=LOGIN,
+            authorized=False,
+            check=_check_token,
+            json={
+                "student_number": self.student_number,
+                "password": option(self.environment, "student_password", "test123"),
+            },
         )
         if not reply.ok:
             self.token = None
@@ -228,8 +242,9 @@ class RegistrationUser(FastHttpUser):
         self.call("GET", f"/semesters/{self.semester_id}", name="/semesters/{id}")
 
     def list_courses(self) -> None:
-        reply = self.call("GET", f"/semesters/{self.semester_id}/courses", name="/semesters/{id}/courses",
-                          check=_check_courses)
+        reply = self.call(
+            "GET", f"/semesters/{self.semester_id}/courses", name="/semesters/{id}/courses", check=_check_courses
+        )
         if reply.ok and reply.body:
             self.courses = {course["id"]: course for course in reply.body}
             self.by_size = [c["id"] for c in sorted(reply.body, key=lambda c: (c["max_capacity"], c["id"]))]
@@ -238,8 +253,12 @@ class RegistrationUser(FastHttpUser):
         self.call("GET", f"/courses/{course_id}", name="/courses/{id}", check=_check_course)
 
     def list_my_courses(self) -> None:
-        reply = self.call("GET", f"/semesters/{self.semester_id}/my-courses", name="/semesters/{id}/my-courses",
-                          check=_check_my_courses)
+        reply = self.call(
+            "GET",
+            f"/semesters/{self.semester_id}/my-courses",
+            name="/semesters/{id}/my-courses",
+            check=_check_my_courses,
+        )
         if reply.ok:
             self.mine = {row["course_id"]: row["status"] for row in reply.body}
 
@@ -254,8 +273,13 @@ class RegistrationUser(FastHttpUser):
 
     def register(self, course_id: int) -> str | None:
         """ENROLLED, RESERVED, FULL or ALREADY_REGISTERED; None on a failure."""
-        reply = self.call("POST", f"/courses/{course_id}/register", name=self._name(course_id, "register"),
-                          allowed=("COURSE_FULL", "ALREADY_REGISTERED"), check=_check_position)
+        reply = self.call(
+            "POST",
+            f"/courses/{course_id}/register",
+            name=self._name(course_id, "register"),
+            allowed=("COURSE_FULL", "ALREADY_REGISTERED"),
+            check=_check_position,
+        )
         if not reply.ok:
             return None
         if reply.status == 200:
@@ -272,8 +296,7 @@ class RegistrationUser(FastHttpUser):
         return outcome
 
     def drop(self, course_id: int) -> None:
-        reply = self.call("POST", f"/courses/{course_id}/drop", name=self._name(course_id, "drop"),
-                          check=_check_drop)
+        reply = self.call("POST", f"/courses/{course_id}/drop", name=self._name(course_id, "drop"), check=_check_drop)
         self.mine.pop(course_id, None)
         if reply.ok:
             OUTCOMES["DROPPED"] += 1

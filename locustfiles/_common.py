@@ -27,52 +27,84 @@ LOGIN = "/auth/login"
 @events.init_command_line_parser.add_listener
 def _add_options(parser) -> None:
     parser.add_argument(
-        "--mix", default="", env_var="LOCUST_MIX",
+        "--mix",
+        default="",
+        env_var="LOCUST_MIX",
         help="Scenario mix, e.g. 'StudentUser:3,RaceUser:1' (classes left out do not run). "
         "Default: the preset's mix; without a preset, every class once.",
     )
     parser.add_argument(
-        "--semester-id", type=int, default=0, env_var="LOCUST_SEMESTER_ID",
+        "--semester-id",
+        type=int,
+        default=0,
+        env_var="LOCUST_SEMESTER_ID",
         help="Semester to load (default: the open semester with the smallest id).",
     )
     parser.add_argument(
-        "--students", type=int, default=1000, env_var="LOCUST_STUDENTS",
+        "--students",
+        type=int,
+        default=1000,
+        env_var="LOCUST_STUDENTS",
         help="Seeded students STU10000... to log in as (default 1000).",
     )
     parser.add_argument(
-        "--student-prefix", default="STU", env_var="LOCUST_STUDENT_PREFIX", include_in_web_ui=False,
+        "--student-prefix",
+        default="STU",
+        env_var="LOCUST_STUDENT_PREFIX",
+        include_in_web_ui=False,
         help="Student numbers are this prefix and --first-student + n (default STU).",
     )
     parser.add_argument(
-        "--first-student", type=int, default=10000, env_var="LOCUST_FIRST_STUDENT", include_in_web_ui=False,
+        "--first-student",
+        type=int,
+        default=10000,
+        env_var="LOCUST_FIRST_STUDENT",
+        include_in_web_ui=False,
         help="The number of the first seeded student (default 10000).",
     )
     parser.add_argument(
-        "--student-password", default="test123", env_var="LOCUST_STUDENT_PASSWORD",
-        include_in_web_ui=False, help="Password of the seeded students.",
+        "--student-password",
+        default="test123",
+        env_var="LOCUST_STUDENT_PASSWORD",
+        include_in_web_ui=False,
+        help="Password of the seeded students.",
     )
     parser.add_argument(
-        "--request-timeout", type=float, default=30.0, env_var="LOCUST_REQUEST_TIMEOUT",
+        "--request-timeout",
+        type=float,
+        default=30.0,
+        env_var="LOCUST_REQUEST_TIMEOUT",
         help="Seconds after which a request fails as a timeout (default 30).",
     )
     parser.add_argument(
-        "--slo-error-rate", type=float, default=None,
+        "--slo-error-rate",
+        type=float,
+        default=None,
         help="Most failed requests allowed, as a fraction (0.01 means 1 percent). Default: the preset's.",
     )
     parser.add_argument(
-        "--slo-p95-ms", type=float, default=None,
+        "--slo-p95-ms",
+        type=float,
+        default=None,
         help="Highest p95 allowed on every endpoint but login, in ms. Default: the preset's.",
     )
     parser.add_argument(
-        "--slo-login-p95-ms", type=float, default=None,
+        "--slo-login-p95-ms",
+        type=float,
+        default=None,
         help="Highest p95 allowed on login, in ms. Default: the preset's (most report it only).",
     )
     parser.add_argument(
-        "--skip-invariants", action="store_true", default=False, include_in_web_ui=False,
+        "--skip-invariants",
+        action="store_true",
+        default=False,
+        include_in_web_ui=False,
         help="Do not check the data invariants after the run.",
     )
     parser.add_argument(
-        "--report-dir", default="", include_in_web_ui=False,
+        "--report-dir",
+        default="",
+        include_in_web_ui=False,
         help="Folder for summary.json (scripts/run_load.py sets it).",
     )
 

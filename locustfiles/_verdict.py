@@ -57,8 +57,12 @@ def _log_progress(environment) -> None:
         p95 = total.get_current_response_time_percentile(0.95) or 0
         logger.info(
             "%4.0f s  %3d users  %7.1f req/s  %d failed (%.2f%%)  p95 %d ms (last 10 s)",
-            time.time() - _run["started"], runner.user_count, total.current_rps,
-            total.num_failures, 100 * total.fail_ratio, p95,
+            time.time() - _run["started"],
+            runner.user_count,
+            total.current_rps,
+            total.num_failures,
+            100 * total.fail_ratio,
+            p95,
         )
 
 
@@ -118,8 +122,10 @@ def build_verdict(environment) -> dict:
     slo = _objectives(environment)
     invariants = check_invariants(environment)
     failures = sorted(
-        ({"request": f"{e.method} {e.name}", "error": _error_text(e.error), "occurrences": e.occurrences}
-         for e in stats.errors.values()),
+        (
+            {"request": f"{e.method} {e.name}", "error": _error_text(e.error), "occurrences": e.occurrences}
+            for e in stats.errors.values()
+        ),
         key=lambda failure: -failure["occurrences"],
     )
     checks = _checks(endpoints, total, error_rate, slo, invariants, len(runner.exceptions))
@@ -174,7 +180,8 @@ def _objectives(environment) -> dict:
     preset = preset_of(environment)
     defaults = (
         {"error_rate": preset.slo_error_rate, "p95_ms": preset.slo_p95_ms, "login_p95_ms": preset.slo_login_p95_ms}
-        if preset else DEFAULT_SLO
+        if preset
+        else DEFAULT_SLO
     )
     given = {
         "error_rate": _number(option(environment, "slo_error_rate")),
@@ -185,35 +192,52 @@ def _objectives(environment) -> dict:
 
 
 def _checks(endpoints, total, error_rate, slo, invariants, exceptions) -> list[dict]:
-    checks = [{
-        "name": "requests made", "ok": total["requests"] > 0,
-        "detail": f"{total['requests']} requests",
-    }, {
-        "name": "error rate", "ok": error_rate <= slo["error_rate"],
-        "detail": f"{100 * error_rate:.2f}% failed (objective <= {100 * slo['error_rate']:.2f}%)",
-    }]
+    checks = [
+        {
+            "name": "requests made",
+            "ok": total["requests"] > 0,
+            "detail": f"{total['requests']} requests",
+        },
+        {
+            "name": "error rate",
+            "ok": error_rate <= slo["error_rate"],
+            "detail": f"{100 * error_rate:.2f}% failed (objective <= {100 * slo['error_rate']:.2f}%)",
+        },
+    ]
     others = [e for e in endpoints if e["name"] != LOGIN and e["requests"]]
     if others:
         slowest = max(others, key=lambda e: e["p95_ms"])
-        checks.append({
-            "name": "p95", "ok": slowest["p95_ms"] <= slo["p95_ms"],
-            "detail": f"slowest p95 {slowest['p95_ms']} ms on {slowest['method']} {slowest['name']} "
-                      f"(objective <= {slo['p95_ms']:.0f} ms on every endpoint but login)",
-        })
+        checks.append(
+            {
+                "name": "p95",
+                "ok": slowest["p95_ms"] <= slo["p95_ms"],
+                "detail": f"slowest p95 {slowest['p95_ms']} ms on {slowest['method']} {slowest['name']} "
+                f"(objective <= {slo['p95_ms']:.0f} ms on every endpoint but login)",
+            }
+        )
     login = next((e for e in endpoints if e["name"] == LOGIN and e["requests"]), None)
     if login and slo["login_p95_ms"] is not None:
-        checks.append({
-            "name": "login p95", "ok": login["p95_ms"] <= slo["login_p95_ms"],
-            "detail": f"login p95 {login['p95_ms']} ms (objective <= {slo['login_p95_ms']:.0f} ms)",
-        })
-    checks.append({
-        "name": "scenario code", "ok": exceptions == 0,
-        "detail": "no exceptions" if not exceptions else f"the locustfiles raised {exceptions} exceptions",
-    })
-    checks.append({
-        "name": "invariants", "ok": invariants["status"] in ("ok", "not_checked", "skipped"),
-        "detail": invariants.get("detail") or invariants["status"],
-    })
+        checks.append(
+            {
+                "name": "login p95",
+                "ok": login["p95_ms"] <= slo["login_p95_ms"],
+                "detail": f"login p95 {login['p95_ms']} ms (objective <= {slo['login_p95_ms']:.0f} ms)",
+            }
+        )
+    checks.append(
+        {
+            "name": "scenario code",
+            "ok": exceptions == 0,
+            "detail": "no exceptions" if not exceptions else f"the locustfiles raised {exceptions} exceptions",
+        }
+    )
+    checks.append(
+        {
+            "name": "invariants",
+            "ok": invariants["status"] in ("ok", "not_checked", "skipped"),
+            "detail": invariants.get("detail") or invariants["status"],
+        }
+    )
     return checks
 
 
@@ -241,12 +265,17 @@ def check_invariants(environment) -> dict:
         return {"status": "skipped", "detail": "not checked (--skip-invariants)"}
     named = bool(os.environ.get("DATABASE_URL"))
     if not named and not _is_loopback(environment.host):
-        return {"status": "not_checked",
-                "detail": "not checked: set DATABASE_URL (run_load.py --database-url) to the server's database"}
+        return {
+            "status": "not_checked",
+            "detail": "not checked: set DATABASE_URL (run_load.py --database-url) to the server's database",
+        }
     try:
         completed = subprocess.run(
             [sys.executable, "-m", "scripts.check_invariants", "--json"],
-            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
         return {"status": "error", "detail": f"scripts/check_invariants.py did not finish: {error}"}
@@ -254,8 +283,7 @@ def check_invariants(environment) -> dict:
         report = json.loads(completed.stdout)
     except ValueError:
         tail = " | ".join(completed.stderr.strip().splitlines()[-3:])
-        return {"status": "error",
-                "detail": f"scripts/check_invariants.py failed ({completed.returncode}): {tail}"}
+        return {"status": "error", "detail": f"scripts/check_invariants.py failed ({completed.returncode}): {tail}"}
     if report.get("status") == "unavailable" and not named:
         report["status"] = "not_checked"
         report["detail"] = f"not checked: {report.get('detail')}"

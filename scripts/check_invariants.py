@@ -102,8 +102,12 @@ def main(argv: list[str] | None = None) -> int:
             result = {**run_check(url), "database": shown, "source": source}
         except SQLAlchemyError as error:
             reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-            result = {"status": "unavailable", "database": shown, "source": source,
-                      "detail": f"could not read {shown}: {reason}"}
+            result = {
+                "status": "unavailable",
+                "database": shown,
+                "source": source,
+                "detail": f"could not read {shown}: {reason}",
+            }
 
     if args.json:
         print(json.dumps(result))
@@ -111,8 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invariants NOT CHECKED: {result['detail']}", file=sys.stderr)
     else:
         verdict = "hold" if result["status"] == "ok" else "BROKEN"
-        print(f"invariants {verdict}: {result['courses_checked']} courses, "
-              f"{result['registrations_checked']} registrations checked in {shown} (from {source})")
+        print(
+            f"invariants {verdict}: {result['courses_checked']} courses, "
+            f"{result['registrations_checked']} registrations checked in {shown} (from {source})"
+        )
         for violation in result["violations"]:
             print(f"  course {violation['course_id']}: {violation['problem']}")
     return {"ok": 0, "violated": 1}.get(result["status"], 2)

@@ -1,7 +1,7 @@
 """Run Alembic migrations against a given URL or the configured DATABASE_URL.
 
-    python -m scripts.migrate            # upgrade to head
-    python -m scripts.migrate base       # downgrade everything
+python -m scripts.migrate            # upgrade to head
+python -m scripts.migrate base       # downgrade everything
 """
 
 import sys

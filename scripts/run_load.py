@@ -75,35 +75,62 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--preset", choices=sorted(PRESETS), default=_env("LOAD_PRESET", "load"))
-    parser.add_argument("--host", default=_env("LOAD_HOST", DEFAULT_HOST),
-                        help=f"the API under test (default {DEFAULT_HOST}, the `make run` server)")
+    parser.add_argument(
+        "--host",
+        default=_env("LOAD_HOST", DEFAULT_HOST),
+        help=f"the API under test (default {DEFAULT_HOST}, the `make run` server)",
+    )
     parser.add_argument("--users", type=int, default=_env("LOAD_USERS"), help="peak users (default: the preset's)")
-    parser.add_argument("--spawn-rate", type=float, default=_env("LOAD_SPAWN_RATE"),
-                        help="users started per second (default: the preset's)")
-    parser.add_argument("--run-time", type=_timespan, default=_env("LOAD_RUN_TIME"),
-                        help="e.g. 90s, 10m, 1h (default: the preset's)")
-    parser.add_argument("--mix", type=_mix, default=_env("LOAD_MIX"),
-                        help='scenario weights, e.g. "StudentUser:3,RaceUser:1" (default: the preset\'s)')
-    parser.add_argument("--processes", type=int, default=_env("LOAD_PROCESSES"),
-                        help="Locust worker processes on this machine (-1: one per core)")
+    parser.add_argument(
+        "--spawn-rate",
+        type=float,
+        default=_env("LOAD_SPAWN_RATE"),
+        help="users started per second (default: the preset's)",
+    )
+    parser.add_argument(
+        "--run-time", type=_timespan, default=_env("LOAD_RUN_TIME"), help="e.g. 90s, 10m, 1h (default: the preset's)"
+    )
+    parser.add_argument(
+        "--mix",
+        type=_mix,
+        default=_env("LOAD_MIX"),
+        help='scenario weights, e.g. "StudentUser:3,RaceUser:1" (default: the preset\'s)',
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=_env("LOAD_PROCESSES"),
+        help="Locust worker processes on this machine (-1: one per core)",
+    )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--web", dest="mode", action="store_const", const="web",
-                      help="open Locust's web UI instead of starting at once")
+    mode.add_argument(
+        "--web", dest="mode", action="store_const", const="web", help="open Locust's web UI instead of starting at once"
+    )
     mode.add_argument("--headless", dest="mode", action="store_const", const="headless")
     parser.set_defaults(mode=_env("LOAD_MODE", "headless"))
     parser.add_argument("--web-host", default="127.0.0.1", help="interface of the web UI (default 127.0.0.1)")
     parser.add_argument("--web-port", type=int, default=8089, help="port of the web UI (default 8089)")
-    parser.add_argument("--master", action="store_true",
-                        help="be the master of workers started elsewhere (`locust ... --worker`)")
-    parser.add_argument("--expect-workers", type=int, default=int(_env("LOAD_EXPECT_WORKERS", "1")),
-                        help="with --master --headless: workers to wait for before starting (default 1)")
-    parser.add_argument("--expect-workers-max-wait", type=int,
-                        default=int(_env("LOAD_EXPECT_WORKERS_MAX_WAIT", str(EXPECT_WORKERS_MAX_WAIT))),
-                        help="with --master --headless: seconds to wait for them before giving up "
-                             f"with exit status 1 (default {EXPECT_WORKERS_MAX_WAIT})")
-    parser.add_argument("--database-url",
-                        help="database of the server under test, for the invariant check "
-                             "(default: DATABASE_URL, or the `make run` database for a local server)")
+    parser.add_argument(
+        "--master", action="store_true", help="be the master of workers started elsewhere (`locust ... --worker`)"
+    )
+    parser.add_argument(
+        "--expect-workers",
+        type=int,
+        default=int(_env("LOAD_EXPECT_WORKERS", "1")),
+        help="with --master --headless: workers to wait for before starting (default 1)",
+    )
+    parser.add_argument(
+        "--expect-workers-max-wait",
+        type=int,
+        default=int(_env("LOAD_EXPECT_WORKERS_MAX_WAIT", str(EXPECT_WORKERS_MAX_WAIT))),
+        help="with --master --headless: seconds to wait for them before giving up "
+        f"with exit status 1 (default {EXPECT_WORKERS_MAX_WAIT})",
+    )
+    parser.add_argument(
+        "--database-url",
+        help="database of the server under test, for the invariant check "
+        "(default: DATABASE_URL, or the `make run` database for a local server)",
+    )
     parser.add_argument("--skip-invariants", action="store_true", help="do not check the data after the run")
     parser.add_argument("--semester-id", type=int, help="semester to load (default: the first open one)")
     parser.add_argument("--students", type=int, help="seeded students to log in as (default 1000)")
@@ -139,13 +166,21 @@ def report_dir(reports_dir: str, preset: str) -> Path:
 
 def locust_command(args: argparse.Namespace, folder: Path) -> list[str]:
     command = [
-        sys.executable, "-m", "locust",
-        "-f", str(LOCUSTFILES / f"{args.preset}.py"),
-        "--host", args.host,
-        "--html", str(folder / "report.html"),
-        "--csv", str(folder / "locust"),
-        "--json-file", str(folder / "locust_stats"),
-        "--report-dir", str(folder),
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILES / f"{args.preset}.py"),
+        "--host",
+        args.host,
+        "--html",
+        str(folder / "report.html"),
+        "--csv",
+        str(folder / "locust"),
+        "--json-file",
+        str(folder / "locust_stats"),
+        "--report-dir",
+        str(folder),
     ]
     if args.mode == "web":
         command += ["--web-host", args.web_host, "--web-port", str(args.web_port)]
@@ -154,18 +189,28 @@ def locust_command(args: argparse.Namespace, folder: Path) -> list[str]:
     if args.master:
         command += ["--master"]
         if args.mode == "headless":
-            command += ["--expect-workers", str(args.expect_workers),
-                        "--expect-workers-max-wait", str(args.expect_workers_max_wait)]
+            command += [
+                "--expect-workers",
+                str(args.expect_workers),
+                "--expect-workers-max-wait",
+                str(args.expect_workers_max_wait),
+            ]
     if args.processes is not None:
         # The forked workers talk to their master on this machine only, on a free port:
         # two runs at once (two test suites, say) must not meet on Locust's default 5557.
         port = str(free_port())
         command += ["--master-bind-host", "127.0.0.1", "--master-bind-port", port, "--master-port", port]
     options = {
-        "--users": args.users, "--spawn-rate": args.spawn_rate, "--run-time": args.run_time,
-        "--mix": args.mix, "--processes": args.processes, "--semester-id": args.semester_id,
-        "--students": args.students, "--slo-error-rate": args.slo_error_rate,
-        "--slo-p95-ms": args.slo_p95_ms, "--slo-login-p95-ms": args.slo_login_p95_ms,
+        "--users": args.users,
+        "--spawn-rate": args.spawn_rate,
+        "--run-time": args.run_time,
+        "--mix": args.mix,
+        "--processes": args.processes,
+        "--semester-id": args.semester_id,
+        "--students": args.students,
+        "--slo-error-rate": args.slo_error_rate,
+        "--slo-p95-ms": args.slo_p95_ms,
+        "--slo-login-p95-ms": args.slo_login_p95_ms,
     }
     for flag, value in options.items():
         if value is not None:
@@ -187,8 +232,10 @@ def preflight(host: str, semester_id: int | None) -> str | None:
     except urllib.error.HTTPError as error:
         return f"{host}{path} answered {error.code}"
     except (urllib.error.URLError, OSError, ValueError) as error:
-        return (f"no API answers at {host} ({getattr(error, 'reason', error)}). "
-                "Start one with `make run`, or point --host (make load HOST=...) at it.")
+        return (
+            f"no API answers at {host} ({getattr(error, 'reason', error)}). "
+            "Start one with `make run`, or point --host (make load HOST=...) at it."
+        )
     if semester_id:
         if not semesters.get("is_registration_open"):
             return f"semester {semester_id} is not open for registration at {host}"
@@ -214,9 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     # Locust's output goes to the screen and to locust.log. Ctrl-C reaches Locust
     # directly (same process group): it stops, judges and writes the report. A
     # SIGTERM (`docker compose stop`) is passed on as the same Ctrl-C.
-    process = subprocess.Popen(
-        command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda _signum, _frame: process.send_signal(signal.SIGINT))
     with open(folder / "locust.log", "wb") as log:

@@ -1,6 +1,6 @@
 """Seed all demo data: students, semesters, then courses. Idempotent.
 
-    python -m scripts.seed [--count 1000]
+python -m scripts.seed [--count 1000]
 """
 
 import argparse
@@ -26,8 +26,9 @@ def seed_all(engine: Engine, *, count: int = 1000) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     # --students: the name this option had first; kept so existing commands still work.
-    parser.add_argument("--count", "--students", dest="count", type=int, default=1000,
-                        help="how many students (default 1000)")
+    parser.add_argument(
+        "--count", "--students", dest="count", type=int, default=1000, help="how many students (default 1000)"
+    )
     args = parser.parse_args()
     seed_all(engine_from_settings(), count=args.count)
 

@@ -1,6 +1,6 @@
 """Seed demo students STU10000, STU10001, ... with password `test123`. Idempotent.
 
-    python -m scripts.seed_students --count 1000
+python -m scripts.seed_students --count 1000
 """
 
 import argparse
@@ -18,11 +18,50 @@ DEMO_PASSWORD = "test123"
 FIRST_NUMBER = 10000
 BATCH_SIZE = 1000
 
-FIRST_NAMES = ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "John", "Margaret", "Niklaus",
-               "Radia", "Tim", "Shafi", "Leslie", "Hedy", "Dennis", "Karen", "Ken", "Sophie", "Linus"]
-LAST_NAMES = ["Lovelace", "Turing", "Hopper", "Dijkstra", "Liskov", "Knuth", "Allen", "McCarthy", "Hamilton",
-              "Wirth", "Perlman", "Berners-Lee", "Goldwasser", "Lamport", "Lamarr", "Ritchie", "Jones",
-              "Thompson", "Wilson", "Torvalds"]
+FIRST_NAMES = [
+    "Ada",
+    "Alan",
+    "Grace",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "John",
+    "Margaret",
+    "Niklaus",
+    "Radia",
+    "Tim",
+    "Shafi",
+    "Leslie",
+    "Hedy",
+    "Dennis",
+    "Karen",
+    "Ken",
+    "Sophie",
+    "Linus",
+]
+LAST_NAMES = [
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "McCarthy",
+    "Hamilton",
+    "Wirth",
+    "Perlman",
+    "Berners-Lee",
+    "Goldwasser",
+    "Lamport",
+    "Lamarr",
+    "Ritchie",
+    "Jones",
+    "Thompson",
+    "Wilson",
+    "Torvalds",
+]
 
 
 def student_number(index: int) -> str:
@@ -48,9 +87,7 @@ def seed_students(engine: Engine, *, count: int = 1000, rounds: int | None = Non
                 for index in range(start, min(start + BATCH_SIZE, count))
             ]
             result = connection.execute(
-                insert(Student)
-                .on_conflict_do_nothing(index_elements=["student_number"])
-                .returning(Student.id),
+                insert(Student).on_conflict_do_nothing(index_elements=["student_number"]).returning(Student.id),
                 rows,
             )
             inserted += len(result.all())

@@ -40,9 +40,19 @@ import uvicorn
 def command(app: str, *, host: str, port: int, workers: int, log_level: str = "info") -> list[str]:
     """The command line `make run`, `make bench`, the soak and the tests serve with."""
     return [
-        sys.executable, "-m", "scripts.serve", app,
-        "--host", host, "--port", str(port), "--workers", str(workers), "--no-access-log",
-        "--log-level", log_level,
+        sys.executable,
+        "-m",
+        "scripts.serve",
+        app,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        log_level,
     ]
 
 
@@ -109,8 +119,14 @@ class Supervisor:
     stops every worker and exits with status 1.
     """
 
-    def __init__(self, start_worker: Callable[[int], multiprocessing.Process], count: int, *,
-                 max_restarts: int = 5, restart_window: float = 30.0):
+    def __init__(
+        self,
+        start_worker: Callable[[int], multiprocessing.Process],
+        count: int,
+        *,
+        max_restarts: int = 5,
+        restart_window: float = 30.0,
+    ):
         self.start_worker = start_worker
         self.count = count
         self.max_restarts = max_restarts
@@ -137,8 +153,10 @@ class Supervisor:
                     self.stopping = True
                     break
                 self.workers[slot] = self.start_worker(slot)
-                _log(f"worker {worker.pid} {_describe_exit(worker.exitcode)}; "
-                     f"started worker {self.workers[slot].pid} in its place")
+                _log(
+                    f"worker {worker.pid} {_describe_exit(worker.exitcode)}; "
+                    f"started worker {self.workers[slot].pid} in its place"
+                )
         self._stop()
         for worker in self.workers:
             worker.join(timeout=15)
@@ -173,10 +191,10 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--no-access-log", dest="access_log", action="store_false")
     parser.add_argument("--log-level", default="info")
-    parser.add_argument("--max-restarts", type=int, default=5,
-                        help="give up when workers die more than this many times ... (default 5)")
-    parser.add_argument("--restart-window", type=float, default=30.0,
-                        help="... within this many seconds (default 30)")
+    parser.add_argument(
+        "--max-restarts", type=int, default=5, help="give up when workers die more than this many times ... (default 5)"
+    )
+    parser.add_argument("--restart-window", type=float, default=30.0, help="... within this many seconds (default 30)")
     args = parser.parse_args()
     options = {"access_log": args.access_log, "log_level": args.log_level}
 
@@ -198,11 +216,14 @@ def main() -> int:
         worker.start()
         return worker
 
-    supervisor = Supervisor(start_worker, args.workers, max_restarts=args.max_restarts,
-                            restart_window=args.restart_window)
-    print(f"serving {args.app} on http://{args.host}:{args.port} with {args.workers} workers (SO_REUSEPORT)",
-          flush=True)
+    supervisor = Supervisor(
+        start_worker, args.workers, max_restarts=args.max_restarts, restart_window=args.restart_window
+    )
+    print(
+        f"serving {args.app} on http://{args.host}:{args.port} with {args.workers} workers (SO_REUSEPORT)", flush=True
+    )
     return supervisor.run()
+
 
 if __name__ == "__main__":
     sys.exit(main())

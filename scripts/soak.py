@@ -101,18 +101,28 @@ def seed(database_url: str, *, courses: int, students: int, duration: float) -> 
     engine = create_engine(database_url)
     try:
         with Session(engine) as session, session.begin():
-            semester = Semester(name=f"Soak {run}", registration_start=now - timedelta(hours=1),
-                                registration_end=now + timedelta(seconds=duration) + timedelta(hours=2))
+            semester = Semester(
+                name=f"Soak {run}",
+                registration_start=now - timedelta(hours=1),
+                registration_end=now + timedelta(seconds=duration) + timedelta(hours=2),
+            )
             session.add(semester)
             session.flush()
             session.add_all(
-                Course(semester_id=semester.id, course_name=f"Soak {run} course {i}", professor="Prof. Soak",
-                       schedule="Mon 09:00-10:30", max_capacity=20, reserve_limit=10)
+                Course(
+                    semester_id=semester.id,
+                    course_name=f"Soak {run} course {i}",
+                    professor="Prof. Soak",
+                    schedule="Mon 09:00-10:30",
+                    max_capacity=20,
+                    reserve_limit=10,
+                )
                 for i in range(courses)
             )
             numbers = [f"SOAK{run}{i:05d}" for i in range(students)]
-            session.add_all(Student(student_number=number, password_hash=password_hash, name=f"Soak {number}")
-                            for number in numbers)
+            session.add_all(
+                Student(student_number=number, password_hash=password_hash, name=f"Soak {number}") for number in numbers
+            )
     finally:
         engine.dispose()
     return [(number, PASSWORD) for number in numbers]
@@ -155,7 +165,10 @@ def start_own_server(args) -> Target:
         # which the report counts as a failure (see `replaced_workers`).
         process = subprocess.Popen(
             serve_command("app.asgi:app", host="127.0.0.1", port=port, workers=args.workers, log_level="warning"),
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         target.process = process
         target.server_pid = process.pid
@@ -202,12 +215,18 @@ def attach_to_server(args) -> Target:
 
         database_url = dev_database_url()
     if not database_url:
-        print("no database URL (--database-url, DATABASE_URL, or a running `make run` database): "
-              "connections will not be counted", file=sys.stderr)
+        print(
+            "no database URL (--database-url, DATABASE_URL, or a running `make run` database): "
+            "connections will not be counted",
+            file=sys.stderr,
+        )
     students = [(f"STU{10000 + i}", args.password) for i in range(args.students)]
-    return Target(base_url=base_url, server_pid=listening_root(args.port),
-                  database_url=normalize_database_url(database_url) if database_url else None,
-                  students=students)
+    return Target(
+        base_url=base_url,
+        server_pid=listening_root(args.port),
+        database_url=normalize_database_url(database_url) if database_url else None,
+        students=students,
+    )
 
 
 def listening_root(port: int) -> int | None:
@@ -218,13 +237,20 @@ def listening_root(port: int) -> int | None:
 
     def listens(process: psutil.Process) -> bool:
         try:
-            return any(conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port
-                       for conn in process.net_connections(kind="tcp"))
+            return any(
+                conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port
+                for conn in process.net_connections(kind="tcp")
+            )
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             return False
 
-    pids = sorted({conn.pid for conn in psutil.net_connections(kind="tcp")
-                   if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid})
+    pids = sorted(
+        {
+            conn.pid
+            for conn in psutil.net_connections(kind="tcp")
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid
+        }
+    )
     if not pids:
         print(f"no process found listening on port {port}: memory will not be sampled", file=sys.stderr)
         return None
@@ -269,8 +295,18 @@ class Tally:
 class Client(threading.Thread):
     """One simulated student session after another: log in, then register, drop and read."""
 
-    def __init__(self, index: int, clients: int, target: Target, course_ids: list[int], semester_id: int,
-                 tally: Tally, stop: threading.Event, pace: float, login_share: float):
+    def __init__(
+        self,
+        index: int,
+        clients: int,
+        target: Target,
+        course_ids: list[int],
+        semester_id: int,
+        tally: Tally,
+        stop: threading.Event,
+        pace: float,
+        login_share: float,
+    ):
         super().__init__(name=f"soak-client-{index}", daemon=True)
         self.rng = random.Random(index)
         # Students of its own: each logs in once, then only on --login-share or an expired token.
@@ -307,8 +343,9 @@ class Client(threading.Thread):
 
     def token(self, http: httpx.Client, number: str, password: str, *, fresh: bool = False) -> str | None:
         if fresh or number not in self.tokens:
-            response = self.request(http, "login", "POST", "/auth/login",
-                                    json={"student_number": number, "password": password})
+            response = self.request(
+                http, "login", "POST", "/auth/login", json={"student_number": number, "password": password}
+            )
             if response.status_code != 200:
                 return None
             self.tokens[number] = response.json()["access_token"]
@@ -331,13 +368,15 @@ class Client(threading.Thread):
         elif roll < 0.60:
             response = self.request(http, "drop", "POST", f"/courses/{course_id}/drop", headers=auth)
         elif roll < 0.75:
-            response = self.request(http, "my-courses", "GET", f"/semesters/{self.semester_id}/my-courses",
-                                    headers=auth)
+            response = self.request(
+                http, "my-courses", "GET", f"/semesters/{self.semester_id}/my-courses", headers=auth
+            )
         elif roll < 0.90:
             response = self.request(http, "course", "GET", f"/courses/{course_id}")
         else:
-            response = self.request(http, "courses", "GET", f"/semesters/{self.semester_id}/courses",
-                                    params={"limit": 50})
+            response = self.request(
+                http, "courses", "GET", f"/semesters/{self.semester_id}/courses", params={"limit": 50}
+            )
         if response.status_code == 401:  # expired token on a long soak: log in again next time
             self.tokens.pop(number, None)
 
@@ -435,8 +474,10 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-HEADER = (f"{'elapsed':>8} {'req/s':>7} {'5xx+err':>7} {'p50 ms':>7} {'p99 ms':>7} {'RSS MiB':>8}  "
-          f"{'workers (pid:MiB)':<34} {'db conns (active/idle/idle-tx)':<30}")
+HEADER = (
+    f"{'elapsed':>8} {'req/s':>7} {'5xx+err':>7} {'p50 ms':>7} {'p99 ms':>7} {'RSS MiB':>8}  "
+    f"{'workers (pid:MiB)':<34} {'db conns (active/idle/idle-tx)':<30}"
+)
 
 
 def print_row(sample: Sample) -> None:
@@ -446,8 +487,11 @@ def print_row(sample: Sample) -> None:
     else:
         total, active, idle, in_tx = sample.connections
         conns = f"{total} ({active}/{idle}/{in_tx})"
-    print(f"{sample.elapsed:8.0f} {sample.requests / sample.seconds:7.1f} {sample.failures:7d} {sample.p50_ms:7.1f} "
-          f"{sample.p99_ms:7.1f} {sample.rss_total:8.1f}  {workers:<34} {conns:<30}", flush=True)
+    print(
+        f"{sample.elapsed:8.0f} {sample.requests / sample.seconds:7.1f} {sample.failures:7d} {sample.p50_ms:7.1f} "
+        f"{sample.p99_ms:7.1f} {sample.rss_total:8.1f}  {workers:<34} {conns:<30}",
+        flush=True,
+    )
 
 
 # ---- verdict --------------------------------------------------------------------
@@ -468,8 +512,10 @@ class Trend:
         change = self.last - self.first
         relative = f" ({change / self.first:+.1%})" if self.first else ""
         verdict = "flat" if self.flat else "GROWING"
-        return (f"{self.name}: first third {self.first:.1f}, last third {self.last:.1f}, "
-                f"change {change:+.1f}{relative}, allowed +{self.allowed:.1f}: {verdict}")
+        return (
+            f"{self.name}: first third {self.first:.1f}, last third {self.last:.1f}, "
+            f"change {change:+.1f}{relative}, allowed +{self.allowed:.1f}: {verdict}"
+        )
 
 
 def trend(name: str, values: list[float], *, relative: float, absolute: float) -> Trend | None:
@@ -499,8 +545,10 @@ def check_database(database_url: str | None) -> bool | None:
             report = check_invariants(connection)
     finally:
         engine.dispose()
-    print(f"invariants: {report.courses_checked} courses, {report.registrations_checked} registrations, "
-          f"{len(report.violations)} violations")
+    print(
+        f"invariants: {report.courses_checked} courses, {report.registrations_checked} registrations, "
+        f"{len(report.violations)} violations"
+    )
     for violation in report.violations[:10]:
         print(f"  {violation}")
     return report.ok
@@ -513,27 +561,42 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=600, help="seconds of load (default 600)")
     parser.add_argument("--interval", type=float, default=10, help="seconds between samples (default 10)")
-    parser.add_argument("--warmup", type=float, default=60,
-                        help="seconds left out of the comparison (default 60, at most a fifth of --duration)")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=60,
+        help="seconds left out of the comparison (default 60, at most a fifth of --duration)",
+    )
     parser.add_argument("--rate", type=float, default=100, help="requests per second in all (0: as fast as possible)")
     parser.add_argument("--clients", type=int, default=8, help="client threads (default 8)")
-    parser.add_argument("--login-share", type=float,
-                        help="share of requests that are fresh logins (default 0.02; 0.005 with --port, "
-                             "where each costs a full bcrypt hash)")
-    parser.add_argument("--max-rss-growth", type=float, default=0.10,
-                        help="allowed RSS growth, last third vs first third (default 0.10 = 10%%)")
+    parser.add_argument(
+        "--login-share",
+        type=float,
+        help="share of requests that are fresh logins (default 0.02; 0.005 with --port, "
+        "where each costs a full bcrypt hash)",
+    )
+    parser.add_argument(
+        "--max-rss-growth",
+        type=float,
+        default=0.10,
+        help="allowed RSS growth, last third vs first third (default 0.10 = 10%%)",
+    )
     parser.add_argument("--rss-slack-mib", type=float, default=8, help="RSS growth always allowed (default 8 MiB)")
     parser.add_argument("--max-conn-growth", type=float, default=0.25, help="allowed growth of connections")
     parser.add_argument("--conn-slack", type=float, default=2, help="connections of growth always allowed")
-    parser.add_argument("--max-error-rate", type=float, default=0.0,
-                        help="allowed share of 5xx and connection errors (default 0)")
+    parser.add_argument(
+        "--max-error-rate", type=float, default=0.0, help="allowed share of 5xx and connection errors (default 0)"
+    )
     own = parser.add_argument_group("own server (default)")
     own.add_argument("--workers", type=int, default=2)
     own.add_argument("--courses", type=int, default=40)
-    own.add_argument("--students", type=int,
-                     help="students to seed (default 400), or with --port to log in as (default 40)")
-    own.add_argument("--database-url", help="an existing PostgreSQL instead of an embedded one "
-                                            "(with --port: where to count connections)")
+    own.add_argument(
+        "--students", type=int, help="students to seed (default 400), or with --port to log in as (default 40)"
+    )
+    own.add_argument(
+        "--database-url",
+        help="an existing PostgreSQL instead of an embedded one (with --port: where to count connections)",
+    )
     existing = parser.add_argument_group("an API already running on this machine")
     existing.add_argument("--port", type=int, help="drive the API listening on this port instead of starting one")
     existing.add_argument("--host", default="127.0.0.1", help="loopback only (default 127.0.0.1)")
@@ -564,11 +627,15 @@ def main(argv=None) -> int:
         counter = ConnectionCounter(target.database_url)
         tally, stop = Tally(), threading.Event()
         pace = args.clients / args.rate if args.rate > 0 else 0.0
-        clients = [Client(i, args.clients, target, course_ids, semester_id, tally, stop, pace, args.login_share)
-                   for i in range(args.clients)]
-        print(f"soak: {args.duration:.0f} s against {target.base_url}, {args.clients} clients at "
-              f"{args.rate or 'max'} req/s, {len(course_ids)} courses, {len(target.students)} students; "
-              f"sampling every {args.interval:.0f} s, warm-up {args.warmup:.0f} s")
+        clients = [
+            Client(i, args.clients, target, course_ids, semester_id, tally, stop, pace, args.login_share)
+            for i in range(args.clients)
+        ]
+        print(
+            f"soak: {args.duration:.0f} s against {target.base_url}, {args.clients} clients at "
+            f"{args.rate or 'max'} req/s, {len(course_ids)} courses, {len(target.students)} students; "
+            f"sampling every {args.interval:.0f} s, warm-up {args.warmup:.0f} s"
+        )
         print(HEADER)
         started = time.monotonic()
         for client in clients:
@@ -625,14 +692,20 @@ def report(args, target: Target, tally: Tally, samples: list[Sample]) -> int:
     print()
     requests = sum(tally.total.values())
     failures = sum(n for s, n in tally.total.items() if s == "error" or s >= 500)
-    print(f"requests: {requests}, by status: "
-          + ", ".join(f"{status}: {count}" for status, count in sorted(tally.total.items(), key=str)))
+    print(
+        f"requests: {requests}, by status: "
+        + ", ".join(f"{status}: {count}" for status, count in sorted(tally.total.items(), key=str))
+    )
     for failure in tally.failures:
         print(f"  failed: {failure}")
     judged = [sample for sample in samples if sample.elapsed > args.warmup]
     ok = True
-    rss = trend("RSS of the server processes (MiB)", [s.rss_total for s in judged],
-                relative=args.max_rss_growth, absolute=args.rss_slack_mib)
+    rss = trend(
+        "RSS of the server processes (MiB)",
+        [s.rss_total for s in judged],
+        relative=args.max_rss_growth,
+        absolute=args.rss_slack_mib,
+    )
     unsampled = sum(not s.rss_total for s in judged)
     if rss is None:
         print("RSS: too few samples after the warm-up to judge (or no process to sample)")
@@ -649,8 +722,9 @@ def report(args, target: Target, tally: Tally, samples: list[Sample]) -> int:
         print(f"connections: not counted in {len(judged) - len(connection_counts)} of {len(judged)} samples")
         ok = False
     elif connection_counts:
-        conns = trend("database connections", connection_counts,
-                      relative=args.max_conn_growth, absolute=args.conn_slack)
+        conns = trend(
+            "database connections", connection_counts, relative=args.max_conn_growth, absolute=args.conn_slack
+        )
         if conns is None:
             print("connections: too few samples after the warm-up to judge")
             ok = False

@@ -155,9 +155,7 @@ class Factory:
 
     def semester(self, *, opens: timedelta = timedelta(days=-1), closes: timedelta = timedelta(days=1)) -> Semester:
         now = datetime.now(UTC)
-        semester = Semester(
-            name=_unique("Semester"), registration_start=now + opens, registration_end=now + closes
-        )
+        semester = Semester(name=_unique("Semester"), registration_start=now + opens, registration_end=now + closes)
         return self._add(semester)
 
     def course(self, semester: Semester | None = None, *, capacity: int = 30, reserve_limit: int = 10) -> Course:
@@ -187,9 +185,7 @@ class Factory:
         return students
 
     def token(self, student: Student) -> str:
-        return create_access_token(
-            student_id=student.id, student_number=student.student_number, settings=self.settings
-        )
+        return create_access_token(student_id=student.id, student_number=student.student_number, settings=self.settings)
 
     def auth(self, student: Student) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(student)}"}

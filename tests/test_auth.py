@@ -122,8 +122,20 @@ def _bad_tokens(settings, student_id):
 
 @pytest.mark.parametrize(
     "kind",
-    ["expired", "not_yet_valid", "issued_in_the_future", "wrong_key", "alg_none", "wrong_algorithm", "tampered_payload",
-     "missing_sub", "sub_not_a_uuid", "missing_exp", "garbage", "empty_segments"],
+    [
+        "expired",
+        "not_yet_valid",
+        "issued_in_the_future",
+        "wrong_key",
+        "alg_none",
+        "wrong_algorithm",
+        "tampered_payload",
+        "missing_sub",
+        "sub_not_a_uuid",
+        "missing_exp",
+        "garbage",
+        "empty_segments",
+    ],
 )
 def test_bad_token_is_401_invalid_token(client, factory, settings, kind):
     student = factory.student()
@@ -202,4 +214,3 @@ def test_remembered_tokens_are_bounded(settings):
         tokens.verify(token)
     assert len(tokens._verified) == 2
     assert list(tokens._verified) == issued[-2:]
-

@@ -36,8 +36,9 @@ def run_all_at_once(task, items, *, threads=None):
 def registration_rows(engine, course_id):
     with Session(engine) as session:
         return session.execute(
-            select(CourseRegistration.student_id, CourseRegistration.status, CourseRegistration.reserve_position)
-            .where(CourseRegistration.course_id == course_id)
+            select(CourseRegistration.student_id, CourseRegistration.status, CourseRegistration.reserve_position).where(
+                CourseRegistration.course_id == course_id
+            )
         ).all()
 
 
@@ -109,7 +110,9 @@ def test_interleaved_registers_and_drops_keep_every_invariant(engine, factory):
     assert {row.student_id for row in rows} == registered
     enrolled = sum(row.status == RegistrationStatus.ENROLLED for row in rows)
     assert enrolled == min(5, len(rows))
-    assert sorted(row.reserve_position for row in rows if row.reserve_position) == list(range(1, len(rows) - enrolled + 1))
+    assert sorted(row.reserve_position for row in rows if row.reserve_position) == list(
+        range(1, len(rows) - enrolled + 1)
+    )
     assert promotions, "the churn should have promoted someone"
     assert_invariants(engine)
 
@@ -131,7 +134,9 @@ def test_race_through_http_against_two_server_processes(live_server, engine, fac
     outcomes = run_all_at_once(attempt, students, threads=100)
 
     assert Counter((code, outcome) for code, outcome, _ in outcomes) == {
-        (200, "ENROLLED"): 5, (200, "RESERVED"): 10, (409, "COURSE_FULL"): 85,
+        (200, "ENROLLED"): 5,
+        (200, "RESERVED"): 10,
+        (409, "COURSE_FULL"): 85,
     }
     assert sorted(position for _, outcome, position in outcomes if outcome == "RESERVED") == list(range(1, 11))
     assert len(registration_rows(engine, course.id)) == 15

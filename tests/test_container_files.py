@@ -168,7 +168,8 @@ def env_files_of(service: dict) -> list[dict]:
     entries = service.get("env_file") or []
     entries = [entries] if isinstance(entries, str) else entries
     return [
-        {"path": entry, "required": True} if isinstance(entry, str)
+        {"path": entry, "required": True}
+        if isinstance(entry, str)
         else {"path": entry["path"], "required": entry.get("required", True) not in (False, "false")}
         for entry in entries
     ]
@@ -226,7 +227,8 @@ def test_dockerfile_installs_the_pinned_requirements():
 
 def test_dockerfile_copies_paths_that_exist_and_are_not_docker_ignored():
     ignored = {
-        line.strip() for line in (PROJECT_ROOT / ".dockerignore").read_text().splitlines()
+        line.strip()
+        for line in (PROJECT_ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
     for arguments in instruction_args("COPY"):
@@ -328,8 +330,11 @@ def test_every_service_reaches_the_database_the_db_service_creates(services):
         match = re.fullmatch(r"postgresql://([^:]+):([^@]+)@([\w-]+):(\d+)/(\w+)", url)
         assert match, url
         user, password, host, port, database = match.groups()
-        assert (user, password, database) == (db_env["POSTGRES_USER"], db_env["POSTGRES_PASSWORD"],
-                                               db_env["POSTGRES_DB"]), name
+        assert (user, password, database) == (
+            db_env["POSTGRES_USER"],
+            db_env["POSTGRES_PASSWORD"],
+            db_env["POSTGRES_DB"],
+        ), name
         assert host == "db" and port == "5432", name
 
 
@@ -341,7 +346,9 @@ def test_migrate_waits_for_the_database_migrates_and_seeds_once(services):
     assert words[:2] == ["sh", "-c"]
     steps = [shlex.split(step) for step in words[2].split("&&")]
     assert [step[:3] for step in steps] == [
-        ["python", "-m", "scripts.wait_for_db"], ["alembic", "upgrade", "head"], ["python", "-m", "scripts.seed"],
+        ["python", "-m", "scripts.wait_for_db"],
+        ["alembic", "upgrade", "head"],
+        ["python", "-m", "scripts.seed"],
     ]
     for step in steps:
         if step[:2] == ["python", "-m"]:
@@ -432,8 +439,9 @@ def test_every_setting_in_env_example_reaches_the_app_containers(services, name,
     from app.core.config import Settings
 
     service, example = services[name], env_example()
-    assert {"path": ".env", "required": False} in env_files_of(service), \
+    assert {"path": ".env", "required": False} in env_files_of(service), (
         "pass .env to the container, optional as for `make run`"
+    )
     env = container_environment(service, example if with_dotenv else {})
     assert "@db:5432/" in env["DATABASE_URL"], "the stack's own database, whatever .env says"
 
@@ -449,8 +457,9 @@ def test_every_setting_in_env_example_reaches_the_app_containers(services, name,
             assert variable in env, f"{variable} from .env does not reach {name}"
         given = env.get(variable)
         seen = field.default if given is None else TypeAdapter(field.annotation).validate_python(given)
-        assert seen == TypeAdapter(field.annotation).validate_python(example[variable]), \
+        assert seen == TypeAdapter(field.annotation).validate_python(example[variable]), (
             f"{name} gets {variable}={given!r} (.env.example says {example[variable]!r})"
+        )
 
 
 def test_locust_master_command_is_one_run_load_accepts_and_never_waits_forever(services, monkeypatch, tmp_path):
@@ -485,7 +494,7 @@ def test_the_documented_ci_gate_ends_on_the_masters_exit_pass_or_fail():
     gates = [(path, line) for path, line in documented_compose_up_commands() if "--exit-code-from" in line]
     assert {path for path, _ in gates} == {"docker-compose.yml", "docs/load-testing.md"}, gates
     for path, line in gates:
-        words = shlex.split(line[line.index("docker compose up"):].split("`")[0])
+        words = shlex.split(line[line.index("docker compose up") :].split("`")[0])
         assert flag(words, "--exit-code-from") == "locust-master", (path, line)
         assert "--abort-on-container-failure" not in words, (path, line)
         assert flag(words, "--attach") == "locust-master" and words.count("--attach") == 1, (path, line)

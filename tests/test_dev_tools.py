@@ -104,7 +104,10 @@ def test_sigterm_stops_the_api_and_the_embedded_database_like_ctrl_c(scratch_fol
     env = {**os.environ, "DATABASE_URL": ""}  # set and empty: the embedded server, whatever .env says
     process = subprocess.Popen(
         [sys.executable, "-m", "scripts.run_dev", "--data-dir", str(data_dir), "--port", str(port), "--no-seed"],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     started = []
     try:

@@ -75,23 +75,50 @@ class Answer:
         return self.sent_at + self.seconds
 
 
-def call(client: httpx.Client, method: str, path: str, *, token: str | None = None,
-         action: str = "", student_id=None, course_id=None) -> Answer:
+def call(
+    client: httpx.Client,
+    method: str,
+    path: str,
+    *,
+    token: str | None = None,
+    action: str = "",
+    student_id=None,
+    course_id=None,
+) -> Answer:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     sent_at = time.monotonic()
     try:
         response = client.request(method, path, headers=headers)
     except httpx.TransportError as error:
-        return Answer(action or path, student_id, course_id, None, None, None, None, sent_at,
-                      time.monotonic() - sent_at, error=repr(error))
+        return Answer(
+            action or path,
+            student_id,
+            course_id,
+            None,
+            None,
+            None,
+            None,
+            sent_at,
+            time.monotonic() - sent_at,
+            error=repr(error),
+        )
     seconds = time.monotonic() - sent_at
     try:
         body = response.json()
     except ValueError:
         body = response.text
     code = body.get("code") if isinstance(body, dict) else None
-    return Answer(action or path, student_id, course_id, response.status_code, code, body,
-                  response.headers.get("retry-after"), sent_at, seconds)
+    return Answer(
+        action or path,
+        student_id,
+        course_id,
+        response.status_code,
+        code,
+        body,
+        response.headers.get("retry-after"),
+        sent_at,
+        seconds,
+    )
 
 
 def new_client(base_url: str) -> httpx.Client:
@@ -133,20 +160,31 @@ class Ledger:
             rows = {
                 (row.student_id, row.course_id)
                 for row in session.execute(
-                    select(CourseRegistration.student_id, CourseRegistration.course_id)
-                    .where(CourseRegistration.course_id.in_(course_ids))
+                    select(CourseRegistration.student_id, CourseRegistration.course_id).where(
+                        CourseRegistration.course_id.in_(course_ids)
+                    )
                 )
             }
         wrong = [
-            (key, state) for key, state in self.known.items()
+            (key, state)
+            for key, state in self.known.items()
             if state is not None and (key in rows) != (state == "present")
         ]
         assert not wrong, f"{len(wrong)} acknowledged answers disagree with the database: {wrong[:5]}"
         return sum(state is not None for state in self.known.values())
 
 
-def churn(client: httpx.Client, ledger: Ledger, students, tokens, course_ids, *, rounds: int, rng: random.Random,
-          keep_going=lambda: True) -> None:
+def churn(
+    client: httpx.Client,
+    ledger: Ledger,
+    students,
+    tokens,
+    course_ids,
+    *,
+    rounds: int,
+    rng: random.Random,
+    keep_going=lambda: True,
+) -> None:
     """One client: for each of its students in turn, register or drop on a course."""
     for _ in range(rounds):
         for student in students:
@@ -154,8 +192,17 @@ def churn(client: httpx.Client, ledger: Ledger, students, tokens, course_ids, *,
                 return
             course_id = rng.choice(course_ids)
             action = "register" if rng.random() < 0.6 else "drop"
-            ledger.record(call(client, "POST", f"/courses/{course_id}/{action}", token=tokens[student.id],
-                               action=action, student_id=student.id, course_id=course_id))
+            ledger.record(
+                call(
+                    client,
+                    "POST",
+                    f"/courses/{course_id}/{action}",
+                    token=tokens[student.id],
+                    action=action,
+                    student_id=student.id,
+                    course_id=course_id,
+                )
+            )
 
 
 def assert_invariants(engine) -> None:
@@ -213,8 +260,17 @@ def test_killing_a_worker_mid_rush_loses_no_acknowledged_registration(database_u
             with new_client(server.base_url) as client:
                 for student in groups[index]:
                     course = steady_courses[index % 2]
-                    ledger.record(call(client, "POST", f"/courses/{course.id}/register", token=tokens[student.id],
-                                       action="register", student_id=student.id, course_id=course.id))
+                    ledger.record(
+                        call(
+                            client,
+                            "POST",
+                            f"/courses/{course.id}/register",
+                            token=tokens[student.id],
+                            action="register",
+                            student_id=student.id,
+                            course_id=course.id,
+                        )
+                    )
                     done.release()
                 churn(client, ledger, groups[index], tokens, [c.id for c in churn_courses], rounds=4, rng=rng)
 
@@ -240,17 +296,23 @@ def test_killing_a_worker_mid_rush_loses_no_acknowledged_registration(database_u
             pids = server.listening_worker_pids()
             return len(pids) == 2 and victim not in pids and survivor in pids and pids
 
-        replacement = next(pid for pid in wait_until(replaced, timeout=30, message="the killed worker's replacement")
-                           if pid != survivor)
+        replacement = next(
+            pid
+            for pid in wait_until(replaced, timeout=30, message="the killed worker's replacement")
+            if pid != survivor
+        )
         wait_until(lambda: ready_status(server.base_url) == 200, timeout=60, message="/ready after the kill")
 
         statuses = ledger.statuses()
         lost = [answer for answer in ledger.answers if answer.status is None]
-        across_the_kill = [a for a in ledger.answers
-                           if a.status is not None and a.sent_at < at_kill["time"] < a.answered_at]
-        print(f"\nkilled worker {victim}: {dict(statuses)}; {len(lost)} requests lost with the worker, "
-              f"{len(across_the_kill)} in flight at the kill answered by the survivor; replaced by {replacement} "
-              f"and ready {time.monotonic() - load_done:.1f} s after the load ended")
+        across_the_kill = [
+            a for a in ledger.answers if a.status is not None and a.sent_at < at_kill["time"] < a.answered_at
+        ]
+        print(
+            f"\nkilled worker {victim}: {dict(statuses)}; {len(lost)} requests lost with the worker, "
+            f"{len(across_the_kill)} in flight at the kill answered by the survivor; replaced by {replacement} "
+            f"and ready {time.monotonic() - load_done:.1f} s after the load ended"
+        )
         # Both workers were serving the rush when one was killed mid-request...
         assert at_kill["answered"][victim] > 0 and at_kill["answered"][survivor] > 0, at_kill["answered"]
         assert lost, "no request was in flight on the killed worker"
@@ -268,9 +330,7 @@ def test_killing_a_worker_mid_rush_loses_no_acknowledged_registration(database_u
             rows = {
                 (row.student_id, row.course_id): (row.status.value, row.reserve_position)
                 for row in session.execute(
-                    select(CourseRegistration).where(
-                        CourseRegistration.course_id.in_([c.id for c in steady_courses])
-                    )
+                    select(CourseRegistration).where(CourseRegistration.course_id.in_([c.id for c in steady_courses]))
                 ).scalars()
             }
         steady_ids = {c.id for c in steady_courses}
@@ -315,13 +375,15 @@ def test_sigint_stops_the_supervisor_and_every_worker(database_url):
 def test_supervisor_gives_up_when_workers_keep_dying(database_url):
     """A worker that cannot start (here: an app that does not import) would be
     replaced forever; the supervisor stops after a few deaths instead."""
-    command = serve_command("no_such_module:app", host="127.0.0.1", port=free_port(), workers=2,
-                            log_level="warning")
+    command = serve_command("no_such_module:app", host="127.0.0.1", port=free_port(), workers=2, log_level="warning")
     started = time.monotonic()
     result = subprocess.run(
         [*command, "--max-restarts", "3", "--restart-window", "60"],
-        cwd=PROJECT_ROOT, env={**os.environ, **TEST_ENV, "DATABASE_URL": database_url},
-        capture_output=True, text=True, timeout=60,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **TEST_ENV, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1, result.stderr
     assert "giving up" in result.stderr
@@ -388,12 +450,21 @@ def test_database_outage_answers_503_with_retry_after_and_recovers_by_itself(out
     running = threading.Event()
     running.set()
     try:
+
         def client_run(index):
             rng = random.Random(index)
             with new_client(server.base_url) as client:
                 while running.is_set():
-                    churn(client, ledger, students[index::8], tokens, [c.id for c in courses], rounds=1, rng=rng,
-                          keep_going=running.is_set)
+                    churn(
+                        client,
+                        ledger,
+                        students[index::8],
+                        tokens,
+                        [c.id for c in courses],
+                        rounds=1,
+                        rng=rng,
+                        keep_going=running.is_set,
+                    )
                     reads.append(call(client, "GET", f"/courses/{rng.choice(courses).id}", action="read"))
                     reads.append(call(client, "GET", "/ready", action="ready"))
 
@@ -438,8 +509,10 @@ def test_database_outage_answers_503_with_retry_after_and_recovers_by_itself(out
         statuses = Counter((a.status, a.code) for a in answers)
         during = [a for a in answers if a.sent_at >= down and a.answered_at <= starting]
         after = [a for a in answers if a.sent_at >= settled]
-        print(f"\noutage: stop took {down - stopping:.2f} s, back after {ready_again - starting:.2f} s; "
-              f"{dict(statuses)}; {len(during)} answers during the outage, {len(after)} after recovery")
+        print(
+            f"\noutage: stop took {down - stopping:.2f} s, back after {ready_again - starting:.2f} s; "
+            f"{dict(statuses)}; {len(during)} answers during the outage, {len(after)} after recovery"
+        )
 
         assert all(a.status is not None for a in answers), [a.error for a in answers if a.status is None][:3]
         assert max(a.seconds for a in answers) < ANSWERED_WITHIN_S
@@ -470,8 +543,11 @@ def test_database_outage_answers_503_with_retry_after_and_recovers_by_itself(out
         # Two workers, each with a threadpool of 40 and a pool of 20 + 20: 170 > 2 x (40 + 40).
         pytest.param({}, 170, id="pool-as-large-as-threadpool"),
         # A pool smaller than the threadpool: requests also queue for a connection. 100 > 2 x (40 + 3).
-        pytest.param({"DB_POOL_SIZE": "3", "DB_MAX_OVERFLOW": "0", "DB_POOL_TIMEOUT_SECONDS": "1"}, 100,
-                     id="pool-smaller-than-threadpool"),
+        pytest.param(
+            {"DB_POOL_SIZE": "3", "DB_MAX_OVERFLOW": "0", "DB_POOL_TIMEOUT_SECONDS": "1"},
+            100,
+            id="pool-smaller-than-threadpool",
+        ),
     ],
 )
 def test_pile_up_on_a_locked_course_answers_retryable_503s_and_never_stalls(
@@ -493,8 +569,15 @@ def test_pile_up_on_a_locked_course_answers_retryable_503s_and_never_stalls(
                 with new_client(server.base_url) as client:
                     probes.append(call(client, "GET", "/ready", action="ready"))
                     probes.append(call(client, "GET", f"/courses/{other.id}", action="read other course"))
-                    probes.append(call(client, "POST", f"/courses/{other.id}/register",
-                                       token=factory.token(bystander), action="register other course"))
+                    probes.append(
+                        call(
+                            client,
+                            "POST",
+                            f"/courses/{other.id}/register",
+                            token=factory.token(bystander),
+                            action="register other course",
+                        )
+                    )
 
             prober = threading.Thread(target=probe_meanwhile)
             prober.start()
@@ -503,8 +586,11 @@ def test_pile_up_on_a_locked_course_answers_retryable_503s_and_never_stalls(
             def attempt(student):
                 return call(shared, "POST", f"/courses/{hot.id}/register", token=tokens[student.id])
 
-            with httpx.Client(base_url=server.base_url, timeout=60,
-                              limits=httpx.Limits(max_connections=None, max_keepalive_connections=0)) as shared:
+            with httpx.Client(
+                base_url=server.base_url,
+                timeout=60,
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
+            ) as shared:
                 answers = run_all_at_once(attempt, students)
             drained = time.monotonic() - started
             prober.join(timeout=60)
@@ -512,9 +598,11 @@ def test_pile_up_on_a_locked_course_answers_retryable_503s_and_never_stalls(
 
         codes = Counter((a.status, a.code) for a in answers)
         waits = sorted(a.seconds for a in answers)
-        print(f"\npile-up ({pool_env or 'default pool'}): drained {len(answers)} in {drained:.1f} s "
-              f"(each answered in {waits[0]:.2f}..{waits[-1]:.2f} s, median {waits[len(waits) // 2]:.2f}): {dict(codes)}; "
-              f"probes {[(p.action, p.status, p.code, round(p.seconds, 2)) for p in probes]}")
+        print(
+            f"\npile-up ({pool_env or 'default pool'}): drained {len(answers)} in {drained:.1f} s "
+            f"(each answered in {waits[0]:.2f}..{waits[-1]:.2f} s, median {waits[len(waits) // 2]:.2f}): {dict(codes)}; "
+            f"probes {[(p.action, p.status, p.code, round(p.seconds, 2)) for p in probes]}"
+        )
         for answer in answers:
             assert_retryable(answer)  # nobody got in while the lock was held, and nobody got a 500
             assert answer.seconds < ANSWERED_WITHIN_S, answer
@@ -542,9 +630,9 @@ def test_pile_up_on_a_locked_course_answers_retryable_503s_and_never_stalls(
 
 def _row_count(engine, course_id: int) -> int:
     with Session(engine) as session:
-        return len(session.execute(
-            select(CourseRegistration.id).where(CourseRegistration.course_id == course_id)
-        ).all())
+        return len(
+            session.execute(select(CourseRegistration.id).where(CourseRegistration.course_id == course_id)).all()
+        )
 
 
 def test_statement_timeout_from_settings_bounds_every_statement(database_url):
@@ -568,8 +656,9 @@ def test_statement_timeout_from_settings_bounds_every_statement(database_url):
         # The lock wait gives up first: the course is busy.
         pytest.param({"db_lock_timeout_ms": 300, "db_statement_timeout_ms": 10_000}, "LOCK_TIMEOUT", id="lock"),
         # The statement gives up first, here while it waits for the lock: its own code.
-        pytest.param({"db_lock_timeout_ms": 10_000, "db_statement_timeout_ms": 300}, "STATEMENT_TIMEOUT",
-                     id="statement"),
+        pytest.param(
+            {"db_lock_timeout_ms": 10_000, "db_statement_timeout_ms": 300}, "STATEMENT_TIMEOUT", id="statement"
+        ),
     ],
 )
 def test_a_timed_out_statement_and_a_timed_out_lock_wait_answer_their_own_retryable_503(

@@ -63,8 +63,11 @@ CHECKS = [
 # is never called (the engine connects lazily, so no database is needed).
 # (`schemathesis.pytest.from_fixture` would load it at test time instead, but its
 # loader fails under pytest 9.2: it sets `Function._nodeid`, which is gone.)
-_SETTINGS = Settings(environment="test", log_level="WARNING",  # as TEST_ENV: create_app configures logging
-                     database_url="postgresql+psycopg2://nobody@/never-connected")
+_SETTINGS = Settings(
+    environment="test",
+    log_level="WARNING",  # as TEST_ENV: create_app configures logging
+    database_url="postgresql+psycopg2://nobody@/never-connected",
+)
 schema = schemathesis.openapi.from_dict(create_app(_SETTINGS).openapi())
 
 # Known before the database exists, because schemathesis builds some cases at collection.
@@ -107,23 +110,45 @@ def fuzz_app(database_url, create_database):
     now = datetime.now(UTC)
     with Session(engine, expire_on_commit=False) as session:
         with session.begin():
-            open_semester = Semester(name="Fuzz open", registration_start=now - timedelta(days=1),
-                                     registration_end=now + timedelta(days=30))
-            past_semester = Semester(name="Fuzz past", registration_start=now - timedelta(days=60),
-                                     registration_end=now - timedelta(days=30))
+            open_semester = Semester(
+                name="Fuzz open", registration_start=now - timedelta(days=1), registration_end=now + timedelta(days=30)
+            )
+            past_semester = Semester(
+                name="Fuzz past", registration_start=now - timedelta(days=60), registration_end=now - timedelta(days=30)
+            )
             session.add_all([open_semester, past_semester])
             session.flush()
             # Ids 1..24: open (varied sizes, some full fast), then 25: registration closed.
             courses = [
-                Course(semester_id=open_semester.id, course_name=f"Fuzz {i}", professor="Prof. Fuzz",
-                       schedule="Mon 09:00-10:30", max_capacity=1 + i % 3, reserve_limit=i % 2)
+                Course(
+                    semester_id=open_semester.id,
+                    course_name=f"Fuzz {i}",
+                    professor="Prof. Fuzz",
+                    schedule="Mon 09:00-10:30",
+                    max_capacity=1 + i % 3,
+                    reserve_limit=i % 2,
+                )
                 for i in range(24)
-            ] + [Course(semester_id=past_semester.id, course_name="Fuzz past", professor="Prof. Fuzz",
-                        schedule="Tue 09:00-10:30", max_capacity=5, reserve_limit=5)]
+            ] + [
+                Course(
+                    semester_id=past_semester.id,
+                    course_name="Fuzz past",
+                    professor="Prof. Fuzz",
+                    schedule="Tue 09:00-10:30",
+                    max_capacity=5,
+                    reserve_limit=5,
+                )
+            ]
             session.add_all(courses)
             # The login example in the schema (STU10000 / test123) is a real student here.
-            session.add(Student(id=SEEDED_STUDENT_ID, student_number="STU10000", name="Fuzz Student",
-                                password_hash=hash_password("test123", rounds=app_settings.bcrypt_rounds)))
+            session.add(
+                Student(
+                    id=SEEDED_STUDENT_ID,
+                    student_number="STU10000",
+                    name="Fuzz Student",
+                    password_hash=hash_password("test123", rounds=app_settings.bcrypt_rounds),
+                )
+            )
         # Registered in a few courses (not course 1, the likeliest id), so a generated drop can succeed.
         for course in courses[1:24:2]:
             service.register(session, student_id=SEEDED_STUDENT_ID, course_id=course.id, now=now)
@@ -157,8 +182,14 @@ def test_authenticated_happy_paths_answer_as_documented(fuzz_app):
         print("\nfuzzed: " + ", ".join(f"{label} {status} x{n}" for (label, status), n in sorted(answered.items())))
     with Session(fuzz_app.state.engine, expire_on_commit=False) as session, session.begin():
         semester_id = session.query(Semester.id).filter_by(name="Fuzz open").scalar()
-        course = Course(semester_id=semester_id, course_name="Happy path", professor="Prof. Fuzz",
-                        schedule="Fri 09:00-10:30", max_capacity=1, reserve_limit=1)
+        course = Course(
+            semester_id=semester_id,
+            course_name="Happy path",
+            professor="Prof. Fuzz",
+            schedule="Fri 09:00-10:30",
+            max_capacity=1,
+            reserve_limit=1,
+        )
         session.add(course)
     steps = [
         ("/auth/me", "GET", {}),

@@ -105,8 +105,14 @@ def test_an_expired_key_is_a_new_request(session, factory):
     course = factory.course(capacity=5)
     student = factory.student()
     now = datetime.now(UTC)
-    service.register(session, student_id=student.id, course_id=course.id, now=now, idempotency_key="k",
-                     idempotency_ttl=timedelta(seconds=1))
+    service.register(
+        session,
+        student_id=student.id,
+        course_id=course.id,
+        now=now,
+        idempotency_key="k",
+        idempotency_ttl=timedelta(seconds=1),
+    )
     service.drop(session, student_id=student.id, course_id=course.id, now=now)
     later = now + timedelta(seconds=2)
     # Within its lifetime the key would replay; expired, it registers again.
@@ -153,8 +159,14 @@ def test_purge_removes_only_expired_keys(session, factory):
     course = factory.course(capacity=5)
     student = factory.student()
     now = datetime.now(UTC)
-    service.register(session, student_id=student.id, course_id=course.id, now=now, idempotency_key="old",
-                     idempotency_ttl=timedelta(seconds=1))
+    service.register(
+        session,
+        student_id=student.id,
+        course_id=course.id,
+        now=now,
+        idempotency_key="old",
+        idempotency_ttl=timedelta(seconds=1),
+    )
     service.drop(session, student_id=student.id, course_id=course.id, now=now, idempotency_key="new")
     purge_expired(session, now=now + timedelta(seconds=5))
     with Session(session.get_bind()) as reader:

@@ -65,11 +65,26 @@ def smoke_data(engine, factory):
 def test_smoke_run_of_all_five_scenarios_passes_its_verdict(live_server, database_url, smoke_data, tmp_path):
     semester, prefix = smoke_data
     command = [
-        sys.executable, "-m", "scripts.run_load", "--preset", "smoke",
-        "--host", live_server.base_url, "--database-url", database_url,
-        "--semester-id", str(semester.id), "--students", str(SMOKE_STUDENTS),
-        "--processes", "2", "--reports-dir", str(tmp_path),
-        "--", "--student-prefix", prefix,  # a Locust option: run_load passes it on
+        sys.executable,
+        "-m",
+        "scripts.run_load",
+        "--preset",
+        "smoke",
+        "--host",
+        live_server.base_url,
+        "--database-url",
+        database_url,
+        "--semester-id",
+        str(semester.id),
+        "--students",
+        str(SMOKE_STUDENTS),
+        "--processes",
+        "2",
+        "--reports-dir",
+        str(tmp_path),
+        "--",
+        "--student-prefix",
+        prefix,  # a Locust option: run_load passes it on
     ]
     completed = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=150)
     output = completed.stdout[-6000:] + completed.stderr[-2000:]
@@ -125,7 +140,9 @@ def test_stress_climbs_in_steps_and_spike_jumps_and_falls_back():
 def test_mix_syntax():
     parse_mix = load_presets().parse_mix
     assert parse_mix("StudentUser:1, RaceUser:2,ReserveQueueUser") == {
-        "StudentUser": 1, "RaceUser": 2, "ReserveQueueUser": 1,
+        "StudentUser": 1,
+        "RaceUser": 2,
+        "ReserveQueueUser": 1,
     }
     for bad in ("StudentUser:x", "NoSuchUser:1", "RaceUser:1,RaceUser:2", "RaceUser:0", "", "RaceUser:-1"):
         with pytest.raises(ValueError):
@@ -133,16 +150,36 @@ def test_mix_syntax():
 
 
 def test_run_load_turns_make_variables_into_locust_options(tmp_path):
-    args = run_load.parse_args([
-        "--preset", "spike", "--host", "127.0.0.1:9000", "--users", "40", "--spawn-rate", "20",
-        "--run-time", "2m", "--mix", "RaceUser:2,StudentUser:1", "--processes", "3",
-    ])
+    args = run_load.parse_args(
+        [
+            "--preset",
+            "spike",
+            "--host",
+            "127.0.0.1:9000",
+            "--users",
+            "40",
+            "--spawn-rate",
+            "20",
+            "--run-time",
+            "2m",
+            "--mix",
+            "RaceUser:2,StudentUser:1",
+            "--processes",
+            "3",
+        ]
+    )
     command = run_load.locust_command(args, tmp_path)
     assert args.host == "http://127.0.0.1:9000"
     assert command[command.index("-f") + 1].endswith("locustfiles/spike.py")
-    for flag, value in [("--users", "40"), ("--spawn-rate", "20.0"), ("--run-time", "2m"),
-                        ("--mix", "RaceUser:2,StudentUser:1"), ("--processes", "3"),
-                        ("--html", str(tmp_path / "report.html")), ("--report-dir", str(tmp_path))]:
+    for flag, value in [
+        ("--users", "40"),
+        ("--spawn-rate", "20.0"),
+        ("--run-time", "2m"),
+        ("--mix", "RaceUser:2,StudentUser:1"),
+        ("--processes", "3"),
+        ("--html", str(tmp_path / "report.html")),
+        ("--report-dir", str(tmp_path)),
+    ]:
         assert command[command.index(flag) + 1] == value, flag
     assert "--headless" in command
     with pytest.raises(SystemExit):
@@ -161,19 +198,25 @@ def broken_database(create_database):
     migrate.upgrade(url)
     engine = create_engine(url)
     with engine.begin() as connection:
-        semester_id = connection.execute(text(
-            "INSERT INTO semesters (name, registration_start, registration_end) "
-            "VALUES ('Broken', now(), now() + interval '1 day') RETURNING id"
-        )).scalar_one()
-        connection.execute(text(
-            "INSERT INTO courses (semester_id, course_name, professor, schedule, max_capacity, reserve_limit, "
-            "enrolled_count, reserved_count) VALUES (:semester, 'Lying Counter', 'Prof. X', 'Mon', 5, 2, 1, 0)"
-        ), {"semester": semester_id})
+        semester_id = connection.execute(
+            text(
+                "INSERT INTO semesters (name, registration_start, registration_end) "
+                "VALUES ('Broken', now(), now() + interval '1 day') RETURNING id"
+            )
+        ).scalar_one()
+        connection.execute(
+            text(
+                "INSERT INTO courses (semester_id, course_name, professor, schedule, max_capacity, reserve_limit, "
+                "enrolled_count, reserved_count) VALUES (:semester, 'Lying Counter', 'Prof. X', 'Mon', 5, 2, 1, 0)"
+            ),
+            {"semester": semester_id},
+        )
     engine.dispose()
     yield url
     server = make_url(url)
-    connection = psycopg2.connect(server.set(drivername="postgresql", database="postgres")
-                                  .render_as_string(hide_password=False))
+    connection = psycopg2.connect(
+        server.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    )
     connection.autocommit = True
     with connection.cursor() as cursor:
         cursor.execute(f'DROP DATABASE IF EXISTS "{server.database}" WITH (FORCE)')
@@ -181,8 +224,13 @@ def broken_database(create_database):
 
 
 def run_check_invariants(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "scripts.check_invariants", *args],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.check_invariants", *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_check_invariants_reports_a_lying_counter_and_exits_1(broken_database):

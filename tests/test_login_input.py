@@ -65,7 +65,9 @@ def test_unknown_student_number_costs_one_bcrypt_check_like_a_wrong_password(cli
     assert len(wrong_password_checks) == 1
     assert len(unknown_student_checks) == 1
     # The same work factor: the dummy hash is as expensive as a real student's.
-    assert _cost(unknown_student_checks[0][1]) == _cost(wrong_password_checks[0][1]) == _cost(
-        student.password_hash.encode()
+    assert (
+        _cost(unknown_student_checks[0][1])
+        == _cost(wrong_password_checks[0][1])
+        == _cost(student.password_hash.encode())
     )
     assert unknown_student_checks[0][1] != student.password_hash.encode()

@@ -105,7 +105,9 @@ def test_attempts_refused_with_429_do_not_count_against_the_other_scope(throttle
             assert login(client, blocked.student_number, "wrong").status_code == 429
         for _ in range(3):
             assert login(client, other.student_number, "wrong").status_code == 401
-        assert login(client, factory.student().student_number, TEST_PASSWORD).status_code == 429  # 6: the client's limit
+        assert (
+            login(client, factory.student().student_number, TEST_PASSWORD).status_code == 429
+        )  # 6: the client's limit
 
 
 def test_a_successful_login_clears_the_students_failures(throttled_settings, factory):
@@ -236,17 +238,22 @@ def test_a_client_address_too_long_for_the_scope_column_is_throttled_like_any_ot
         assert login(client, factory.student().student_number, TEST_PASSWORD).status_code == 429
 
 
-def test_parallel_guesses_across_two_server_processes_check_at_most_the_limit(live_server, settings, engine,
-                                                                                costly_hash):
+def test_parallel_guesses_across_two_server_processes_check_at_most_the_limit(
+    live_server, settings, engine, costly_hash
+):
     """The audit's reproduction: guesses spread over two worker processes, which
     share nothing but PostgreSQL."""
     (student,) = costly_students(engine, costly_hash, 1)
     limit = settings.login_max_failures_per_student
-    with httpx.Client(base_url=live_server.base_url, timeout=60,
-                      limits=httpx.Limits(max_connections=None, max_keepalive_connections=0)) as http:
+    with httpx.Client(
+        base_url=live_server.base_url,
+        timeout=60,
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
+    ) as http:
         responses = run_all_at_once(
-            lambda i: http.post("/auth/login", json={"student_number": student.student_number,
-                                                     "password": f"guess-{i}"}),
+            lambda i: http.post(
+                "/auth/login", json={"student_number": student.student_number, "password": f"guess-{i}"}
+            ),
             range(PARALLEL_GUESSES),
         )
     assert_throttled(responses, evaluated=limit, window=settings.login_failure_window_seconds)

@@ -34,8 +34,9 @@ def test_password_checks_run_at_most_one_per_core_at_lower_priority(monkeypatch)
     monkeypatch.setattr(bcrypt, "checkpw", observed_checkpw)
     callers = 4 * (os.cpu_count() or 1)
     with ThreadPoolExecutor(callers) as pool:
-        results = list(pool.map(lambda i: security.verify_password("secret" if i % 2 else "wrong", password_hash),
-                                range(callers)))
+        results = list(
+            pool.map(lambda i: security.verify_password("secret" if i % 2 else "wrong", password_hash), range(callers))
+        )
 
     assert results == [bool(i % 2) for i in range(callers)]
     assert most_at_once <= (os.cpu_count() or 1)

@@ -32,7 +32,9 @@ def test_register_joins_the_reserve_list_at_the_tail_when_full(client, factory):
     first, second, third = factory.students(3)
     assert register(client, factory, first, course).json()["status"] == "ENROLLED"
     assert register(client, factory, second, course).json() == {
-        "course_id": course.id, "status": "RESERVED", "reserve_position": 1,
+        "course_id": course.id,
+        "status": "RESERVED",
+        "reserve_position": 1,
     }
     assert register(client, factory, third, course).json()["reserve_position"] == 2
     assert course_counts(client, course) == (1, 2)
@@ -114,8 +116,9 @@ def _invalid_tokens(settings, student):
     now = datetime.now(UTC)
     claims = {"sub": str(student.id), "iat": now, "exp": now + timedelta(hours=1)}
     return {
-        "expired": jwt.encode({**claims, "iat": now - timedelta(hours=2), "exp": now - timedelta(hours=1)},
-                              settings.secret_key),
+        "expired": jwt.encode(
+            {**claims, "iat": now - timedelta(hours=2), "exp": now - timedelta(hours=1)}, settings.secret_key
+        ),
         "wrong_key": jwt.encode(claims, "another-key-" + "y" * 32),
         "garbage": "not.a.token",
     }
@@ -152,8 +155,10 @@ def test_drop_enrolled_without_reserve_frees_the_seat(client, factory):
     response = drop(client, factory, student, course)
     assert response.status_code == 200
     assert response.json() == {
-        "course_id": course.id, "dropped_status": "ENROLLED",
-        "promoted_student_id": None, "promoted_from_position": None,
+        "course_id": course.id,
+        "dropped_status": "ENROLLED",
+        "promoted_student_id": None,
+        "promoted_from_position": None,
     }
     assert course_counts(client, course) == (0, 0)
 
@@ -166,8 +171,10 @@ def test_drop_enrolled_promotes_first_reserved_and_moves_the_rest_up(client, fac
 
     response = drop(client, factory, enrolled, course)
     assert response.json() == {
-        "course_id": course.id, "dropped_status": "ENROLLED",
-        "promoted_student_id": str(first.id), "promoted_from_position": 1,
+        "course_id": course.id,
+        "dropped_status": "ENROLLED",
+        "promoted_student_id": str(first.id),
+        "promoted_from_position": 1,
     }
     assert my_status(client, factory, first, course) == ("ENROLLED", None)
     assert my_status(client, factory, second, course) == ("RESERVED", 1)
@@ -183,8 +190,10 @@ def test_drop_reserved_closes_the_gap_behind_it(client, factory):
 
     response = drop(client, factory, second, course)
     assert response.json() == {
-        "course_id": course.id, "dropped_status": "RESERVED",
-        "promoted_student_id": None, "promoted_from_position": None,
+        "course_id": course.id,
+        "dropped_status": "RESERVED",
+        "promoted_student_id": None,
+        "promoted_from_position": None,
     }
     assert my_status(client, factory, enrolled, course) == ("ENROLLED", None)
     assert my_status(client, factory, first, course) == ("RESERVED", 1)

@@ -46,7 +46,10 @@ def run_seed(url: str, module: str, *args: str) -> str:
     """Run a seed script as an operator would: its own process, the URL from the environment."""
     completed = subprocess.run(
         [sys.executable, "-m", f"scripts.{module}", *args],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, **TEST_ENV, "DATABASE_URL": url},
     )
     assert completed.returncode == 0, completed.stderr
@@ -119,8 +122,9 @@ def test_seed_semesters_runs_alone_and_is_idempotent(seed_url, seed_engine):
 def test_seed_courses_runs_alone_and_fills_only_the_demo_semesters(seed_url, seed_engine):
     now = datetime.now(UTC)
     with Session(seed_engine) as session, session.begin():
-        session.add(Semester(name="Someone else's semester", registration_start=now,
-                             registration_end=now + timedelta(days=1)))
+        session.add(
+            Semester(name="Someone else's semester", registration_start=now, registration_end=now + timedelta(days=1))
+        )
 
     assert f"{3 * len(CATALOGUE)} inserted" in run_seed(seed_url, "seed_courses")
     assert "0 inserted" in run_seed(seed_url, "seed_courses")

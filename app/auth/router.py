@@ -27,9 +27,7 @@ def login(body: LoginRequest, session: SessionDep, request: Request) -> Response
         settings=settings,
         now=datetime.now(UTC),
     )
-    token = create_access_token(
-        student_id=student.id, student_number=student.student_number, settings=settings
-    )
+    token = create_access_token(student_id=student.id, student_number=student.student_number, settings=settings)
     return _TOKEN.response(Token(access_token=token, expires_in=settings.access_token_expire_minutes * 60))
 
 

@@ -89,9 +89,7 @@ def reserve_attempt(session: Session, scope: ThrottleScope, *, now: datetime, wi
         raise TooManyLoginAttempts(_seconds_left(window_started_at, now=now, window=window))
 
 
-def record_failure(
-    session: Session, scope: ThrottleScope, *, now: datetime, window: timedelta
-) -> tuple[int, datetime]:
+def record_failure(session: Session, scope: ThrottleScope, *, now: datetime, window: timedelta) -> tuple[int, datetime]:
     """Add one to the scope's count in its current window (or start a new window);
     return the new count and when its window started. One atomic upsert."""
     current = LoginThrottle.__table__.c

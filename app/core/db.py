@@ -26,9 +26,7 @@ class Base(DeclarativeBase):
 
 
 class TimestampMixin:
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), nullable=False
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
     )
@@ -44,8 +42,7 @@ def create_db_engine(settings: Settings, **overrides) -> Engine:
             # Bound every lock wait and statement on the server side, so a pile-up on
             # one hot course turns into a quick, retryable error instead of a stall.
             "options": (
-                f"-c lock_timeout={settings.db_lock_timeout_ms} "
-                f"-c statement_timeout={settings.db_statement_timeout_ms}"
+                f"-c lock_timeout={settings.db_lock_timeout_ms} -c statement_timeout={settings.db_statement_timeout_ms}"
             ),
             "connect_timeout": 5,
         },

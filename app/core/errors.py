@@ -177,15 +177,12 @@ def _request_id(request: Request) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     def handle_domain_error(request: Request, exc: DomainError) -> JSONResponse:
-        return JSONResponse(
-            _error_body(exc.detail, exc.code), status_code=exc.status_code, headers=exc.headers
-        )
+        return JSONResponse(_error_body(exc.detail, exc.code), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     def handle_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"loc": list(err.get("loc", ())), "msg": err.get("msg"), "type": err.get("type")}
-            for err in exc.errors()
+            {"loc": list(err.get("loc", ())), "msg": err.get("msg"), "type": err.get("type")} for err in exc.errors()
         ]
         return JSONResponse(
             _error_body("Request validation failed", "VALIDATION_ERROR", errors=errors),
@@ -195,9 +192,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     def handle_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_STATUS_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
-        return JSONResponse(
-            _error_body(exc.detail, code), status_code=exc.status_code, headers=exc.headers
-        )
+        return JSONResponse(_error_body(exc.detail, code), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(DBAPIError)
     def handle_database_error(request: Request, exc: DBAPIError) -> JSONResponse:

@@ -33,9 +33,7 @@ _ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 access_logger = logging.getLogger("app.access")
 
-REQUESTS = Counter(
-    "http_requests_total", "HTTP requests answered", ["method", "route", "status"]
-)
+REQUESTS = Counter("http_requests_total", "HTTP requests answered", ["method", "route", "status"])
 LATENCY = Histogram(
     "http_request_duration_seconds",
     "Time from request to the end of the response",

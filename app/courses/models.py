@@ -14,12 +14,8 @@ class Course(TimestampMixin, Base):
         # The counters are the O(1) view of the registration rows: registering reads
         # and bumps them under the course lock instead of counting rows. The database
         # refuses any write that would over-fill the course or its reserve list.
-        CheckConstraint(
-            "enrolled_count >= 0 AND enrolled_count <= max_capacity", name="enrolled_within_capacity"
-        ),
-        CheckConstraint(
-            "reserved_count >= 0 AND reserved_count <= reserve_limit", name="reserved_within_limit"
-        ),
+        CheckConstraint("enrolled_count >= 0 AND enrolled_count <= max_capacity", name="enrolled_within_capacity"),
+        CheckConstraint("reserved_count >= 0 AND reserved_count <= reserve_limit", name="reserved_within_limit"),
     )
 
     id: Mapped[int] = mapped_column(Identity(), primary_key=True)

@@ -16,9 +16,7 @@ class IdempotencyKey(Base):
 
     __tablename__ = "idempotency_keys"
 
-    student_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("students.id", ondelete="CASCADE"), primary_key=True
-    )
+    student_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     # What the key was first used for, e.g. "register:42"; reuse for anything else is refused.
     request_fingerprint: Mapped[str] = mapped_column(String(100))

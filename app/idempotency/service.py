@@ -40,9 +40,7 @@ def find_stored_response(session: Session, request: IdempotentRequest, *, now: d
     return stored.response_body
 
 
-def store_response(
-    session: Session, request: IdempotentRequest, *, body: dict, now: datetime, ttl: timedelta
-) -> None:
+def store_response(session: Session, request: IdempotentRequest, *, body: dict, now: datetime, ttl: timedelta) -> None:
     """Remember a successful response; an expired entry under the same key is replaced."""
     statement = insert(IdempotencyKey).values(
         student_id=request.student_id,
@@ -55,8 +53,10 @@ def store_response(
     stored = session.execute(
         statement.on_conflict_do_update(
             index_elements=[IdempotencyKey.student_id, IdempotencyKey.key],
-            set_={column: statement.excluded[column] for column in
-                  ("request_fingerprint", "response_status", "response_body", "expires_at")},
+            set_={
+                column: statement.excluded[column]
+                for column in ("request_fingerprint", "response_status", "response_body", "expires_at")
+            },
             where=IdempotencyKey.expires_at <= now,
         ).returning(IdempotencyKey.key)
     ).one_or_none()

@@ -54,6 +54,7 @@ def check_invariants(db: Session | Connection) -> InvariantReport:
     violations: list[Violation] = []
     rows = db.execute(_COURSE_TALLY).all()
     for row in rows:
+
         def problem(message: str) -> None:
             violations.append(Violation(row.course_id, message))
 

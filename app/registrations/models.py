@@ -38,7 +38,5 @@ class CourseRegistration(TimestampMixin, Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     student_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"))
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
-    status: Mapped[RegistrationStatus] = mapped_column(
-        Enum(RegistrationStatus, name="registration_status")
-    )
+    status: Mapped[RegistrationStatus] = mapped_column(Enum(RegistrationStatus, name="registration_status"))
     reserve_position: Mapped[int | None] = mapped_column(Integer)

@@ -174,12 +174,9 @@ _shifted = (
     .returning(_registrations.c.student_id, _registrations.c.status)
     .cte("shifted")
 )
-_SHIFT_RESERVE_LIST_AND_SET_COUNTERS = (
-    _SET_COUNTERS.add_cte(_shifted).returning(
-        select(_shifted.c.student_id).where(_shifted.c.status == RegistrationStatus.ENROLLED).scalar_subquery()
-    )
+_SHIFT_RESERVE_LIST_AND_SET_COUNTERS = _SET_COUNTERS.add_cte(_shifted).returning(
+    select(_shifted.c.student_id).where(_shifted.c.status == RegistrationStatus.ENROLLED).scalar_subquery()
 )
-
 
 
 def _lock_course(session: Session, *, course_id: int) -> Row:
@@ -196,11 +193,14 @@ def _ensure_registration_open(course: Row, *, now: datetime) -> None:
 
 
 def _is_registered(session: Session, *, student_id: uuid.UUID, course_id: int) -> bool:
-    return session.scalar(
-        select(CourseRegistration.id).where(
-            CourseRegistration.student_id == student_id, CourseRegistration.course_id == course_id
+    return (
+        session.scalar(
+            select(CourseRegistration.id).where(
+                CourseRegistration.student_id == student_id, CourseRegistration.course_id == course_id
+            )
         )
-    ) is not None
+        is not None
+    )
 
 
 def register(
@@ -278,9 +278,7 @@ def drop(
             return DropResult.replay(stored)
         _ensure_registration_open(course, now=now)
 
-        dropped = session.execute(
-            _DELETE_REGISTRATION, {"student": student_id, "course": course_id}
-        ).one_or_none()
+        dropped = session.execute(_DELETE_REGISTRATION, {"student": student_id, "course": course_id}).one_or_none()
         if dropped is None:
             raise NotRegistered()
 
@@ -331,9 +329,7 @@ _MY_COURSES = PagedQuery(
 )
 
 
-def list_my_courses(
-    engine: Engine, *, student_id: uuid.UUID, semester_id: int, page: PageParams
-) -> Page[RowMapping]:
+def list_my_courses(engine: Engine, *, student_id: uuid.UUID, semester_id: int, page: PageParams) -> Page[RowMapping]:
     """A page of the student's registrations in a semester, on the read engine.
 
     Never cached: a student reads it right after registering or dropping, and

@@ -9,9 +9,7 @@ from app.core.db import Base, TimestampMixin
 
 class Semester(TimestampMixin, Base):
     __tablename__ = "semesters"
-    __table_args__ = (
-        CheckConstraint("registration_start < registration_end", name="registration_window_order"),
-    )
+    __table_args__ = (CheckConstraint("registration_start < registration_end", name="registration_window_order"),)
 
     id: Mapped[int] = mapped_column(Identity(), primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
