@@ -52,9 +52,9 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8500/health', timeout=2)"]
 
 # Several API worker processes, served the way `make run` serves them: by
-# scripts/serve.py, not `uvicorn --workers`. Each worker binds its own
+# app/runtime/server.py, not `uvicorn --workers`. Each worker binds its own
 # SO_REUSEPORT socket, so the kernel spreads connections evenly and keep-alive
 # responses get TCP_NODELAY (docs/performance.md, section 1). exec makes it PID 1,
 # so `docker stop` (SIGTERM) reaches it and it stops its workers. The metrics
 # folder must start empty, or counters would carry over from the last start.
-CMD ["sh", "-c", "rm -rf \"$PROMETHEUS_MULTIPROC_DIR\" && mkdir -p \"$PROMETHEUS_MULTIPROC_DIR\" && exec python -m scripts.serve app.asgi:app --host 0.0.0.0 --port 8500 --workers \"$WEB_CONCURRENCY\" --no-access-log"]
+CMD ["sh", "-c", "rm -rf \"$PROMETHEUS_MULTIPROC_DIR\" && mkdir -p \"$PROMETHEUS_MULTIPROC_DIR\" && exec python -m app.runtime.server app.asgi:app --host 0.0.0.0 --port 8500 --workers \"$WEB_CONCURRENCY\" --no-access-log"]

@@ -31,23 +31,23 @@ test: install
 ## HOST is a URL, host:port, or a host (then PORT applies); LOAD_ARGS passes more flags (e.g. --web).
 PRESET ?= load
 load: install
-	$(PY) -m scripts.run_load --preset $(PRESET) --host $(if $(findstring :,$(HOST)),$(HOST),$(HOST):$(PORT)) \
+	$(PY) -m bench.run_load --preset $(PRESET) --host $(if $(findstring :,$(HOST)),$(HOST),$(HOST):$(PORT)) \
 		$(if $(USERS),--users $(USERS)) $(if $(SPAWN_RATE),--spawn-rate $(SPAWN_RATE)) \
 		$(if $(RUN_TIME),--run-time $(RUN_TIME)) $(if $(MIX),--mix "$(MIX)") \
 		$(if $(PROCESSES),--processes $(PROCESSES)) $(LOAD_ARGS)
 
 ## Registrations/s and the rest against this machine's own ceilings (docs/performance.md), about
 ## 3 minutes: its own throwaway PostgreSQL and servers on 127.0.0.1; report in reports/bench-<time>/.
-## Installs wrk (apt) and the chart's libraries (scripts/bench-requirements.txt) when missing.
+## Installs wrk (apt) and the chart's libraries (bench/requirements.txt) when missing.
 ##   make bench WORKERS=2 BENCH_ARGS="--seconds 5 --pgbench-seconds 4 --pg-stats"
 bench: install $(VENV)/.bench-installed
 	@command -v wrk >/dev/null 2>&1 || { \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk; }
-	$(PY) -m scripts.bench --workers $(WORKERS) $(BENCH_ARGS)
+	$(PY) -m bench --workers $(WORKERS) $(BENCH_ARGS)
 
-$(VENV)/.bench-installed: scripts/bench-requirements.txt $(VENV)/.installed
-	$(PY) -m pip install --quiet -r scripts/bench-requirements.txt
+$(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet -r bench/requirements.txt
 	@touch $@
 
 ## Against DATABASE_URL: migrate / seed only.

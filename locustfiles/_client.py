@@ -40,7 +40,7 @@ _COURSE_FIELDS = {"id", "max_capacity", "reserve_limit", "enrolled_count", "rese
 
 def _check_course(course) -> str | None:
     """What a client can verify about one course from its counters."""
-    if not isinstance(course, dict) or not _COURSE_FIELDS <= course.keys():
+    if not isinstance(course, dict) or not course.keys() >= _COURSE_FIELDS:
         return "a course lacks its counters"
     cid, capacity, enrolled = course["id"], course["max_capacity"], course["enrolled_count"]
     if enrolled > capacity:
@@ -133,9 +133,9 @@ class RegistrationUser(FastHttpUser):
 
     def ensure_ready(self) -> bool:
         """Log in (again only shortly before the token expires); find the semester once."""
-        if self.token is None or time.monotonic() >= self.renew_token_at:
-            if not self.login():
-                return False
+        needs_token = self.token is None or time.monotonic() >= self.renew_token_at
+        if needs_token and not self.login():
+            return False
         if self.semester_id is None:
             if not self.find_semester():
                 return False

@@ -105,7 +105,7 @@ def _add_options(parser) -> None:
         "--report-dir",
         default="",
         include_in_web_ui=False,
-        help="Folder for summary.json (scripts/run_load.py sets it).",
+        help="Folder for summary.json (bench/run_load.py sets it).",
     )
 
 

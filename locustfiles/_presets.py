@@ -1,6 +1,6 @@
 """The load-test presets and the scenario-mix syntax, as plain data.
 
-No Locust import here: `scripts/run_load.py` and the tests read this module
+No Locust import here: `bench/run_load.py` and the tests read this module
 without gevent's monkey-patching. The shapes in `load.py`, `stress.py`, ...
 turn these specs into `LoadTestShape`s.
 

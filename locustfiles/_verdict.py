@@ -300,7 +300,7 @@ def render(verdict: dict, report_dir: str | None) -> list[str]:
         f"VERDICT {'PASS' if verdict['passed'] else 'FAIL'}"
         f"{' - preset ' + verdict['preset'] if verdict['preset'] else ''}: {verdict['host']}, "
         f"{verdict['duration_s']:.0f} s, peak {verdict['peak_users']} users"
-        f"{', %d workers' % verdict['workers'] if verdict['workers'] else ''}",
+        + (f", {verdict['workers']} workers" if verdict["workers"] else ""),
         f"mix {verdict['mix']}",
         "",
         f"{'Endpoint':<44}{'Requests':>9}{'Fails':>7}{'p50':>7}{'p95':>7}{'p99':>7}{'Max':>7}{'RPS':>8}",

@@ -8,9 +8,10 @@ or `locust -f locustfiles/spike.py`; -u, -r and -t scale the peak users, the spa
 rate and the run time, --mix changes the scenario weights.
 """
 
+from scenarios import DropPromotionUser, PeakLoadUser, RaceUser, ReserveQueueUser, StudentUser  # noqa: F401
+
 from _common import PresetShape
 from _presets import PRESETS
-from scenarios import DropPromotionUser, PeakLoadUser, RaceUser, ReserveQueueUser, StudentUser  # noqa: F401
 
 
 class SpikeShape(PresetShape):

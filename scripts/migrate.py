@@ -7,8 +7,9 @@ python -m scripts.migrate base       # downgrade everything
 import sys
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
+
+from alembic import command
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 
 from app.core.config import get_settings
+from app.runtime.embedded_postgres import EmbeddedPostgres
+from app.runtime.server import command as serve_command
 from scripts import migrate
-from scripts.embedded_db import EmbeddedPostgres
 from scripts.seed import seed_all
 from scripts.seed_common import engine_from_settings
-from scripts.serve import command as serve_command
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_DATABASE = "course_registration"
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    # scripts/serve.py, not `uvicorn --workers`: each worker gets its own SO_REUSEPORT
+    # app/runtime/server.py, not `uvicorn --workers`: each worker gets its own SO_REUSEPORT
     # socket, so connections spread evenly and keep TCP_NODELAY (docs/performance.md).
     # It has no health ping either, so a busy worker is never killed mid-request.
     # The app logs one structured line per request itself: no uvicorn access log.

@@ -31,10 +31,10 @@ from app.core.db import create_db_engine
 from app.core.security import create_access_token, hash_password
 from app.courses.models import Course
 from app.main import create_app
+from app.runtime.server import command as serve_command
 from app.semesters.models import Semester
 from app.students.models import Student
 from scripts import migrate
-from scripts.serve import command as serve_command
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEST_PASSWORD = "correct horse"
@@ -71,7 +71,7 @@ def postgres_server() -> Iterator[object | None]:
     if os.environ.get("TEST_DATABASE_URL"):
         yield None
         return
-    from scripts.embedded_db import throwaway
+    from app.runtime.embedded_postgres import throwaway
 
     server = throwaway()
     try:
@@ -213,7 +213,7 @@ def free_port() -> int:
 @dataclass
 class LiveServer:
     base_url: str
-    process: subprocess.Popen  # the supervisor of scripts/serve.py
+    process: subprocess.Popen  # the supervisor of app/runtime/server.py
 
     @property
     def port(self) -> int:
@@ -249,7 +249,7 @@ class LiveServer:
 
 
 def start_server(database_url: str, *, workers: int = 2, extra_env: dict[str, str] | None = None) -> LiveServer:
-    """The API served the way `make run` serves it (scripts/serve.py): a supervisor
+    """The API served the way `make run` serves it (app/runtime/server.py): a supervisor
     that replaces dead workers and never health-pings busy ones, and workers that
     each listen on the port with SO_REUSEPORT."""
     port = free_port()
@@ -263,13 +263,13 @@ def start_server(database_url: str, *, workers: int = 2, extra_env: dict[str, st
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"scripts.serve exited with {process.returncode}")
+            raise RuntimeError(f"app.runtime.server exited with {process.returncode}")
         try:
-            if httpx.get(f"{server.base_url}/ready", timeout=1).status_code == 200:
-                # Every worker must be listening, not just the first to answer (one
-                # worker is served by plain uvicorn in the supervisor's own process).
-                if workers == 1 or len(server.listening_worker_pids()) >= workers:
-                    return server
+            ready = httpx.get(f"{server.base_url}/ready", timeout=1).status_code == 200
+            # Every worker must be listening, not just the first to answer (one
+            # worker is served by plain uvicorn in the supervisor's own process).
+            if ready and (workers == 1 or len(server.listening_worker_pids()) >= workers):
+                return server
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
@@ -303,7 +303,7 @@ def stop_server(server: LiveServer) -> None:
 
 @pytest.fixture(scope="session")
 def live_server(database_url) -> Iterator[LiveServer]:
-    """The API with 2 worker processes (scripts/serve.py) against the test database."""
+    """The API with 2 worker processes (app/runtime/server.py) against the test database."""
     server = start_server(database_url, workers=2)
     yield server
     stop_server(server)

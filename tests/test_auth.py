@@ -98,7 +98,7 @@ def _b64(data: dict) -> str:
 def _bad_tokens(settings, student_id):
     now = datetime.now(UTC)
     good = create_access_token(student_id=student_id, student_number="S", settings=settings)
-    header, payload, signature = good.split(".")
+    header, _payload, signature = good.split(".")
     claims = {"sub": str(student_id), "iat": int(now.timestamp()), "exp": int((now + timedelta(hours=1)).timestamp())}
     return {
         "expired": jwt.encode(
@@ -198,7 +198,7 @@ def test_only_the_exact_token_verified_is_accepted_from_memory(settings):
     token = create_access_token(student_id=uuid.uuid4(), student_number="S1", settings=settings)
     tokens.verify(token)
 
-    header, payload, signature = token.split(".")
+    header, _payload, signature = token.split(".")
     forged_payload = jwt.utils.base64url_encode(
         json.dumps({"sub": str(uuid.uuid4()), "exp": 4102444800, "iat": 1}).encode()
     ).decode()

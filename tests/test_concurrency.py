@@ -74,7 +74,9 @@ def test_hundred_students_race_for_five_seats_and_ten_reserve_places(engine, fac
     rows = registration_rows(engine, course.id)
     assert Counter(row.status for row in rows) == {RegistrationStatus.ENROLLED: 5, RegistrationStatus.RESERVED: 10}
     # What each student was told is exactly what the database holds.
-    told = {student.id: outcome for student, outcome in zip(students, outcomes) if outcome[0] != "COURSE_FULL"}
+    told = {
+        student.id: outcome for student, outcome in zip(students, outcomes, strict=True) if outcome[0] != "COURSE_FULL"
+    }
     assert {row.student_id: (row.status.value, row.reserve_position) for row in rows} == told
     assert_invariants(engine)
 
@@ -100,7 +102,7 @@ def test_interleaved_registers_and_drops_keep_every_invariant(engine, factory):
                         if result.promoted_student_id is not None:
                             promotions[result.promoted_student_id] += 1
                 except DomainError as error:
-                    assert error.code in {"ALREADY_REGISTERED", "COURSE_FULL", "NOT_REGISTERED"}, error.code
+                    assert error.code in {"ALREADY_REGISTERED", "COURSE_FULL", "NOT_REGISTERED"}, error.code  # noqa: PT017
 
     run_all_at_once(churn, students)
 

@@ -143,8 +143,8 @@ def environment_of(service: dict) -> dict[str, str]:
 
 def env_example() -> dict[str, str]:
     values = {}
-    for line in (PROJECT_ROOT / ".env.example").read_text().splitlines():
-        line = line.strip()
+    for raw_line in (PROJECT_ROOT / ".env.example").read_text().splitlines():
+        line = raw_line.strip()
         if line and not line.startswith("#") and "=" in line:
             key, _, value = line.partition("=")
             values[key.strip()] = value.strip()
@@ -218,9 +218,11 @@ def test_dockerfile_installs_the_pinned_requirements():
     copied = [exec_form(arguments) for arguments in instruction_args("COPY")]
     assert ["requirements.txt", "./"] in copied
     install = " ".join(instruction_args("RUN"))
-    assert "pip install" in install and "-r" in install and "requirements.txt" in install
-    for line in (PROJECT_ROOT / "requirements.txt").read_text().splitlines():
-        line = line.split("#")[0].strip()
+    assert "pip install" in install
+    assert "-r" in install
+    assert "requirements.txt" in install
+    for raw_line in (PROJECT_ROOT / "requirements.txt").read_text().splitlines():
+        line = raw_line.split("#")[0].strip()
         if line:
             assert re.fullmatch(r"[A-Za-z0-9._\[\]-]+==[\w.]+", line), f"not pinned: {line}"
 
@@ -243,17 +245,18 @@ def test_dockerfile_copies_paths_that_exist_and_are_not_docker_ignored():
 
 def test_dockerfile_runs_as_a_user_it_creates_and_not_as_root():
     users = instruction_args("USER")
-    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert users
+    assert users[-1].split(":")[0] not in ("root", "0")
     created = " ".join(instruction_args("RUN"))
     assert re.search(rf"useradd\b.*\b{re.escape(users[-1].split(':')[0])}\b", created)
 
 
 def test_dockerfile_serves_the_asgi_app_with_several_workers_as_make_run_does():
-    # scripts/serve.py, not `uvicorn --workers`: see docs/performance.md, section 1.
+    # app/runtime/server.py, not `uvicorn --workers`: see docs/performance.md, section 1.
     words = served_command()
-    assert words[:3] == ["python", "-m", "scripts.serve"], "serve as `make run` does"
+    assert words[:3] == ["python", "-m", "app.runtime.server"], "serve as `make run` does"
     assert module_file(words[2]).is_file()
-    from scripts.serve import command as make_run_command
+    from app.runtime.server import command as make_run_command
 
     make_run_words = make_run_command("app.asgi:app", host="127.0.0.1", port=8500, workers=2)
     assert words[3] == make_run_words[3], "the app `make run` serves"
@@ -262,7 +265,7 @@ def test_dockerfile_serves_the_asgi_app_with_several_workers_as_make_run_does():
     assert re.search(rf"^{attribute}\s*=", source, re.MULTILINE), f"{words[3]} does not exist"
     given = {word for word in words[4:] if word.startswith("--")}
     unknown = given - options_of(words[2])
-    assert not unknown, f"scripts/serve.py does not accept {sorted(unknown)}"
+    assert not unknown, f"app/runtime/server.py does not accept {sorted(unknown)}"
     assert set(make_run_words[4:]) & given >= {"--host", "--port", "--workers", "--no-access-log"}
 
     port = int(flag(words, "--port"))
@@ -286,7 +289,8 @@ def test_dockerfile_gives_the_workers_an_empty_shared_metrics_folder():
 def test_dockerfile_healthcheck_probes_health_on_the_served_port():
     [healthcheck] = instruction_args("HEALTHCHECK")
     options, _, command = healthcheck.partition("CMD ")
-    assert "--interval" in options and "--timeout" in options
+    assert "--interval" in options
+    assert "--timeout" in options
     probe = " ".join(exec_form(command))
     match = re.search(r"http://(127\.0\.0\.1|localhost):(\d+)(/\w+)", probe)
     assert match, probe
@@ -353,7 +357,8 @@ def test_migrate_waits_for_the_database_migrates_and_seeds_once(services):
     for step in steps:
         if step[:2] == ["python", "-m"]:
             assert module_file(step[2]).is_file(), step[2]
-    assert (PROJECT_ROOT / "alembic.ini").is_file() and (PROJECT_ROOT / "alembic" / "env.py").is_file()
+    assert (PROJECT_ROOT / "alembic.ini").is_file()
+    assert (PROJECT_ROOT / "alembic" / "env.py").is_file()
 
 
 def test_api_publishes_the_port_it_serves_on_after_migrations(services):
@@ -367,10 +372,12 @@ def test_api_publishes_the_port_it_serves_on_after_migrations(services):
 def test_locust_master_serves_its_web_ui_on_8585_and_runs_a_preset(services):
     master = services["locust-master"]
     words = command_of(master)
-    assert words[:3] == ["python", "-m", "scripts.run_load"] and module_file(words[2]).is_file()
+    assert words[:3] == ["python", "-m", "bench.run_load"]
+    assert module_file(words[2]).is_file()
     assert "--master" in words
     web_port = int(flag(words, "--web-port"))
-    assert web_port == 8585 and published_ports(master) == [(8585, web_port)]
+    assert web_port == 8585
+    assert published_ports(master) == [(8585, web_port)]
     assert flag(words, "--web-host") == "0.0.0.0"
     assert flag(words, "--host") == f"http://api:{flag(served_command(), '--port')}"
     assert master["depends_on"]["api"]["condition"] == "service_healthy"
@@ -385,13 +392,16 @@ def test_locust_master_serves_its_web_ui_on_8585_and_runs_a_preset(services):
 def test_locust_workers_find_the_master_and_can_be_scaled(services):
     worker = services["locust-worker"]
     words = command_of(worker)
-    assert words[0] == "locust" and "--worker" in words
+    assert words[0] == "locust"
+    assert "--worker" in words
     assert (PROJECT_ROOT / flag(words, "-f")).is_file()
-    assert flag(words, "--master-host") == "locust-master" and "locust-master" in services
+    assert flag(words, "--master-host") == "locust-master"
+    assert "locust-master" in services
     assert int(flag(words, "--master-port", str(LOCUST_MASTER_PORT))) == LOCUST_MASTER_PORT
     assert "--master-bind-port" not in command_of(services["locust-master"])
     # `--scale locust-worker=N` needs no fixed container name and no published port.
-    assert "container_name" not in worker and "ports" not in worker
+    assert "container_name" not in worker
+    assert "ports" not in worker
 
 
 def test_one_shot_and_locust_services_switch_off_the_api_healthcheck(services):
@@ -463,7 +473,7 @@ def test_every_setting_in_env_example_reaches_the_app_containers(services, name,
 
 
 def test_locust_master_command_is_one_run_load_accepts_and_never_waits_forever(services, monkeypatch, tmp_path):
-    from scripts import run_load
+    from bench import run_load
 
     master = services["locust-master"]
     for variable, value in container_environment(master, env_example()).items():
@@ -471,7 +481,8 @@ def test_locust_master_command_is_one_run_load_accepts_and_never_waits_forever(s
     monkeypatch.setenv("LOAD_MODE", "headless")  # as in the CI gate
     args = run_load.parse_args(command_of(master)[3:])  # argparse exits on an unknown option
     command = run_load.locust_command(args, tmp_path)
-    assert "--master" in command and "--headless" in command
+    assert "--master" in command
+    assert "--headless" in command
     assert int(flag(command, "--expect-workers")) >= 1
     assert int(flag(command, "--expect-workers-max-wait")) > 0, "a master waiting for workers gives up"
 

@@ -38,7 +38,7 @@ def _insert_registration(connection, student, course, status, position):
 
 
 @pytest.mark.parametrize(
-    "values, constraint",
+    ("values", "constraint"),
     [
         ({"enrolled_count": 3}, "ck_courses_enrolled_within_capacity"),  # capacity is 2
         ({"enrolled_count": -1}, "ck_courses_enrolled_within_capacity"),
@@ -54,7 +54,7 @@ def test_course_counters_stay_within_capacity_and_limit(connection, factory, val
 
 
 @pytest.mark.parametrize(
-    "status, position",
+    ("status", "position"),
     [("ENROLLED", 1), ("RESERVED", None), ("RESERVED", 0), ("RESERVED", -2)],
 )
 def test_reserve_position_is_set_if_and_only_if_reserved(connection, factory, status, position):

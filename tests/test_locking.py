@@ -58,7 +58,7 @@ def locked_course(raw_engine, factory):
 def test_registration_for_another_course_of_the_semester_does_not_wait_for_a_locked_course(
     engine, factory, locked_course
 ):
-    hot, other, _ = locked_course
+    _hot, other, _ = locked_course
     call = Call(engine, service.register, student_id=factory.student().id, course_id=other.id)
     call.start()
     assert call.finished_within(PROMPTLY), "registration waited for another course's lock"

@@ -11,7 +11,7 @@ def login(client, student_number, password=TEST_PASSWORD):
 
 
 @pytest.mark.parametrize(
-    "student_number, password",
+    ("student_number", "password"),
     [
         ("STU\x0010000", TEST_PASSWORD),
         ("\x00", TEST_PASSWORD),

@@ -58,7 +58,7 @@ def test_course_with_no_reserve_list_is_full_at_capacity(client, factory):
     assert register(client, factory, second, course).json()["code"] == "COURSE_FULL"
 
 
-@pytest.mark.parametrize("capacity, reserve_limit", [(1, 1), (0, 2)])
+@pytest.mark.parametrize(("capacity", "reserve_limit"), [(1, 1), (0, 2)])
 def test_registering_again_in_either_status_is_409_already_registered(client, factory, capacity, reserve_limit):
     # (1, 1): one ENROLLED and one RESERVED; (0, 2): both RESERVED.
     course = factory.course(capacity=capacity, reserve_limit=reserve_limit)
@@ -80,7 +80,7 @@ def test_already_registered_wins_over_course_full(client, factory):
 
 
 @pytest.mark.parametrize(
-    "opens, closes", [(timedelta(days=1), timedelta(days=2)), (timedelta(days=-2), timedelta(days=-1))]
+    ("opens", "closes"), [(timedelta(days=1), timedelta(days=2)), (timedelta(days=-2), timedelta(days=-1))]
 )
 def test_register_and_drop_outside_the_window_are_409_registration_closed(client, factory, opens, closes):
     course = factory.course(factory.semester(opens=opens, closes=closes))

@@ -79,7 +79,8 @@ def test_seed_all_is_idempotent_and_logs_in_the_demo_student(seed_url, seed_engi
     first = run_seed(seed_url, "seed", "--count", "50")
     again = run_seed(seed_url, "seed", "--count", "50")
     assert "50 new students" in first
-    assert "0 new students" in again and "0 new courses" in again
+    assert "0 new students" in again
+    assert "0 new courses" in again
     names = [semester["name"] for semester in demo_semesters(datetime.now(UTC))]
     assert _count(seed_engine, Student) == 50
     assert set(_semesters(seed_engine)) == set(names)
@@ -112,11 +113,13 @@ def test_seed_semesters_runs_alone_and_is_idempotent(seed_url, seed_engine):
     first = run_seed(seed_url, "seed_semesters")
     again = run_seed(seed_url, "seed_semesters")
     ids = re.findall(r"\d+", first)
-    assert len(ids) == 3 and re.findall(r"\d+", again) == ids
+    assert len(ids) == 3
+    assert re.findall(r"\d+", again) == ids
     semesters = _semesters(seed_engine)
     assert set(semesters) == {s["name"] for s in demo_semesters(datetime.now(UTC))}
     assert len(_open_at(semesters, datetime.now(UTC))) == 1
-    assert _count(seed_engine, Course) == 0 and _count(seed_engine, Student) == 0
+    assert _count(seed_engine, Course) == 0
+    assert _count(seed_engine, Student) == 0
 
 
 def test_seed_courses_runs_alone_and_fills_only_the_demo_semesters(seed_url, seed_engine):

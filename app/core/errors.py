@@ -5,6 +5,8 @@ Services raise these; one handler turns each into `{"detail": ..., "code": ...}`
 
 import logging
 import uuid
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -43,11 +45,16 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+# Read-only: class attributes shared by every instance of an error.
+_BEARER_CHALLENGE: Mapping[str, str] = MappingProxyType({"WWW-Authenticate": "Bearer"})
+_RETRY_SOON: Mapping[str, str] = MappingProxyType({"Retry-After": "1"})
+
+
 class DomainError(Exception):
     status_code: int = 400
     code: str = "BAD_REQUEST"
     detail: str = "Bad request"
-    headers: dict[str, str] | None = None
+    headers: Mapping[str, str] | None = None
 
     def __init__(self, detail: str | None = None):
         super().__init__(detail or self.detail)
@@ -59,21 +66,21 @@ class NotAuthenticated(DomainError):
     status_code = 401
     code = "NOT_AUTHENTICATED"
     detail = "Not authenticated"
-    headers = {"WWW-Authenticate": "Bearer"}
+    headers = _BEARER_CHALLENGE
 
 
 class InvalidToken(DomainError):
     status_code = 401
     code = "INVALID_TOKEN"
     detail = "Invalid or expired token"
-    headers = {"WWW-Authenticate": "Bearer"}
+    headers = _BEARER_CHALLENGE
 
 
 class InvalidCredentials(DomainError):
     status_code = 401
     code = "INVALID_CREDENTIALS"
     detail = "Incorrect student number or password"
-    headers = {"WWW-Authenticate": "Bearer"}
+    headers = _BEARER_CHALLENGE
 
 
 class SemesterNotFound(DomainError):
@@ -132,7 +139,7 @@ class ServiceUnavailable(DomainError):
     status_code = 503
     code = "DATABASE_UNAVAILABLE"
     detail = "The database is unavailable; retry shortly"
-    headers = {"Retry-After": "1"}
+    headers = _RETRY_SOON
 
 
 class LockTimeout(ServiceUnavailable):

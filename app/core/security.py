@@ -1,5 +1,6 @@
 """Password hashing (bcrypt) and access tokens (PyJWT, HS256)."""
 
+import contextlib
 import os
 import threading
 import time
@@ -34,10 +35,9 @@ LOGIN_TURNS = 2 * PASSWORD_CHECK_THREADS
 
 
 def _lower_thread_priority() -> None:
-    try:  # Linux: niceness is per thread
+    # Linux: niceness is per thread; elsewhere, checks simply run at normal priority.
+    with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PASSWORD_CHECK_NICENESS)
-    except (AttributeError, OSError):
-        pass  # elsewhere, checks simply run at normal priority
 
 
 _password_checks = ThreadPoolExecutor(

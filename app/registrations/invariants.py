@@ -55,8 +55,8 @@ def check_invariants(db: Session | Connection) -> InvariantReport:
     rows = db.execute(_COURSE_TALLY).all()
     for row in rows:
 
-        def problem(message: str) -> None:
-            violations.append(Violation(row.course_id, message))
+        def problem(message: str, course_id: int = row.course_id) -> None:
+            violations.append(Violation(course_id, message))
 
         if row.enrolled_rows > row.max_capacity:
             problem(f"over-filled: {row.enrolled_rows} enrolled, capacity {row.max_capacity}")

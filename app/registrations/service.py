@@ -24,7 +24,6 @@ from app.core.errors import (
     InvalidToken,
     NotRegistered,
     RegistrationClosed,
-    SemesterNotFound,
 )
 from app.core.pagination import Page, PagedQuery, PageParams
 from app.courses.models import Course

@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine, RowMapping, bindparam, select
 
 from app.core.errors import SemesterNotFound
-from app.core.pagination import Page, PageParams, PagedQuery
+from app.core.pagination import Page, PagedQuery, PageParams
 from app.semesters.models import Semester
 
 # Exactly the fields of SemesterRead; the window is judged at the app's `now`,

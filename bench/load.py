@@ -1,7 +1,7 @@
 """Load generation and measurement for `make bench`: wrk runs, pgbench runs, CPU shares.
 
 wrk (C, one epoll loop per thread) generates the HTTP load, driven by
-`bench_wrk.lua`: one connection per wrk thread, so every request is timed
+`wrk.lua`: one connection per wrk thread, so every request is timed
 exactly and written to a file, one line each. Figures are computed here from
 those lines, not from wrk's own summary (which "corrects" closed-loop
 latencies for coordinated omission and cannot stop after an exact count).
@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-WRK_SCRIPT = Path(__file__).resolve().with_name("bench_wrk.lua")
+WRK_SCRIPT = Path(__file__).resolve().with_name("wrk.lua")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -178,7 +178,7 @@ class LoadResult:
         """Only the requests that were sent and completed inside [start, end]."""
         keep = [
             i
-            for i, (end, lat) in enumerate(zip(self.ends_us, self.latencies_us))
+            for i, (end, lat) in enumerate(zip(self.ends_us, self.latencies_us, strict=True))
             if end - lat >= start_us and end <= end_us
         ]
         return LoadResult(

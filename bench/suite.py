@@ -19,7 +19,7 @@ Everything runs against a throwaway embedded PostgreSQL and servers of its own
 on free 127.0.0.1 ports; all load goes to 127.0.0.1, and every load run is
 bounded in requests and in time. See docs/performance.md.
 
-    python -m scripts.bench [--workers 2] [--seconds 5] [--pgbench-seconds 4] [--pg-stats]
+    python -m bench [--workers 2] [--seconds 5] [--pgbench-seconds 4] [--pg-stats]
 """
 
 import argparse
@@ -46,10 +46,11 @@ from sqlalchemy import create_engine, text
 from app.core.config import Settings, get_settings
 from app.core.security import create_access_token, hash_password, verify_password
 from app.registrations.invariants import check_invariants
-from scripts import migrate, serve
-from scripts.bench_load import LoadResult, WrkRun, median, run_pgbench, run_wrk
-from scripts.bench_report import evaluate, print_table, write_report
-from scripts.embedded_db import EmbeddedPostgres
+from app.runtime import server as serve
+from app.runtime.embedded_postgres import EmbeddedPostgres
+from bench.load import LoadResult, WrkRun, median, run_pgbench, run_wrk
+from bench.report import evaluate, print_table, write_report
+from scripts import migrate
 from scripts.seed_courses import CATALOGUE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -337,7 +338,7 @@ class Server:
     def __init__(self, app: str, *, workers: int, launcher: str, env: dict[str, str], log_path: Path):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        if launcher == "uvicorn":  # uvicorn's own CLI, as `make run` served before scripts/serve.py
+        if launcher == "uvicorn":  # uvicorn's own CLI, as `make run` served before app/runtime/server.py
             self.command = [
                 sys.executable,
                 "-m",
@@ -579,7 +580,8 @@ def top_statements(url: str, limit: int = 12) -> list[dict]:
             connection.execute(
                 text(
                     "SELECT calls, round(total_exec_time::numeric, 1) AS total_ms, "
-                    "round(mean_exec_time::numeric, 4) AS mean_ms, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query "
+                    "round(mean_exec_time::numeric, 4) AS mean_ms, rows, "
+                    "left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query "
                     "FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT :limit"
                 ),
                 {"limit": limit},
@@ -664,7 +666,7 @@ def main() -> int:
         "--launcher",
         choices=("serve", "uvicorn"),
         default="serve",
-        help="serve: scripts/serve.py, as `make run`; uvicorn: uvicorn's own --workers",
+        help="serve: app/runtime/server.py, as `make run`; uvicorn: uvicorn's own --workers",
     )
     parser.add_argument("--seconds", type=int, default=5, help="length of each timed HTTP run")
     parser.add_argument("--pgbench-seconds", type=int, default=4, help="length of each pgbench run")
@@ -731,7 +733,7 @@ def main() -> int:
         if "trivial" in only:
             print(f"ceiling: a trivial endpoint, {args.workers} workers ({args.launcher}) ...")
             with Server(
-                "scripts.bench_trivial_app:app",
+                "bench.trivial_app:app",
                 workers=args.workers,
                 launcher=args.launcher,
                 env=env,
@@ -787,7 +789,8 @@ def main() -> int:
                 storm = results["login_storm"]
                 print(
                     f"  login storm: {storm['logins']['rate_per_s']} logins/s, statuses {storm['logins']['statuses']};"
-                    f" reads meanwhile {storm['reads_during']['rate_per_s']} RPS, p99 {storm['reads_during']['p99_ms']} ms"
+                    f" reads meanwhile {storm['reads_during']['rate_per_s']} RPS,"
+                    f" p99 {storm['reads_during']['p99_ms']} ms"
                 )
             if args.pg_stats:
                 results["pg_stat_statements"] = top_statements(url)

@@ -1,6 +1,6 @@
 """Serve the API with N uvicorn worker processes on one port.
 
-    python -m scripts.serve app.asgi:app --host 127.0.0.1 --port 8500 --workers 2
+    python -m app.runtime.server app.asgi:app --host 127.0.0.1 --port 8500 --workers 2
 
 Why not `uvicorn --workers N`: on Linux its multiprocess mode binds one socket
 in the supervisor and hands it to every worker, which costs twice
@@ -42,7 +42,7 @@ def command(app: str, *, host: str, port: int, workers: int, log_level: str = "i
     return [
         sys.executable,
         "-m",
-        "scripts.serve",
+        "app.runtime.server",
         app,
         "--host",
         host,

@@ -232,7 +232,7 @@ def print_table(results: dict) -> str:
             f"  {ratio:>6}  {target}"
         )
     lines.append("")
-    lines.append("cores used during each run (of %d):" % results["machine"]["cores"])
+    lines.append(f"cores used during each run (of {results['machine']['cores']}):")
     runs = (
         ("pgbench hot@50", ("pgbench", "hot@50")),
         ("pgbench random100@50", ("pgbench", "random100@50")),
@@ -269,7 +269,7 @@ def write_report(report_dir: Path, results: dict, table: str) -> None:
     try:
         _chart(report_dir / "chart.png", results)
     except ImportError:
-        print("matplotlib is not installed: no chart (`make bench` installs scripts/bench-requirements.txt)")
+        print("matplotlib is not installed: no chart (`make bench` installs bench/requirements.txt)")
 
 
 def _chart(path: Path, results: dict) -> None:
@@ -299,7 +299,7 @@ def _chart(path: Path, results: dict) -> None:
         ax.text(margins[i], i, f" {shown} (target {row['target']})", va="center", fontsize=7)
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_xscale("log")
-    ax.set_xlim(min(margins + [0.1]) / 2, max(margins + [1.0]) * 30)
+    ax.set_xlim(min([*margins, 0.1]) / 2, max([*margins, 1.0]) * 30)
     ax.set_yticks(range(len(rows)), names, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("figure / target (p99: 50 ms / p99), log scale; right of the line = met")

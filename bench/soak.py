@@ -1,14 +1,14 @@
 """Soak test: steady registrations, drops and reads for a long time, watching
 the server's memory and the database's connections for leaks.
 
-    .venv/bin/python -m scripts.soak                          # 10 minutes: own PostgreSQL, own API
-    .venv/bin/python -m scripts.soak --duration 180 --interval 5
-    .venv/bin/python -m scripts.soak --database-url URL       # own API on an existing PostgreSQL
-    .venv/bin/python -m scripts.soak --port 8500              # the API `make run` serves
+    .venv/bin/python -m bench.soak                          # 10 minutes: own PostgreSQL, own API
+    .venv/bin/python -m bench.soak --duration 180 --interval 5
+    .venv/bin/python -m bench.soak --database-url URL       # own API on an existing PostgreSQL
+    .venv/bin/python -m bench.soak --port 8500              # the API `make run` serves
 
 By default it starts a throwaway embedded PostgreSQL, migrates it, seeds a
 semester, courses and students of its own, and serves the API on a free port
-of 127.0.0.1 the way `make run` does (scripts/serve.py, --workers processes). With --port it drives an API already
+of 127.0.0.1 the way `make run` does (app/runtime/server.py, --workers processes). With --port it drives an API already
 listening on 127.0.0.1 instead, logging in as the demo students (STU10000...,
 `make run` seeds them); its processes are found by the listening port, and its
 database (for counting connections) is --database-url, DATABASE_URL, or the
@@ -55,7 +55,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import normalize_database_url
 from app.core.security import hash_password
-from scripts.serve import command as serve_command
+from app.runtime.server import command as serve_command
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -136,7 +136,7 @@ def start_own_server(args) -> Target:
         if args.database_url:
             database_url = normalize_database_url(args.database_url)
         else:
-            from scripts.embedded_db import throwaway
+            from app.runtime.embedded_postgres import throwaway
 
             postgres = throwaway()
             target.cleanups.append(postgres.stop)
@@ -150,7 +150,7 @@ def start_own_server(args) -> Target:
         workdir = Path(tempfile.mkdtemp(prefix="course-reg-soak-"))
         target.cleanups.append(lambda: shutil.rmtree(workdir, ignore_errors=True))
         (workdir / "metrics").mkdir()
-        log = open(workdir / "server.log", "wb")
+        log = open(workdir / "server.log", "wb")  # noqa: SIM115 (closed by the target's cleanups)
         target.cleanups.append(log.close)
         env = {
             **os.environ,
@@ -281,9 +281,9 @@ class Tally:
             self.statuses[status] += 1
             self.total[status] += 1
             self.latencies.append(seconds)
-            if status == "error" or (isinstance(status, int) and status >= 500):
-                if len(self.failures) < 20:
-                    self.failures.append(f"{label}: {status}")
+            failed = status == "error" or (isinstance(status, int) and status >= 500)
+            if failed and len(self.failures) < 20:
+                self.failures.append(f"{label}: {status}")
 
     def take(self) -> tuple[Counter, list[float]]:
         with self.lock:

@@ -1,6 +1,6 @@
 """Run a load-test preset against the API and keep its report (`make load`).
 
-    python -m scripts.run_load [--preset load|stress|spike|soak|smoke]
+    python -m bench.run_load [--preset load|stress|spike|soak|smoke]
         [--users N] [--spawn-rate R] [--run-time 10m] [--mix "StudentUser:1,RaceUser:2"]
         [--processes N] [--host http://127.0.0.1:8500] [--web] [-- <more locust options>]
 

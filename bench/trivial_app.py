@@ -4,7 +4,7 @@ Served by the same uvicorn command line as the API (same workers, no access
 log), it measures what FastAPI + uvicorn alone cost per request on this
 machine: routing, a threadpool hop for a plain `def`, JSON rendering, HTTP/1.1.
 
-    uvicorn scripts.bench_trivial_app:app
+    uvicorn bench.trivial_app:app
 """
 
 from fastapi import FastAPI
