@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from anyio import to_thread
@@ -12,7 +13,7 @@ from app.core.cache import ResponseCache
 from app.core.config import Settings, get_settings
 from app.core.cors import BrowserCORSMiddleware
 from app.core.db import create_db_engine, create_read_engine, create_session_factory
-from app.core.errors import ERROR_RESPONSES, install_error_handlers
+from app.core.errors import error_responses, install_error_handlers
 from app.core.limits import BodySizeLimitMiddleware
 from app.core.observability import RequestContextMiddleware, metrics_router
 from app.core.security import LOGIN_TURNS, AccessTokens, dummy_password_hash
@@ -27,7 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
         app.state.login_turns = asyncio.Semaphore(LOGIN_TURNS)
         # Computed now, not on the first unknown student number, so that login's
@@ -52,8 +53,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.access_tokens = AccessTokens(settings)
 
     install_error_handlers(app)
+    # Every domain's errors are defined by now (the routers import their services).
+    responses = error_responses()
     for router in (health_router, metrics_router, auth_router, semesters_router, courses_router, registrations_router):
-        app.include_router(router, responses=ERROR_RESPONSES)
+        app.include_router(router, responses=responses)
 
     # Added innermost first: the request context wraps everything, so even a 413
     # or a CORS preflight gets a request id, a log line and a metric.

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from app.core.errors import InvalidToken
+from app.auth.errors import InvalidToken
 from app.core.security import AccessTokens, create_access_token, decode_access_token
 from tests.conftest import TEST_PASSWORD
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.core.errors import IdempotencyKeyReused
+from app.idempotency.errors import IdempotencyKeyReused
 from app.registrations import service
 from app.registrations.models import CourseRegistration
 from tests.test_concurrency import assert_invariants, run_all_at_once

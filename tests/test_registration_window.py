@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from app.core.errors import AlreadyRegistered, RegistrationClosed
+from app.registrations.errors import AlreadyRegistered, RegistrationClosed
 from app.registrations import service
 from app.registrations.models import RegistrationStatus
 from app.semesters.models import Semester

@@ -4,7 +4,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.core.errors import NotAuthenticated
+from app.auth.errors import NotAuthenticated
 from app.core.security import TokenSubject
 
 # auto_error=False: we answer a missing token ourselves, with our error body.
@@ -19,7 +19,7 @@ async def get_current_student(
     CPU and no I/O (no database lookup), so it runs on the event loop, no thread hop."""
     if credentials is None:
         raise NotAuthenticated()
-    subject = request.app.state.access_tokens.verify(credentials.credentials)
+    subject: TokenSubject = request.app.state.access_tokens.verify(credentials.credentials)
     request.state.student_id = subject.student_id
     return subject
 

@@ -5,8 +5,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth import throttle
+from app.auth.errors import InvalidCredentials, InvalidToken
 from app.core.config import Settings
-from app.core.errors import InvalidCredentials, InvalidToken
 from app.core.security import dummy_password_hash, verify_password
 from app.students.models import Student
 

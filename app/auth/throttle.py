@@ -27,9 +27,10 @@ from sqlalchemy import case, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from app.auth.errors import TooManyLoginAttempts
 from app.auth.models import LoginThrottle
 from app.core.config import Settings
-from app.core.errors import TooManyLoginAttempts
+from app.core.db import rows_affected
 
 # Keys longer than this are hashed: a client address can be anything a trusted
 # proxy forwarded, and the scope column holds at most 300 characters.
@@ -122,9 +123,8 @@ def clear(session: Session, scope: ThrottleScope) -> None:
 
 def purge_stale(session: Session, *, now: datetime, window: timedelta) -> int:
     with session.begin():
-        return session.execute(
-            delete(LoginThrottle).where(
-                LoginThrottle.window_started_at <= now - window,
-                (LoginThrottle.blocked_until.is_(None)) | (LoginThrottle.blocked_until <= now),
-            )
-        ).rowcount
+        stale = delete(LoginThrottle).where(
+            LoginThrottle.window_started_at <= now - window,
+            (LoginThrottle.blocked_until.is_(None)) | (LoginThrottle.blocked_until <= now),
+        )
+        return rows_affected(session.execute(stale))

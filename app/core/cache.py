@@ -18,8 +18,9 @@ password checks were losing a tenth of the machine to catalogue readers.
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
@@ -35,7 +36,7 @@ class StoredResponse:
 
     @classmethod
     def of(cls, response: Response) -> "StoredResponse":
-        return cls(response.status_code, response.body, tuple(response.raw_headers))
+        return cls(response.status_code, bytes(response.body), tuple(response.raw_headers))
 
     def replay(self) -> Response:
         response = Response(self.body, status_code=self.status_code)
@@ -111,9 +112,21 @@ class ResponseCache:
 class CachedRoute(APIRoute):
     """A route whose answers are kept in `app.state.response_cache`, keyed by method,
     path and query string. For public GET routes only: the key ignores every
-    header, the bearer token included. Errors raised by the endpoint are never kept."""
+    header, the bearer token included. Errors raised by the endpoint are never kept.
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    Only reads may be cached: a route with any other method refuses to be built,
+    so a write can never be put on a cached router by mistake.
+    """
+
+    CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        methods = self.methods or set()
+        if not methods or not methods <= self.CACHEABLE_METHODS:
+            raise TypeError(f"CachedRoute serves GET and HEAD only; {path} asks for {', '.join(sorted(methods))}")
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
 
         async def handle_through_cache(request: Request) -> Response:

@@ -2,10 +2,10 @@
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, func
+from sqlalchemy import CursorResult, DateTime, Engine, MetaData, Result, create_engine, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -32,7 +32,7 @@ class TimestampMixin:
     )
 
 
-def create_db_engine(settings: Settings, **overrides) -> Engine:
+def create_db_engine(settings: Settings, **overrides: Any) -> Engine:
     """One engine per process; its pool is sized to the request threadpool."""
     options = {
         "pool_size": settings.db_pool_size,
@@ -93,9 +93,17 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+def rows_affected(result: Result[Any]) -> int:
+    """The row count of an INSERT, UPDATE or DELETE run through a Session
+    (typed as a plain Result; at run time a CursorResult, which has the count)."""
+    assert isinstance(result, CursorResult)
+    return result.rowcount
+
+
 async def get_read_engine(request: Request) -> Engine:
     """`async def` and no I/O: read services check out (and return) their own connection."""
-    return request.app.state.read_engine
+    engine: Engine = request.app.state.read_engine
+    return engine
 
 
 ReadEngineDep = Annotated[Engine, Depends(get_read_engine)]

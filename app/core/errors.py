@@ -1,19 +1,27 @@
-"""Domain errors with a stable machine-readable code, and their HTTP rendering.
+"""Errors with a stable machine-readable code, and their HTTP rendering.
 
-Services raise these; one handler turns each into `{"detail": ..., "code": ...}`.
+Each domain keeps its own errors beside its service (`app/<domain>/errors.py`);
+they subclass `DomainError`, and every subclass with a code is recorded in
+`ERROR_CODES` as it is defined. The framework's own errors (validation, unknown
+route, ...) are recorded here with `register_code`. `ERROR_CODES` is the one
+list: the OpenAPI responses are built from it, and tests compare the README's
+table and the load-test client's expected codes with it.
+
+One handler per kind of exception renders `{"detail": ..., "code": ...}`.
 """
 
 import logging
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -29,117 +37,55 @@ class ErrorBody(BaseModel):
     request_id: str | None = Field(default=None, description="Present on 500: quote it when reporting")
 
 
-# Documented on every route; the body is the same shape whatever the status.
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": description}
-    for status, description in {
-        400: "Request body that cannot be decoded (not UTF-8)",
-        401: "Missing, invalid or expired token",
-        404: "Not found",
-        409: "Conflict with the current state (ALREADY_REGISTERED, COURSE_FULL, REGISTRATION_CLOSED)",
-        413: "Request body too large",
-        422: "Malformed request",
-        429: "Too many requests; see Retry-After",
-        503: "Temporarily unavailable; retry after Retry-After seconds",
-    }.items()
-}
+@dataclass(frozen=True, slots=True)
+class ErrorCode:
+    code: str
+    status_code: int
+    detail: str
+
+
+# Every code the API can answer with, in the order defined.
+ERROR_CODES: dict[str, ErrorCode] = {}
+
+
+def register_code(code: str, status_code: int, detail: str) -> ErrorCode:
+    known = ERROR_CODES.get(code)
+    if known is not None and known.status_code != status_code:
+        raise ValueError(f"error code {code} is already {known.status_code}, not {status_code}")
+    ERROR_CODES[code] = ErrorCode(code, status_code, detail)
+    return ERROR_CODES[code]
 
 
 # Read-only: class attributes shared by every instance of an error.
-_BEARER_CHALLENGE: Mapping[str, str] = MappingProxyType({"WWW-Authenticate": "Bearer"})
-_RETRY_SOON: Mapping[str, str] = MappingProxyType({"Retry-After": "1"})
+BEARER_CHALLENGE: Mapping[str, str] = MappingProxyType({"WWW-Authenticate": "Bearer"})
+RETRY_SOON: Mapping[str, str] = MappingProxyType({"Retry-After": "1"})
 
 
 class DomainError(Exception):
-    status_code: int = 400
-    code: str = "BAD_REQUEST"
+    """Raised by services; rendered by the one handler. A subclass that sets `code`
+    is recorded in ERROR_CODES when it is defined."""
+
+    status_code: ClassVar[int] = 400
+    code: ClassVar[str] = "BAD_REQUEST"
     detail: str = "Bad request"
     headers: Mapping[str, str] | None = None
 
-    def __init__(self, detail: str | None = None):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" in cls.__dict__:
+            register_code(cls.code, cls.status_code, cls.detail)
+
+    def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail or self.detail)
         if detail is not None:
             self.detail = detail
-
-
-class NotAuthenticated(DomainError):
-    status_code = 401
-    code = "NOT_AUTHENTICATED"
-    detail = "Not authenticated"
-    headers = _BEARER_CHALLENGE
-
-
-class InvalidToken(DomainError):
-    status_code = 401
-    code = "INVALID_TOKEN"
-    detail = "Invalid or expired token"
-    headers = _BEARER_CHALLENGE
-
-
-class InvalidCredentials(DomainError):
-    status_code = 401
-    code = "INVALID_CREDENTIALS"
-    detail = "Incorrect student number or password"
-    headers = _BEARER_CHALLENGE
-
-
-class SemesterNotFound(DomainError):
-    status_code = 404
-    code = "SEMESTER_NOT_FOUND"
-    detail = "Semester not found"
-
-
-class CourseNotFound(DomainError):
-    status_code = 404
-    code = "COURSE_NOT_FOUND"
-    detail = "Course not found"
-
-
-class NotRegistered(DomainError):
-    status_code = 404
-    code = "NOT_REGISTERED"
-    detail = "You are not registered for this course"
-
-
-class AlreadyRegistered(DomainError):
-    status_code = 409
-    code = "ALREADY_REGISTERED"
-    detail = "You are already registered for this course"
-
-
-class CourseFull(DomainError):
-    status_code = 409
-    code = "COURSE_FULL"
-    detail = "The course and its reserve list are full"
-
-
-class RegistrationClosed(DomainError):
-    status_code = 409
-    code = "REGISTRATION_CLOSED"
-    detail = "Registration is not open for this semester"
-
-
-class IdempotencyKeyReused(DomainError):
-    status_code = 422
-    code = "IDEMPOTENCY_KEY_REUSED"
-    detail = "This Idempotency-Key was already used for a different request"
-
-
-class TooManyLoginAttempts(DomainError):
-    status_code = 429
-    code = "TOO_MANY_LOGIN_ATTEMPTS"
-    detail = "Too many failed logins; try again later"
-
-    def __init__(self, retry_after_seconds: int):
-        super().__init__()
-        self.headers = {"Retry-After": str(retry_after_seconds)}
 
 
 class ServiceUnavailable(DomainError):
     status_code = 503
     code = "DATABASE_UNAVAILABLE"
     detail = "The database is unavailable; retry shortly"
-    headers = _RETRY_SOON
+    headers = RETRY_SOON
 
 
 class LockTimeout(ServiceUnavailable):
@@ -157,23 +103,74 @@ class ServiceBusy(ServiceUnavailable):
     detail = "The service is busy; retry shortly"
 
 
-# HTTP errors raised by the framework itself (unknown route, wrong method, ...).
-_HTTP_STATUS_CODES = {
-    400: "BAD_REQUEST",
-    401: "NOT_AUTHENTICATED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    413: "PAYLOAD_TOO_LARGE",
-    429: "TOO_MANY_REQUESTS",
-}
+class Conflict(DomainError):
+    """A write the database refused by a constraint that no service check caught
+    first. Services check before they write, so this is a race or a bug, but a
+    client still gets a stable 409, never a 500."""
 
-# PostgreSQL SQLSTATEs that mean "try again shortly", not "bug".
+    status_code = 409
+    code = "CONFLICT"
+    detail = "The request conflicts with the current state"
+
+
+class ReferencedRowMissing(DomainError):
+    status_code = 404
+    code = "REFERENCED_ROW_NOT_FOUND"
+    detail = "A row this request refers to does not exist (any more)"
+
+
+# HTTP errors raised by the framework itself (unknown route, wrong method, ...).
+_FRAMEWORK_CODES = {
+    status: register_code(code, status, detail)
+    for status, code, detail in (
+        (400, "BAD_REQUEST", "Request body that cannot be decoded"),
+        (401, "NOT_AUTHENTICATED", "Not authenticated"),
+        (403, "FORBIDDEN", "Forbidden"),
+        (404, "NOT_FOUND", "Not found"),
+        (405, "METHOD_NOT_ALLOWED", "Method not allowed"),
+        (413, "PAYLOAD_TOO_LARGE", "Request body too large"),
+        (429, "TOO_MANY_REQUESTS", "Too many requests"),
+    )
+}
+VALIDATION_ERROR = register_code("VALIDATION_ERROR", 422, "Request validation failed")
+INTERNAL_ERROR = register_code("INTERNAL_ERROR", 500, "Internal server error")
+
+# PostgreSQL SQLSTATEs. Lock and statement timeouts mean "try again shortly", not "bug".
 _LOCK_NOT_AVAILABLE = "55P03"
 _QUERY_CANCELED = "57014"
+_FOREIGN_KEY_VIOLATION = "23503"
+
+_STATUS_DESCRIPTIONS = {
+    400: "Request body that cannot be decoded (not UTF-8)",
+    401: "Missing, invalid or expired token, or wrong credentials",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict with the current state",
+    413: "Request body too large",
+    422: "Malformed request",
+    429: "Too many requests; see Retry-After",
+    500: "Internal error; quote the request_id",
+    503: "Temporarily unavailable; retry after Retry-After seconds",
+}
 
 
-def _error_body(detail, code: str, **extra) -> dict:
+def error_responses() -> dict[int | str, dict[str, Any]]:
+    """The error statuses documented on every route, each naming its codes."""
+    by_status: dict[int, list[str]] = {}
+    for error in ERROR_CODES.values():
+        by_status.setdefault(error.status_code, []).append(error.code)
+    return {
+        status: {
+            "model": ErrorBody,
+            "description": f"{_STATUS_DESCRIPTIONS.get(status, 'Error')}: {', '.join(sorted(codes))}",
+        }
+        for status, codes in sorted(by_status.items())
+        if status != 405  # never on a route that exists with this method
+    }
+
+
+def _error_body(detail: Any, code: str, **extra: Any) -> dict[str, Any]:
     return {"detail": detail, "code": code, **extra}
 
 
@@ -181,31 +178,43 @@ def _request_id(request: Request) -> str:
     return getattr(request.state, "request_id", None) or uuid.uuid4().hex
 
 
+def integrity_error_as_domain_error(error: IntegrityError) -> DomainError:
+    """A constraint the database enforced: a missing referenced row is a 404,
+    any other (unique, check, exclusion) a 409 CONFLICT."""
+    if getattr(error.orig, "pgcode", None) == _FOREIGN_KEY_VIOLATION:
+        return ReferencedRowMissing()
+    return Conflict()
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(DomainError)
-    def handle_domain_error(request: Request, exc: DomainError) -> JSONResponse:
+    def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DomainError)
         return JSONResponse(_error_body(exc.detail, exc.code), status_code=exc.status_code, headers=exc.headers)
 
-    @app.exception_handler(RequestValidationError)
-    def handle_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
         errors = [
             {"loc": list(err.get("loc", ())), "msg": err.get("msg"), "type": err.get("type")} for err in exc.errors()
         ]
         return JSONResponse(
-            _error_body("Request validation failed", "VALIDATION_ERROR", errors=errors),
-            status_code=422,
+            _error_body(VALIDATION_ERROR.detail, VALIDATION_ERROR.code, errors=errors),
+            status_code=VALIDATION_ERROR.status_code,
         )
 
-    @app.exception_handler(StarletteHTTPException)
-    def handle_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_STATUS_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
+    def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        known = _FRAMEWORK_CODES.get(exc.status_code)
+        code = known.code if known else f"HTTP_{exc.status_code}"
         return JSONResponse(_error_body(exc.detail, code), status_code=exc.status_code, headers=exc.headers)
 
-    @app.exception_handler(DBAPIError)
-    def handle_database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+    def handle_database_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DBAPIError)
         sqlstate = getattr(exc.orig, "pgcode", None)
-        if sqlstate == _LOCK_NOT_AVAILABLE:  # lock_timeout
-            error: DomainError = LockTimeout()
+        error: DomainError
+        if isinstance(exc, IntegrityError):
+            error = integrity_error_as_domain_error(exc)
+        elif sqlstate == _LOCK_NOT_AVAILABLE:  # lock_timeout
+            error = LockTimeout()
         elif sqlstate == _QUERY_CANCELED:  # statement_timeout (nothing else here cancels queries)
             error = StatementTimeout()
         elif isinstance(exc, OperationalError) or exc.connection_invalidated:
@@ -215,12 +224,10 @@ def install_error_handlers(app: FastAPI) -> None:
         logger.warning("database error %s on %s: %s", error.code, request.url.path, exc.orig)
         return handle_domain_error(request, error)
 
-    @app.exception_handler(PoolTimeoutError)
-    def handle_pool_timeout(request: Request, exc: PoolTimeoutError) -> JSONResponse:
+    def handle_pool_timeout(request: Request, exc: Exception) -> JSONResponse:
         logger.warning("connection pool exhausted on %s", request.url.path)
         return handle_domain_error(request, ServiceBusy())
 
-    @app.exception_handler(Exception)
     def handle_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         request_id = _request_id(request)
         # Handlers run outside the `except` block: pass the exception explicitly.
@@ -228,7 +235,14 @@ def install_error_handlers(app: FastAPI) -> None:
             "unhandled error on %s %s (request id %s)", request.method, request.url.path, request_id, exc_info=exc
         )
         return JSONResponse(
-            _error_body("Internal server error", "INTERNAL_ERROR", request_id=request_id),
-            status_code=500,
+            _error_body(INTERNAL_ERROR.detail, INTERNAL_ERROR.code, request_id=request_id),
+            status_code=INTERNAL_ERROR.status_code,
             headers={"X-Request-ID": request_id},
         )
+
+    app.add_exception_handler(DomainError, handle_domain_error)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, handle_http_error)
+    app.add_exception_handler(DBAPIError, handle_database_error)
+    app.add_exception_handler(PoolTimeoutError, handle_pool_timeout)
+    app.add_exception_handler(Exception, handle_unexpected_error)

@@ -113,7 +113,7 @@ def metrics() -> Response:
     """Prometheus exposition; sums every worker's samples in multi-process mode."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated in prometheus_client
         payload = generate_latest(registry)
     else:
         from prometheus_client import REGISTRY

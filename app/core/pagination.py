@@ -56,7 +56,7 @@ class PagedQuery:
     to statements SQLAlchemy has already compiled and cached.
     """
 
-    def __init__(self, statement: Select) -> None:
+    def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
         self._page = statement.limit(bindparam("limit")).offset(bindparam("offset"))
         self._count = select(func.count()).select_from(statement.order_by(None).subquery())
 
@@ -65,9 +65,9 @@ class PagedQuery:
         rows = connection.execute(self._page, {**params, "limit": page.limit, "offset": page.offset}).mappings().all()
         total = total_from_page(page, len(rows))
         if total is None:
-            total = connection.scalar(self._count, params)
+            total = connection.scalar(self._count, params) or 0
         return Page(rows, total)
 
 
-def total_header(page: Page) -> dict[str, str]:
+def total_header(page: Page[Any]) -> dict[str, str]:
     return {TOTAL_COUNT_HEADER: str(page.total)}

@@ -15,8 +15,8 @@ from functools import lru_cache
 import bcrypt
 import jwt
 
+from app.auth.errors import InvalidToken
 from app.core.config import Settings
-from app.core.errors import InvalidToken
 
 # Pinned server-side: a token never chooses its own algorithm (no `alg=none`, no RS/HS confusion).
 JWT_ALGORITHM = "HS256"

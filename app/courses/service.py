@@ -2,8 +2,8 @@
 
 from sqlalchemy import Engine, RowMapping, bindparam, select
 
-from app.core.errors import CourseNotFound
 from app.core.pagination import Page, PagedQuery, PageParams
+from app.courses.errors import CourseNotFound
 from app.courses.models import Course
 from app.semesters.service import ensure_semester_exists
 

@@ -1,5 +1,6 @@
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import DateTime, ForeignKey, SmallInteger, String, func
 from sqlalchemy.dialects.postgresql import JSONB
@@ -21,6 +22,6 @@ class IdempotencyKey(Base):
     # What the key was first used for, e.g. "register:42"; reuse for anything else is refused.
     request_fingerprint: Mapped[str] = mapped_column(String(100))
     response_status: Mapped[int] = mapped_column(SmallInteger)
-    response_body: Mapped[dict] = mapped_column(JSONB)
+    response_body: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

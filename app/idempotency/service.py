@@ -9,12 +9,14 @@ rolled back, and errors (409, 5xx) are never stored at all.
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from app.core.errors import IdempotencyKeyReused
+from app.core.db import rows_affected
+from app.idempotency.errors import IdempotencyKeyReused
 from app.idempotency.models import IdempotencyKey
 
 
@@ -25,7 +27,7 @@ class IdempotentRequest:
     fingerprint: str
 
 
-def find_stored_response(session: Session, request: IdempotentRequest, *, now: datetime) -> dict | None:
+def find_stored_response(session: Session, request: IdempotentRequest, *, now: datetime) -> dict[str, Any] | None:
     stored = session.execute(
         select(IdempotencyKey.request_fingerprint, IdempotencyKey.response_body).where(
             IdempotencyKey.student_id == request.student_id,
@@ -37,10 +39,13 @@ def find_stored_response(session: Session, request: IdempotentRequest, *, now: d
         return None
     if stored.request_fingerprint != request.fingerprint:
         raise IdempotencyKeyReused()
-    return stored.response_body
+    body: dict[str, Any] = stored.response_body
+    return body
 
 
-def store_response(session: Session, request: IdempotentRequest, *, body: dict, now: datetime, ttl: timedelta) -> None:
+def store_response(
+    session: Session, request: IdempotentRequest, *, body: dict[str, Any], now: datetime, ttl: timedelta
+) -> None:
     """Remember a successful response; an expired entry under the same key is replaced."""
     statement = insert(IdempotencyKey).values(
         student_id=request.student_id,
@@ -67,4 +72,5 @@ def store_response(session: Session, request: IdempotentRequest, *, body: dict, 
 
 def purge_expired(session: Session, *, now: datetime) -> int:
     with session.begin():
-        return session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= now)).rowcount
+        expired = delete(IdempotencyKey).where(IdempotencyKey.expires_at <= now)
+        return rows_affected(session.execute(expired))

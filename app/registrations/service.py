@@ -9,84 +9,57 @@ the lock is what limits the throughput of a popular course.
 """
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine, Integer, Row, RowMapping, bindparam, case, delete, func, select, update
+from pydantic import Field
+from sqlalchemy import Engine, Integer, Row, RowMapping, Table, bindparam, case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.core.errors import (
-    AlreadyRegistered,
-    CourseFull,
-    CourseNotFound,
-    InvalidToken,
-    NotRegistered,
-    RegistrationClosed,
-)
+from app.auth.errors import InvalidToken
+from app.core.db import rows_affected
 from app.core.pagination import Page, PagedQuery, PageParams
+from app.courses.errors import CourseNotFound
 from app.courses.models import Course
 from app.idempotency import service as idempotency
 from app.idempotency.service import IdempotentRequest
+from app.registrations.errors import AlreadyRegistered, CourseFull, NotRegistered
 from app.registrations.models import CourseRegistration, RegistrationStatus
+from app.registrations.rules import SeatCounters, ensure_window_open, place_registration, vacate
+from app.registrations.schemas import DropRead, RegistrationRead
 from app.semesters.models import Semester
 from app.semesters.service import ensure_semester_exists
 
 DEFAULT_IDEMPOTENCY_TTL = timedelta(hours=24)
 
-
-@dataclass(frozen=True, slots=True)
-class RegistrationResult:
-    course_id: int
-    status: RegistrationStatus
-    reserve_position: int | None
-    # True when an Idempotency-Key retry got the stored first answer.
-    replayed: bool = False
-
-    def response_body(self) -> dict:
-        return {"course_id": self.course_id, "status": self.status.value, "reserve_position": self.reserve_position}
-
-    @classmethod
-    def replay(cls, body: dict) -> "RegistrationResult":
-        return cls(body["course_id"], RegistrationStatus(body["status"]), body["reserve_position"], replayed=True)
+# The locked course row: its counters and its semester's window (see _LOCK_COURSE).
+LockedCourse = Row[*tuple[Any, ...]]
 
 
-@dataclass(frozen=True, slots=True)
-class DropResult:
-    course_id: int
-    dropped_status: RegistrationStatus
-    promoted_student_id: uuid.UUID | None
-    promoted_from_position: int | None
-    replayed: bool = False
+class RegistrationResult(RegistrationRead):
+    """The answer to a register, as the client sees it."""
 
-    def response_body(self) -> dict:
-        return {
-            "course_id": self.course_id,
-            "dropped_status": self.dropped_status.value,
-            "promoted_student_id": str(self.promoted_student_id) if self.promoted_student_id else None,
-            "promoted_from_position": self.promoted_from_position,
-        }
+    # True when an Idempotency-Key retry got the stored first answer; never in the body.
+    replayed: bool = Field(default=False, exclude=True)
 
-    @classmethod
-    def replay(cls, body: dict) -> "DropResult":
-        promoted = body["promoted_student_id"]
-        return cls(
-            body["course_id"],
-            RegistrationStatus(body["dropped_status"]),
-            uuid.UUID(promoted) if promoted else None,
-            body["promoted_from_position"],
-            replayed=True,
-        )
+
+class DropResult(DropRead):
+    """The answer to a drop, as the client sees it."""
+
+    replayed: bool = Field(default=False, exclude=True)
 
 
 # The statements that run while a course row is locked are built once, here, on
 # the tables rather than the ORM entities: executing them then costs no SQL
 # construction, no cache-key generation and no ORM bookkeeping, and the lock is
 # held for as little Python as possible (docs/performance.md).
-_courses = Course.__table__
-_registrations = CourseRegistration.__table__
-_semesters = Semester.__table__
+# (`__table__` is typed as any FromClause; on a mapped class it is its Table.)
+_courses = cast(Table, Course.__table__)
+_registrations = cast(Table, CourseRegistration.__table__)
+_semesters = cast(Table, Semester.__table__)
 
 # FOR UPDATE OF courses: the semester is joined only to read its window, and must
 # not be locked, or every registration in the semester would serialise.
@@ -178,7 +151,47 @@ _SHIFT_RESERVE_LIST_AND_SET_COUNTERS = _SET_COUNTERS.add_cte(_shifted).returning
 )
 
 
-def _lock_course(session: Session, *, course_id: int) -> Row:
+_Answer = TypeVar("_Answer", RegistrationResult, DropResult)
+
+
+def _locked_write(
+    session: Session,
+    *,
+    action: str,
+    student_id: uuid.UUID,
+    course_id: int,
+    now: datetime,
+    idempotency_key: str | None,
+    idempotency_ttl: timedelta,
+    answer_type: type[_Answer],
+    decide_and_write: Callable[[LockedCourse], _Answer],
+) -> _Answer:
+    """The skeleton of every locked registration write: one transaction that
+
+    1. locks the course row (the only lock it takes) and reads its counters and window;
+    2. replays the stored answer when this is a retry of an Idempotency-Key;
+    3. refuses outside the registration window;
+    4. decides and writes (`decide_and_write`, given the locked row);
+    5. stores the answer for retries, in the same transaction as the change.
+
+    Any error rolls the whole transaction back: nothing is stored for a refusal.
+    """
+    retry = IdempotentRequest(student_id, idempotency_key, f"{action}:{course_id}") if idempotency_key else None
+    with session.begin():
+        course = _lock_course(session, course_id=course_id)
+        if retry and (stored := idempotency.find_stored_response(session, retry, now=now)):
+            return answer_type.model_validate({**stored, "replayed": True})
+        ensure_window_open(
+            registration_start=course.registration_start, registration_end=course.registration_end, now=now
+        )
+        answer = decide_and_write(course)
+        if retry:
+            body = answer.model_dump(mode="json")
+            idempotency.store_response(session, retry, body=body, now=now, ttl=idempotency_ttl)
+    return answer
+
+
+def _lock_course(session: Session, *, course_id: int) -> LockedCourse:
     """Lock the course row and return its counters and registration window."""
     course = session.execute(_LOCK_COURSE, {"course": course_id}).one_or_none()
     if course is None:
@@ -186,20 +199,17 @@ def _lock_course(session: Session, *, course_id: int) -> Row:
     return course
 
 
-def _ensure_registration_open(course: Row, *, now: datetime) -> None:
-    if not (course.registration_start <= now < course.registration_end):
-        raise RegistrationClosed()
+def _seat_counters(course: LockedCourse) -> SeatCounters:
+    return SeatCounters(course.max_capacity, course.reserve_limit, course.enrolled_count, course.reserved_count)
 
 
 def _is_registered(session: Session, *, student_id: uuid.UUID, course_id: int) -> bool:
-    return (
-        session.scalar(
-            select(CourseRegistration.id).where(
-                CourseRegistration.student_id == student_id, CourseRegistration.course_id == course_id
-            )
+    registration = session.scalar(
+        select(CourseRegistration.id).where(
+            CourseRegistration.student_id == student_id, CourseRegistration.course_id == course_id
         )
-        is not None
     )
+    return registration is not None
 
 
 def register(
@@ -212,36 +222,25 @@ def register(
     idempotency_ttl: timedelta = DEFAULT_IDEMPOTENCY_TTL,
 ) -> RegistrationResult:
     """Enroll while seats are free, else join the tail of the reserve list."""
-    retry = IdempotentRequest(student_id, idempotency_key, f"register:{course_id}") if idempotency_key else None
-    with session.begin():
-        course = _lock_course(session, course_id=course_id)
-        if retry and (stored := idempotency.find_stored_response(session, retry, now=now)):
-            return RegistrationResult.replay(stored)
-        _ensure_registration_open(course, now=now)
 
-        enrolled, reserved = course.enrolled_count, course.reserved_count
-        if enrolled < course.max_capacity:
-            enrolled += 1
-            result = RegistrationResult(course_id, RegistrationStatus.ENROLLED, None)
-        elif reserved < course.reserve_limit:
-            reserved += 1
-            result = RegistrationResult(course_id, RegistrationStatus.RESERVED, reserved)
-        else:
+    def decide_and_write(course: LockedCourse) -> RegistrationResult:
+        try:
+            placement = place_registration(_seat_counters(course))
+        except CourseFull:
             # Full: an existing registration is the better answer to give.
             if _is_registered(session, student_id=student_id, course_id=course_id):
-                raise AlreadyRegistered()
-            raise CourseFull()
-
+                raise AlreadyRegistered() from None
+            raise
         try:
             counted = session.execute(
                 _INSERT_REGISTRATION_AND_COUNT,
                 {
                     "student": student_id,
                     "course": course_id,
-                    "new_status": result.status,
-                    "new_position": result.reserve_position,
-                    "new_enrolled_count": enrolled,
-                    "new_reserved_count": reserved,
+                    "new_status": placement.status,
+                    "new_position": placement.reserve_position,
+                    "new_enrolled_count": placement.enrolled_count,
+                    "new_reserved_count": placement.reserved_count,
                 },
             )
         except IntegrityError as error:
@@ -249,11 +248,23 @@ def register(
             if getattr(error.orig, "pgcode", None) == _FOREIGN_KEY_VIOLATION:
                 raise InvalidToken("The student in this token no longer exists") from error
             raise
-        if counted.rowcount == 0:
+        if rows_affected(counted) == 0:
             raise AlreadyRegistered()
-        if retry:
-            idempotency.store_response(session, retry, body=result.response_body(), now=now, ttl=idempotency_ttl)
-    return result
+        return RegistrationResult(
+            course_id=course_id, status=placement.status, reserve_position=placement.reserve_position
+        )
+
+    return _locked_write(
+        session,
+        action="register",
+        student_id=student_id,
+        course_id=course_id,
+        now=now,
+        idempotency_key=idempotency_key,
+        idempotency_ttl=idempotency_ttl,
+        answer_type=RegistrationResult,
+        decide_and_write=decide_and_write,
+    )
 
 
 def drop(
@@ -270,44 +281,44 @@ def drop(
     Dropping an enrolled registration frees a seat, which reserve position 1 takes
     at once. Dropping a reserved one closes the gap it leaves in the list.
     """
-    retry = IdempotentRequest(student_id, idempotency_key, f"drop:{course_id}") if idempotency_key else None
-    with session.begin():
-        course = _lock_course(session, course_id=course_id)
-        if retry and (stored := idempotency.find_stored_response(session, retry, now=now)):
-            return DropResult.replay(stored)
-        _ensure_registration_open(course, now=now)
 
+    def decide_and_write(course: LockedCourse) -> DropResult:
         dropped = session.execute(_DELETE_REGISTRATION, {"student": student_id, "course": course_id}).one_or_none()
         if dropped is None:
             raise NotRegistered()
-
-        enrolled, reserved = course.enrolled_count, course.reserved_count
-        if dropped.status == RegistrationStatus.RESERVED:
-            vacated_position, reserved = dropped.reserve_position, reserved - 1
-        elif reserved > 0:
-            # The freed seat goes to position 1: treat the seat as "position 0".
-            vacated_position, reserved = 0, reserved - 1
-        else:
-            vacated_position, enrolled = None, enrolled - 1
-
-        counters = {"course": course_id, "new_enrolled_count": enrolled, "new_reserved_count": reserved}
-        if vacated_position is None:
+        vacancy = vacate(
+            _seat_counters(course), dropped_status=dropped.status, dropped_position=dropped.reserve_position
+        )
+        counters = {
+            "course": course_id,
+            "new_enrolled_count": vacancy.enrolled_count,
+            "new_reserved_count": vacancy.reserved_count,
+        }
+        promoted_student_id = None
+        if vacancy.vacated_position is None:
             session.execute(_SET_COUNTERS, counters)
-            promoted_student_id = None
         else:
             promoted_student_id = session.scalar(
-                _SHIFT_RESERVE_LIST_AND_SET_COUNTERS, {**counters, "vacated_position": vacated_position}
+                _SHIFT_RESERVE_LIST_AND_SET_COUNTERS, {**counters, "vacated_position": vacancy.vacated_position}
             )
-
-        result = DropResult(
+        return DropResult(
             course_id=course_id,
             dropped_status=dropped.status,
             promoted_student_id=promoted_student_id,
             promoted_from_position=1 if promoted_student_id is not None else None,
         )
-        if retry:
-            idempotency.store_response(session, retry, body=result.response_body(), now=now, ttl=idempotency_ttl)
-    return result
+
+    return _locked_write(
+        session,
+        action="drop",
+        student_id=student_id,
+        course_id=course_id,
+        now=now,
+        idempotency_key=idempotency_key,
+        idempotency_ttl=idempotency_ttl,
+        answer_type=DropResult,
+        decide_and_write=decide_and_write,
+    )
 
 
 # Shaped like MyCourseRead. The page alone is one statement in the common case;

@@ -1,7 +1,6 @@
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, DateTime, Identity, String
-from sqlalchemy.ext.hybrid import hybrid_method
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, TimestampMixin
@@ -16,8 +15,3 @@ class Semester(TimestampMixin, Base):
     # Registration is open for start <= now < end.
     registration_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     registration_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-    @hybrid_method
-    def is_registration_open(self, now: datetime) -> bool:
-        # `&`, not a chained comparison, so this also builds the SQL expression.
-        return (self.registration_start <= now) & (now < self.registration_end)

@@ -2,20 +2,24 @@
 
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, RowMapping, bindparam, select
+from sqlalchemy import Connection, DateTime, Engine, RowMapping, bindparam, select
 
-from app.core.errors import SemesterNotFound
 from app.core.pagination import Page, PagedQuery, PageParams
+from app.semesters.errors import SemesterNotFound
 from app.semesters.models import Semester
 
-# Exactly the fields of SemesterRead; the window is judged at the app's `now`,
-# the same clock registering judges it by.
+# The window is judged at the app's `now`, the same clock registering judges it
+# by (app/registrations/rules.py: start inclusive, end exclusive).
+_NOW = bindparam("now", type_=DateTime(timezone=True))
+_IS_REGISTRATION_OPEN = (Semester.registration_start <= _NOW) & (Semester.registration_end > _NOW)
+
+# Exactly the fields of SemesterRead.
 _SEMESTER_FIELDS = select(
     Semester.id,
     Semester.name,
     Semester.registration_start,
     Semester.registration_end,
-    Semester.is_registration_open(bindparam("now")).label("is_registration_open"),
+    _IS_REGISTRATION_OPEN.label("is_registration_open"),
 )
 _SEMESTERS = PagedQuery(_SEMESTER_FIELDS.order_by(Semester.registration_start, Semester.id))
 _SEMESTER = _SEMESTER_FIELDS.where(Semester.id == bindparam("semester"))

@@ -1,0 +1,34 @@
+"""Errors of logging in and of bearer tokens."""
+
+from app.core.errors import BEARER_CHALLENGE, DomainError
+
+
+class NotAuthenticated(DomainError):
+    status_code = 401
+    code = "NOT_AUTHENTICATED"
+    detail = "Not authenticated"
+    headers = BEARER_CHALLENGE
+
+
+class InvalidToken(DomainError):
+    status_code = 401
+    code = "INVALID_TOKEN"
+    detail = "Invalid or expired token"
+    headers = BEARER_CHALLENGE
+
+
+class InvalidCredentials(DomainError):
+    status_code = 401
+    code = "INVALID_CREDENTIALS"
+    detail = "Incorrect student number or password"
+    headers = BEARER_CHALLENGE
+
+
+class TooManyLoginAttempts(DomainError):
+    status_code = 429
+    code = "TOO_MANY_LOGIN_ATTEMPTS"
+    detail = "Too many failed logins; try again later"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__()
+        self.headers = {"Retry-After": str(retry_after_seconds)}
