@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from app.registrations.errors import AlreadyRegistered, RegistrationClosed
 from app.registrations import service
+from app.registrations.errors import AlreadyRegistered, RegistrationClosed
 from app.registrations.models import RegistrationStatus
 from app.semesters.models import Semester
 
