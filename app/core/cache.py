@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 
@@ -109,10 +110,24 @@ class ResponseCache:
         return response
 
 
+def _declared_names(dependant: Dependant, kind: str) -> set[str]:
+    """The names of the path or query parameters a route and its dependencies declare."""
+    names = {param.alias for param in getattr(dependant, kind)}
+    for sub_dependant in dependant.dependencies:
+        names |= _declared_names(sub_dependant, kind)
+    return names
+
+
 class CachedRoute(APIRoute):
-    """A route whose answers are kept in `app.state.response_cache`, keyed by method,
-    path and query string. For public GET routes only: the key ignores every
-    header, the bearer token included. Errors raised by the endpoint are never kept.
+    """A route whose answers are kept in `app.state.response_cache`. For public GET
+    routes only: the key ignores every header, the bearer token included. Errors
+    raised by the endpoint are never kept.
+
+    The key is the route and the values of the parameters it declares, never the
+    raw path or query string: unknown query parameters and their order change
+    nothing, so a client cannot make many entries out of one answer. Ids and
+    page numbers have one accepted spelling (app/core/params.py), and only
+    answers of status 200 are kept, so every key names one validated request.
 
     Only reads may be cached: a route with any other method refuses to be built,
     so a write can never be put on a cached router by mistake.
@@ -125,14 +140,22 @@ class CachedRoute(APIRoute):
         methods = self.methods or set()
         if not methods or not methods <= self.CACHEABLE_METHODS:
             raise TypeError(f"CachedRoute serves GET and HEAD only; {path} asks for {', '.join(sorted(methods))}")
+        self._path_names = tuple(sorted(_declared_names(self.dependant, "path_params")))
+        self._query_names = tuple(sorted(_declared_names(self.dependant, "query_params")))
+
+    def cache_key(self, request: Request) -> Hashable:
+        path_params, query = request.path_params, request.query_params
+        return (
+            self.path,
+            tuple(path_params.get(name) for name in self._path_names),
+            tuple(query.get(name) for name in self._query_names),
+        )
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
 
         async def handle_through_cache(request: Request) -> Response:
             cache: ResponseCache = request.app.state.response_cache
-            scope = request.scope
-            key = (scope["method"], scope["path"], scope["query_string"])
-            return await cache.get(key, lambda: handle(request))
+            return await cache.get(self.cache_key(request), lambda: handle(request))
 
         return handle_through_cache

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Depends, Query
 from sqlalchemy import Connection, RowMapping, Select, bindparam, func, select
 
+from app.core.params import MAX_INT4, StrictInt
+
 DEFAULT_PAGE_SIZE = 500
 MAX_PAGE_SIZE = 1000
 TOTAL_COUNT_HEADER = "X-Total-Count"
@@ -32,8 +34,8 @@ class Page(Generic[T]):
 
 
 async def page_params(
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = DEFAULT_PAGE_SIZE,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="Items to skip")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size"), StrictInt] = DEFAULT_PAGE_SIZE,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT4, description="Items to skip"), StrictInt] = 0,
 ) -> PageParams:
     return PageParams(limit=limit, offset=offset)
 
