@@ -13,6 +13,7 @@ from app.core.cache import ResponseCache
 from app.core.config import Settings, get_settings
 from app.core.cors import BrowserCORSMiddleware
 from app.core.db import create_db_engine, create_read_engine, create_session_factory
+from app.core.edge import AllowedHostsMiddleware, HeadAsGetMiddleware
 from app.core.errors import error_responses, install_error_handlers
 from app.core.limits import BodySizeLimitMiddleware
 from app.core.observability import RequestContextMiddleware, metrics_router
@@ -43,6 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description="Register for courses during the registration rush: enrollment, reserve lists, promotion.",
         lifespan=lifespan,
+        # Starlette's slash redirects are absolute URLs built from the client's Host
+        # header; no route of ours needs one (/semesters is served as /semesters/).
+        redirect_slashes=False,
     )
     # The engine connects lazily: the app starts even while the database is down.
     app.state.settings = settings
@@ -69,5 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
         expose_headers=["X-Request-ID", "X-Total-Count", "Retry-After", "Idempotent-Replayed"],
     )
+    app.add_middleware(HeadAsGetMiddleware)
+    if "*" not in settings.allowed_host_names:
+        app.add_middleware(AllowedHostsMiddleware, allowed_hosts=settings.allowed_host_names)
     app.add_middleware(RequestContextMiddleware, log_requests=settings.request_log)
     return app

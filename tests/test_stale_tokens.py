@@ -1,6 +1,9 @@
 """A token outlives its student: a validly signed token for a deleted student."""
 
-from sqlalchemy import delete, func, select
+import uuid
+
+import pytest
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import Session
 
 from app.registrations.models import CourseRegistration
@@ -24,3 +27,48 @@ def test_register_with_the_token_of_a_deleted_student_is_401_and_writes_nothing(
     with Session(engine) as session:
         rows = session.scalar(select(func.count()).where(CourseRegistration.course_id == course.id))
     assert rows == 0
+
+
+def _token_for_nobody(factory) -> dict[str, str]:
+    """A validly signed token for a student id that never existed."""
+    from app.core.security import create_access_token
+
+    token = create_access_token(student_id=uuid.uuid4(), student_number="GHOST", settings=factory.settings)
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/auth/me"),
+        ("GET", "/semesters/{semester}/my-courses"),
+        ("POST", "/courses/{course}/register"),
+        ("POST", "/courses/{course}/drop"),
+    ],
+)
+def test_every_authenticated_route_answers_401_for_a_student_who_does_not_exist(client, factory, method, path):
+    course = factory.course()
+    headers = _token_for_nobody(factory)
+    response = client.request(method, path.format(semester=course.semester_id, course=course.id), headers=headers)
+    assert response.status_code == 401
+    assert response.json()["code"] == "INVALID_TOKEN"
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_a_token_is_checked_against_the_students_once_then_remembered(app, client, factory):
+    semester = factory.semester()
+    student = factory.student()
+    headers = factory.auth(student)
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(app.state.read_engine, "before_cursor_execute", record)
+    try:
+        for _ in range(3):
+            assert client.get(f"/semesters/{semester.id}/my-courses", headers=headers).status_code == 200
+    finally:
+        event.remove(app.state.read_engine, "before_cursor_execute", record)
+    lookups = [statement for statement in statements if "FROM students" in statement]
+    assert len(lookups) == 1, statements

@@ -1,7 +1,7 @@
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session
 
 from app.auth import throttle
@@ -49,6 +49,16 @@ def authenticate(
     with session.begin():
         throttle.clear(session, student_scope)  # the student's failures start again from nothing
     return student
+
+
+_STUDENT_EXISTS = select(Student.id).where(Student.id == bindparam("student"))
+
+
+def ensure_student_exists(engine: Engine, student_id: uuid.UUID) -> None:
+    """One autocommit statement on the read engine; InvalidToken when the student is gone."""
+    with engine.connect() as connection:
+        if connection.scalar(_STUDENT_EXISTS, {"student": student_id}) is None:
+            raise InvalidToken("The student in this token no longer exists")
 
 
 def get_student(session: Session, *, student_id: uuid.UUID) -> Student:

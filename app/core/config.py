@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     # the API never uses cookies (credentials stay off).
     cors_allowed_origins: str | None = None
 
+    # Host names this API answers to, comma-separated; "*.example.edu" matches its
+    # subdomains. A request naming another host is refused with 400 INVALID_HOST.
+    # "*" (the default) accepts any: no answer of ours ever repeats the Host header
+    # (no absolute redirects), so this is a second line, set it in production.
+    allowed_hosts: str = "*"
+
     log_level: str = "INFO"
     # One structured line per request on the "app.access" logger.
     request_log: bool = True
@@ -104,6 +110,10 @@ class Settings(BaseSettings):
         if self.environment == "production":
             return []
         return [f"http://{host}:{port}" for host in ("localhost", "127.0.0.1") for port in (3000, 5173)]
+
+    @property
+    def allowed_host_names(self) -> list[str]:
+        return [host.strip().lower() for host in self.allowed_hosts.split(",") if host.strip()]
 
     def require_database_url(self) -> str:
         if not self.database_url:

@@ -205,7 +205,11 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         known = _FRAMEWORK_CODES.get(exc.status_code)
         code = known.code if known else f"HTTP_{exc.status_code}"
-        return JSONResponse(_error_body(exc.detail, code), status_code=exc.status_code, headers=exc.headers)
+        headers = dict(exc.headers or {})
+        allow = headers.get("Allow", "")
+        if "GET" in allow.split(", ") and "HEAD" not in allow:
+            headers["Allow"] = f"{allow}, HEAD"  # every GET route answers HEAD (app/core/edge.py)
+        return JSONResponse(_error_body(exc.detail, code), status_code=exc.status_code, headers=headers)
 
     def handle_database_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DBAPIError)

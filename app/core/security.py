@@ -124,18 +124,33 @@ class AccessTokens:
         self._lock = threading.Lock()
         self._verified: OrderedDict[str, TokenSubject] = OrderedDict()
 
-    def verify(self, token: str) -> TokenSubject:
+    def remembered(self, token: str) -> TokenSubject | None:
+        """The subject of a token verified before, if it is still valid; None if
+        this token was never verified here (or was forgotten)."""
         with self._lock:
             subject = self._verified.get(token)
-            if subject is not None:
-                if self._clock() < subject.expires_at:
-                    self._verified.move_to_end(token)
-                    return subject
-                del self._verified[token]
-                raise InvalidToken()
-        subject = decode_access_token(token, settings=self._settings)
+            if subject is None:
+                return None
+            if self._clock() < subject.expires_at:
+                self._verified.move_to_end(token)
+                return subject
+            del self._verified[token]
+        raise InvalidToken()
+
+    def decode(self, token: str) -> TokenSubject:
+        """Check the signature and claims; remembers nothing (see `remember`)."""
+        return decode_access_token(token, settings=self._settings)
+
+    def remember(self, token: str, subject: TokenSubject) -> None:
         with self._lock:
             self._verified[token] = subject
             while len(self._verified) > self._max_entries:
                 self._verified.popitem(last=False)
+
+    def verify(self, token: str) -> TokenSubject:
+        """Remembered, or decoded and remembered."""
+        subject = self.remembered(token)
+        if subject is None:
+            subject = self.decode(token)
+            self.remember(token, subject)
         return subject

@@ -16,6 +16,7 @@ _SEMESTER_LIST = JSONBody(list[SemesterRead])
 
 
 @router.get("/", response_model=list[SemesterRead])
+@router.get("", response_model=list[SemesterRead], include_in_schema=False)  # the same, without a redirect
 def list_semesters(page: PageDep, engine: ReadEngineDep) -> Response:
     """All semesters, oldest registration window first; the total is in `X-Total-Count`."""
     result = service.list_semesters(engine, page=page, now=datetime.now(UTC))
