@@ -14,9 +14,10 @@ from app.core.config import Settings, get_settings
 from app.core.cors import BrowserCORSMiddleware
 from app.core.db import create_db_engine, create_read_engine, create_session_factory
 from app.core.edge import AllowedHostsMiddleware, HeadAsGetMiddleware
-from app.core.errors import error_responses, install_error_handlers
+from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimitMiddleware
 from app.core.observability import RequestContextMiddleware, metrics_router
+from app.core.openapi import install_openapi, operation_id
 from app.core.security import LOGIN_TURNS, AccessTokens, dummy_password_hash
 from app.courses.router import router as courses_router
 from app.health import router as health_router
@@ -44,6 +45,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description="Register for courses during the registration rush: enrollment, reserve lists, promotion.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        # Served by install_openapi from local assets, when enabled.
+        docs_url=None,
+        redoc_url=None,
         # Starlette's slash redirects are absolute URLs built from the client's Host
         # header; no route of ours needs one (/semesters is served as /semesters/).
         redirect_slashes=False,
@@ -57,10 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.access_tokens = AccessTokens(settings)
 
     install_error_handlers(app)
-    # Every domain's errors are defined by now (the routers import their services).
-    responses = error_responses()
     for router in (health_router, metrics_router, auth_router, semesters_router, courses_router, registrations_router):
-        app.include_router(router, responses=responses)
+        app.include_router(router)
+    install_openapi(app, docs_enabled=settings.serve_docs)
 
     # Added innermost first: the request context wraps everything, so even a 413
     # or a CORS preflight gets a request id, a log line and a metric.

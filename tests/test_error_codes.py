@@ -41,11 +41,26 @@ def test_the_readme_table_lists_every_code_with_its_status(app):
 
 
 def test_the_openapi_document_names_every_code_under_its_status(app):
-    register = app.openapi()["paths"]["/courses/{course_id}/register"]["post"]["responses"]
-    for error in ERROR_CODES.values():
-        if error.status_code == 405:
-            continue  # never documented on a route that exists
-        assert error.code in register[str(error.status_code)]["description"], error.code
+    document = app.openapi()
+    described: dict[str, set[int]] = {}
+    responses = [
+        (int(status), response)
+        for path_item in document["paths"].values()
+        for operation in path_item.values()
+        for status, response in operation["responses"].items()
+        if status != "200"
+    ]
+    components = document["components"]["responses"]
+    responses += [
+        (404, components["NotFound"]),
+        (405, components["MethodNotAllowed"]),
+        (400, components["CorsPreflightRefused"]),
+    ]
+    for status, response in responses:
+        for code in re.findall(r"[A-Z][A-Z_]{3,}", response["description"].split(":", 1)[1]):
+            described.setdefault(code, set()).add(status)
+    assert described == {code: {error.status_code} for code, error in ERROR_CODES.items()}
+    assert document["components"]["schemas"]["ErrorBody"]["properties"]["code"]["enum"] == sorted(ERROR_CODES)
 
 
 def _allowed_codes_in_load_client() -> set[str]:

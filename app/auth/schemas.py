@@ -5,9 +5,21 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from app.core.security import BCRYPT_MAX_PASSWORD_BYTES
 
 
+# In the schema too, so a generated client knows the limits the server enforces.
+_NO_NUL = r"^[^\x00]*$"
+
+
 class LoginRequest(BaseModel):
-    student_number: str = Field(min_length=1, max_length=32, examples=["STU10000"])
-    password: str = Field(min_length=1, examples=["test123"])
+    student_number: str = Field(
+        min_length=1, max_length=32, pattern=_NO_NUL, examples=["STU10000"], description="No NUL characters"
+    )
+    password: str = Field(
+        min_length=1,
+        max_length=BCRYPT_MAX_PASSWORD_BYTES,
+        pattern=_NO_NUL,
+        examples=["test123"],
+        description=f"At most {BCRYPT_MAX_PASSWORD_BYTES} bytes in UTF-8 (bcrypt reads no more); no NUL characters",
+    )
 
     @field_validator("student_number", "password")
     @classmethod

@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     # (no absolute redirects), so this is a second line, set it in production.
     allowed_hosts: str = "*"
 
+    # Swagger UI (/docs) and ReDoc (/redoc), from local assets. Unset: on, except
+    # in production. /openapi.json is always served (clients generate from it).
+    docs_enabled: bool | None = None
+
     log_level: str = "INFO"
     # One structured line per request on the "app.access" logger.
     request_log: bool = True
@@ -110,6 +114,10 @@ class Settings(BaseSettings):
         if self.environment == "production":
             return []
         return [f"http://{host}:{port}" for host in ("localhost", "127.0.0.1") for port in (3000, 5173)]
+
+    @property
+    def serve_docs(self) -> bool:
+        return self.docs_enabled if self.docs_enabled is not None else self.environment != "production"
 
     @property
     def allowed_host_names(self) -> list[str]:

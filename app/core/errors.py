@@ -125,11 +125,9 @@ _FRAMEWORK_CODES = {
     for status, code, detail in (
         (400, "BAD_REQUEST", "Request body that cannot be decoded"),
         (401, "NOT_AUTHENTICATED", "Not authenticated"),
-        (403, "FORBIDDEN", "Forbidden"),
         (404, "NOT_FOUND", "Not found"),
         (405, "METHOD_NOT_ALLOWED", "Method not allowed"),
         (413, "PAYLOAD_TOO_LARGE", "Request body too large"),
-        (429, "TOO_MANY_REQUESTS", "Too many requests"),
     )
 }
 VALIDATION_ERROR = register_code("VALIDATION_ERROR", 422, "Request validation failed")
@@ -139,35 +137,6 @@ INTERNAL_ERROR = register_code("INTERNAL_ERROR", 500, "Internal server error")
 _LOCK_NOT_AVAILABLE = "55P03"
 _QUERY_CANCELED = "57014"
 _FOREIGN_KEY_VIOLATION = "23503"
-
-_STATUS_DESCRIPTIONS = {
-    400: "Request body that cannot be decoded (not UTF-8)",
-    401: "Missing, invalid or expired token, or wrong credentials",
-    403: "Forbidden",
-    404: "Not found",
-    405: "Method not allowed",
-    409: "Conflict with the current state",
-    413: "Request body too large",
-    422: "Malformed request",
-    429: "Too many requests; see Retry-After",
-    500: "Internal error; quote the request_id",
-    503: "Temporarily unavailable; retry after Retry-After seconds",
-}
-
-
-def error_responses() -> dict[int | str, dict[str, Any]]:
-    """The error statuses documented on every route, each naming its codes."""
-    by_status: dict[int, list[str]] = {}
-    for error in ERROR_CODES.values():
-        by_status.setdefault(error.status_code, []).append(error.code)
-    return {
-        status: {
-            "model": ErrorBody,
-            "description": f"{_STATUS_DESCRIPTIONS.get(status, 'Error')}: {', '.join(sorted(codes))}",
-        }
-        for status, codes in sorted(by_status.items())
-        if status != 405  # never on a route that exists with this method
-    }
 
 
 def _error_body(detail: Any, code: str, **extra: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 
 from app.core.cache import CachedRoute
 from app.core.db import ReadEngineDep
+from app.core.openapi import DATABASE, INPUT, TOTAL_COUNT_HEADER_DOC, errors, ok
 from app.core.pagination import PageDep, total_header
 from app.core.params import CourseId, SemesterId
 from app.core.responses import JSONBody
@@ -20,7 +21,11 @@ _COURSE = JSONBody(CourseRead)
 _COURSE_LIST = JSONBody(list[CourseRead])
 
 
-@router.get("/semesters/{semester_id}/courses", response_model=list[CourseRead])
+@router.get(
+    "/semesters/{semester_id}/courses",
+    response_model=list[CourseRead],
+    responses={**ok(total=TOTAL_COUNT_HEADER_DOC), **errors(INPUT, DATABASE, ("SEMESTER_NOT_FOUND",))},
+)
 def list_semester_courses(semester_id: SemesterId, page: PageDep, engine: ReadEngineDep) -> Response:
     """The semester's courses with their seat counts (at most `CATALOGUE_CACHE_SECONDS`
     old); the total is in `X-Total-Count`."""
@@ -28,7 +33,7 @@ def list_semester_courses(semester_id: SemesterId, page: PageDep, engine: ReadEn
     return _COURSE_LIST.response(result.items, headers=total_header(result))
 
 
-@router.get("/courses/{course_id}", response_model=CourseRead)
+@router.get("/courses/{course_id}", response_model=CourseRead, responses=errors(INPUT, DATABASE, ("COURSE_NOT_FOUND",)))
 def read_course(course_id: CourseId, engine: ReadEngineDep) -> Response:
     """One course with its seat counts (at most `CATALOGUE_CACHE_SECONDS` old)."""
     return _COURSE.response(service.get_course(engine, course_id=course_id))

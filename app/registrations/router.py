@@ -5,6 +5,16 @@ from fastapi import APIRouter, Header, Request, Response
 
 from app.auth.dependencies import CurrentStudent
 from app.core.db import ReadEngineDep, SessionDep
+from app.core.openapi import (
+    AUTHENTICATED,
+    DATABASE,
+    INPUT,
+    REPLAYED_HEADER_DOC,
+    TOTAL_COUNT_HEADER_DOC,
+    WRITE,
+    errors,
+    ok,
+)
 from app.core.pagination import PageDep, total_header
 from app.core.params import CourseId, SemesterId
 from app.core.responses import JSONBody
@@ -38,7 +48,19 @@ def _replay_header(result: service.RegistrationResult | service.DropResult) -> d
     return {REPLAYED_HEADER: "true"} if result.replayed else {}
 
 
-@router.post("/courses/{course_id}/register", response_model=RegistrationRead)
+@router.post(
+    "/courses/{course_id}/register",
+    response_model=RegistrationRead,
+    responses={
+        **ok(replayed=REPLAYED_HEADER_DOC),
+        **errors(
+            AUTHENTICATED,
+            INPUT,
+            WRITE,
+            ("COURSE_NOT_FOUND", "ALREADY_REGISTERED", "COURSE_FULL", "REGISTRATION_CLOSED", "IDEMPOTENCY_KEY_REUSED"),
+        ),
+    },
+)
 def register_for_course(
     course_id: CourseId,
     student: CurrentStudent,
@@ -58,7 +80,19 @@ def register_for_course(
     return _REGISTRATION.response(result, headers=_replay_header(result))
 
 
-@router.post("/courses/{course_id}/drop", response_model=DropRead)
+@router.post(
+    "/courses/{course_id}/drop",
+    response_model=DropRead,
+    responses={
+        **ok(replayed=REPLAYED_HEADER_DOC),
+        **errors(
+            AUTHENTICATED,
+            INPUT,
+            WRITE,
+            ("COURSE_NOT_FOUND", "NOT_REGISTERED", "REGISTRATION_CLOSED", "IDEMPOTENCY_KEY_REUSED"),
+        ),
+    },
+)
 def drop_course(
     course_id: CourseId,
     student: CurrentStudent,
@@ -78,7 +112,11 @@ def drop_course(
     return _DROP.response(result, headers=_replay_header(result))
 
 
-@router.get("/semesters/{semester_id}/my-courses", response_model=list[MyCourseRead])
+@router.get(
+    "/semesters/{semester_id}/my-courses",
+    response_model=list[MyCourseRead],
+    responses={**ok(total=TOTAL_COUNT_HEADER_DOC), **errors(AUTHENTICATED, INPUT, DATABASE, ("SEMESTER_NOT_FOUND",))},
+)
 def list_my_courses(semester_id: SemesterId, page: PageDep, student: CurrentStudent, engine: ReadEngineDep) -> Response:
     """My registrations in the semester, with live reserve positions."""
     result = service.list_my_courses(engine, student_id=student.student_id, semester_id=semester_id, page=page)

@@ -3,6 +3,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Response
 
 from app.core.db import ReadEngineDep
+from app.core.openapi import DATABASE, INPUT, TOTAL_COUNT_HEADER_DOC, errors, ok
 from app.core.pagination import PageDep, total_header
 from app.core.params import SemesterId
 from app.core.responses import JSONBody
@@ -15,7 +16,9 @@ _SEMESTER = JSONBody(SemesterRead)
 _SEMESTER_LIST = JSONBody(list[SemesterRead])
 
 
-@router.get("/", response_model=list[SemesterRead])
+@router.get(
+    "/", response_model=list[SemesterRead], responses={**ok(total=TOTAL_COUNT_HEADER_DOC), **errors(INPUT, DATABASE)}
+)
 @router.get("", response_model=list[SemesterRead], include_in_schema=False)  # the same, without a redirect
 def list_semesters(page: PageDep, engine: ReadEngineDep) -> Response:
     """All semesters, oldest registration window first; the total is in `X-Total-Count`."""
@@ -23,6 +26,6 @@ def list_semesters(page: PageDep, engine: ReadEngineDep) -> Response:
     return _SEMESTER_LIST.response(result.items, headers=total_header(result))
 
 
-@router.get("/{semester_id}", response_model=SemesterRead)
+@router.get("/{semester_id}", response_model=SemesterRead, responses=errors(INPUT, DATABASE, ("SEMESTER_NOT_FOUND",)))
 def read_semester(semester_id: SemesterId, engine: ReadEngineDep) -> Response:
     return _SEMESTER.response(service.get_semester(engine, semester_id=semester_id, now=datetime.now(UTC)))
