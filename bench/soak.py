@@ -457,7 +457,8 @@ class ConnectionCounter:
             return None
         with self.connection.cursor() as cursor:
             cursor.execute(self.QUERY)
-            return tuple(cursor.fetchone())
+            row = cursor.fetchone()  # counts: always one row, though psycopg2's types allow none
+            return None if row is None else tuple(row)
 
     def close(self) -> None:
         if self.connection is not None:

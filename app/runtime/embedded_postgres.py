@@ -112,7 +112,10 @@ class EmbeddedPostgres:
     def _max_connections(self) -> int:
         with psycopg2.connect(self.raw_uri()) as connection, connection.cursor() as cursor:
             cursor.execute("SHOW max_connections")
-            return int(cursor.fetchone()[0])
+            row = cursor.fetchone()
+            if row is None:  # SHOW always answers one row; psycopg2's types allow none
+                raise RuntimeError("SHOW max_connections answered no row")
+            return int(row[0])
 
     def _execute(self, sql: str) -> None:
         # CREATE/DROP DATABASE and ALTER SYSTEM refuse to run inside a transaction.
