@@ -20,6 +20,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import AnyStr, Literal, Required, TypedDict
 
 WRK_SCRIPT = Path(__file__).resolve().with_name("wrk.lua")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -83,7 +84,7 @@ class CpuWatch:
     """Who used the CPU between start() and stop(), in cores (CPU seconds per second)."""
 
     groups: dict[str, int]  # name -> root pid of a process tree
-    _before: dict = field(default_factory=dict)
+    _before: dict[str, float] = field(default_factory=dict)
     _t0: float = 0.0
 
     def _sample(self) -> dict[str, float]:
@@ -114,12 +115,12 @@ class CpuWatch:
         return cores
 
 
-def is_running(process: subprocess.Popen) -> bool:
+def is_running(process: subprocess.Popen[AnyStr]) -> bool:
     """Like poll() is None, but leaves an exited child unreaped for wait_with_rusage()."""
     return os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
 
 
-def wait_with_rusage(process: subprocess.Popen, timeout: float) -> float:
+def wait_with_rusage(process: subprocess.Popen[AnyStr], timeout: float) -> float:
     """Wait for a child and return the CPU seconds it used (user + system)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -136,7 +137,25 @@ def wait_with_rusage(process: subprocess.Popen, timeout: float) -> float:
 # --- wrk ----------------------------------------------------------------------------------
 
 
-def _lua(value) -> str:
+class WrkPlan(TypedDict, total=False):
+    """What wrk.lua reads (see the plans it lists); start() adds the last three."""
+
+    kind: Required[Literal["get", "hot", "full", "spread", "login"]]
+    path: str
+    tokens: list[str]
+    course: int
+    courses: list[int]
+    per_thread: int
+    per_student_block: int
+    student_numbers: list[str]
+    password: str
+    think_ms: int
+    threads: int
+    out_prefix: str
+    done_path: str
+
+
+def _lua(value: object) -> str:
     """A Python value (dict, list, str, int, float, None) as a Lua literal."""
     if isinstance(value, dict):
         return "{" + ", ".join(f"[{_lua(k)}] = {_lua(v)}" for k, v in value.items() if v is not None) + "}"
@@ -149,6 +168,22 @@ def _lua(value) -> str:
     if isinstance(value, str):
         return json.dumps(value)  # JSON string escapes are valid Lua for what we send
     raise TypeError(f"cannot write {type(value).__name__} to Lua")
+
+
+class LoadSummary(TypedDict):
+    """A run's figures, as results.json keeps them; `rate_per_s` counts the expected statuses only."""
+
+    clients: int
+    requests: int
+    statuses: dict[str, int]
+    rate_per_s: float
+    all_responses_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    seconds: float
+    cpu_cores: dict[str, float]
 
 
 @dataclass
@@ -215,7 +250,7 @@ class LoadResult:
         bounds = [self.started_us] + [self.ends_us[(n * q) // 4 - 1] for q in (1, 2, 3, 4)]
         return [((n * (q + 1)) // 4 - (n * q) // 4) / max((bounds[q + 1] - bounds[q]) / 1e6, 1e-9) for q in range(4)]
 
-    def summary(self, ok: set[int]) -> dict:
+    def summary(self, ok: set[int]) -> LoadSummary:
         return {
             "clients": self.clients,
             "requests": self.count,
@@ -237,12 +272,12 @@ class WrkRun:
 
     name: str
     base_url: str
-    plan: dict
+    plan: WrkPlan
     clients: int
     max_seconds: float
     workdir: Path
     cpu_groups: dict[str, int]
-    _process: subprocess.Popen | None = None
+    _process: subprocess.Popen[str] | None = None
     _watch: CpuWatch | None = None
     _t0: float = 0.0
 
@@ -252,7 +287,7 @@ class WrkRun:
         run_dir = self.workdir / f"wrk-{self.name}"
         run_dir.mkdir(parents=True)
         self._run_dir = run_dir
-        plan = {
+        plan: WrkPlan = {
             **self.plan,
             "threads": self.clients,
             "out_prefix": str(run_dir / "thread-"),
@@ -284,19 +319,23 @@ class WrkRun:
     def finish(self, *, stop_early: bool = False) -> LoadResult:
         """Wait for wrk: until its duration ends, every thread of a counted plan is
         done, or (stop_early) at once. SIGINT makes wrk stop and flush its files."""
+        process, watch = self._process, self._watch
+        if process is None or watch is None:
+            raise RuntimeError(f"finish() before start() in {self.name}")
         threads = self.clients
         done_path = self._run_dir / "done"
-        while is_running(self._process):
+        while is_running(process):
             finished = done_path.exists() and done_path.stat().st_size >= threads
             if stop_early or finished:
-                self._process.send_signal(signal.SIGINT)
+                process.send_signal(signal.SIGINT)
                 break
             time.sleep(0.01)
-        wrk_cpu = wait_with_rusage(self._process, timeout=self.max_seconds + 30)
-        cores = self._watch.stop(extra={"load_generator": wrk_cpu})
-        output = self._process.stdout.read()
-        if self._process.returncode != 0:
-            raise RuntimeError(f"wrk failed ({self._process.returncode}) in {self.name}:\n{output}")
+        wrk_cpu = wait_with_rusage(process, timeout=self.max_seconds + 30)
+        cores = watch.stop(extra={"load_generator": wrk_cpu})
+        assert process.stdout is not None  # stdout=PIPE
+        output = process.stdout.read()
+        if process.returncode != 0:
+            raise RuntimeError(f"wrk failed ({process.returncode}) in {self.name}:\n{output}")
         return self._collect(cores, time.monotonic() - self._t0, output)
 
     def _collect(self, cores: dict[str, float], wall: float, output: str) -> LoadResult:
@@ -325,12 +364,28 @@ class WrkRun:
 
 
 def run_wrk(
-    name: str, base_url: str, plan: dict, *, clients: int, max_seconds: float, workdir: Path, cpu_groups: dict[str, int]
+    name: str,
+    base_url: str,
+    plan: WrkPlan,
+    *,
+    clients: int,
+    max_seconds: float,
+    workdir: Path,
+    cpu_groups: dict[str, int],
 ) -> LoadResult:
     return WrkRun(name, base_url, plan, clients, max_seconds, workdir, cpu_groups).start().finish()
 
 
 # --- pgbench --------------------------------------------------------------------------------
+
+
+class PgbenchSummary(TypedDict):
+    clients: int
+    tps: float
+    latency_avg_ms: float
+    transactions: int
+    failed: int
+    cpu_cores: dict[str, float]
 
 
 @dataclass
@@ -343,7 +398,7 @@ class PgbenchResult:
     failed: int
     cpu_cores: dict[str, float]
 
-    def summary(self) -> dict:
+    def summary(self) -> PgbenchSummary:
         return {
             "clients": self.clients,
             "tps": round(self.tps, 1),
@@ -392,6 +447,7 @@ def run_pgbench(
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     cpu = wait_with_rusage(process, timeout=seconds + 60)
     cores = watch.stop(extra={"load_generator": cpu})
+    assert process.stdout is not None  # stdout=PIPE
     output = process.stdout.read()
     tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", output)
     if process.returncode != 0 or tps is None:

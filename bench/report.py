@@ -2,6 +2,9 @@
 
 import json
 from pathlib import Path
+from typing import Any, TypedDict
+
+from bench.load import LoadSummary
 
 # Targets from the issue: each a ratio measured within one run.
 HOT_VS_PGBENCH = 0.35
@@ -12,6 +15,18 @@ LOGINS_VS_BCRYPT = 0.9
 P99_LIMIT_MS = 50.0
 
 
+class Figure(TypedDict):
+    """One row of the table (and of results.json's "figures")."""
+
+    figure: str
+    value: str
+    ceiling: str
+    ratio: float | None
+    target: str
+    met: bool | None
+    margin: float | None
+
+
 def _figure(
     name: str,
     value: str,
@@ -20,7 +35,7 @@ def _figure(
     target: str = "",
     met: bool | None = None,
     margin: float | None = None,
-) -> dict:
+) -> Figure:
     """One row. `margin` puts every target on one scale for the chart: >= 1 means met."""
     if margin is None and ratio is not None and target.startswith(">= "):
         margin = ratio / float(target.split()[1])
@@ -43,7 +58,7 @@ def _at_least(ratio: float | None, target: float) -> bool | None:
     return None if ratio is None else ratio >= target
 
 
-def _p99(name: str, summary: dict) -> dict:
+def _p99(name: str, summary: LoadSummary) -> Figure:
     p99 = summary["p99_ms"]
     return _figure(
         name,
@@ -56,17 +71,17 @@ def _p99(name: str, summary: dict) -> dict:
     )
 
 
-def _unexpected(summary: dict, ok: set[str]) -> int:
+def _unexpected(summary: LoadSummary, ok: set[str]) -> int:
     return sum(n for status, n in summary["statuses"].items() if status not in ok)
 
 
-def evaluate(results: dict) -> list[dict]:
+def evaluate(results: dict[str, Any]) -> list[Figure]:
     """The table's rows. A trial run with --only has gaps: rows whose inputs are missing are left out."""
     pg = results.get("pgbench")
     trivial = results.get("trivial")
     bcrypt = results.get("bcrypt")
     hot = results.get("hot_course")
-    figures = []
+    figures: list[Figure] = []
     if pg:
         for shape, label in (("hot", "one hot row"), ("random100", "100 random rows")):
             tps = ", ".join(f"{pg[f'{shape}@{c}']['tps']:,.0f}" for c in (1, 4, 16, 50))
@@ -173,7 +188,7 @@ def evaluate(results: dict) -> list[dict]:
         figures.append(_p99(f"Reads: {label} p99", read))
 
     storm = results.get("login_storm")
-    if storm:
+    if storm and bcrypt:  # the storm's ceiling: main() measures both or neither
         logins = storm["logins"]
         ratio = _ratio(logins["rate_per_s"], bcrypt["logins_per_s"])
         figures.append(
@@ -210,12 +225,12 @@ def evaluate(results: dict) -> list[dict]:
     return figures
 
 
-def _cpu_line(name: str, cores: dict) -> str:
+def _cpu_line(name: str, cores: dict[str, float]) -> str:
     order = ("load_generator", "api", "postgres", "bench", "other", "stolen", "idle")
     return f"  {name:<22}" + "  ".join(f"{key} {cores.get(key, 0):.2f}" for key in order)
 
 
-def print_table(results: dict) -> str:
+def print_table(results: dict[str, Any]) -> str:
     figures = results["figures"]
     widths = [
         max(len(str(row[key] if row[key] is not None else "")) for row in figures)
@@ -255,7 +270,7 @@ def print_table(results: dict) -> str:
     return table
 
 
-def write_report(report_dir: Path, results: dict, table: str) -> None:
+def write_report(report_dir: Path, results: dict[str, Any], table: str) -> None:
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     (report_dir / "table.txt").write_text(table + "\n")
@@ -272,7 +287,7 @@ def write_report(report_dir: Path, results: dict, table: str) -> None:
         print("matplotlib is not installed: no chart (`make bench` installs it with requirements-dev.txt)")
 
 
-def _chart(path: Path, results: dict) -> None:
+def _chart(path: Path, results: dict[str, Any]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -28,6 +28,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import overload
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILES = PROJECT_ROOT / "locustfiles"
@@ -44,6 +45,10 @@ sys.path.remove(str(LOCUSTFILES))
 _TIMESPAN = re.compile(r"^(\d+|(\d+h)?(\d+m)?(\d+s)?)$")
 
 
+@overload
+def _env(name: str) -> str | None: ...
+@overload
+def _env(name: str, default: str) -> str: ...
 def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(name) or default
 
@@ -150,7 +155,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def report_dir(reports_dir: str, preset: str) -> Path:
@@ -264,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda _signum, _frame: process.send_signal(signal.SIGINT))
+    assert process.stdout is not None  # stdout=PIPE
     with open(folder / "locust.log", "wb") as log:
         for line in process.stdout:
             sys.stdout.buffer.write(line)

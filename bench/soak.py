@@ -42,9 +42,11 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -72,8 +74,8 @@ class Target:
     server_pid: int | None  # the supervisor (or single process), for RSS
     database_url: str | None  # for pg_stat_activity and the final invariant check
     students: list[tuple[str, str]]  # (student number, password)
-    process: subprocess.Popen | None = None
-    cleanups: list = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = None
+    cleanups: list[Callable[[], object]] = field(default_factory=list)
 
     def close(self) -> None:
         for cleanup in reversed(self.cleanups):
@@ -128,7 +130,7 @@ def seed(database_url: str, *, courses: int, students: int, duration: float) -> 
     return [(number, PASSWORD) for number in numbers]
 
 
-def start_own_server(args) -> Target:
+def start_own_server(args: argparse.Namespace) -> Target:
     from scripts import migrate
 
     target = Target(base_url="", server_pid=None, database_url=None, students=[])
@@ -206,7 +208,7 @@ def wait_ready(base_url: str, process: subprocess.Popen | None = None, timeout: 
     raise SystemExit(f"{base_url}/ready did not answer 200 within {timeout:.0f} s")
 
 
-def attach_to_server(args) -> Target:
+def attach_to_server(args: argparse.Namespace) -> Target:
     base_url = f"http://{'[::1]' if args.host == '::1' else args.host}:{args.port}"
     wait_ready(base_url, timeout=10)
     database_url = args.database_url or os.environ.get("DATABASE_URL")
@@ -260,10 +262,19 @@ def listening_root(port: int) -> int | None:
     parent = process.parent()
     if parent is not None and sum(listens(child) for child in parent.children()) > 1:
         process = parent
-    return process.pid
+    pid: int = process.pid
+    return pid
 
 
 # ---- the load -------------------------------------------------------------------
+
+# An HTTP status, or "error" when no response came (a connection error, a timeout).
+Status = int | str
+
+
+def failed(status: Status) -> bool:
+    """A server error or no answer at all: what a soak must not see."""
+    return status == "error" or (isinstance(status, int) and status >= 500)
 
 
 @dataclass
@@ -271,21 +282,20 @@ class Tally:
     """What the clients saw since the last sample (and in total)."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
-    statuses: Counter = field(default_factory=Counter)
+    statuses: Counter[Status] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
-    total: Counter = field(default_factory=Counter)
+    total: Counter[Status] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
 
-    def add(self, label: str, status: int | str, seconds: float) -> None:
+    def add(self, label: str, status: Status, seconds: float) -> None:
         with self.lock:
             self.statuses[status] += 1
             self.total[status] += 1
             self.latencies.append(seconds)
-            failed = status == "error" or (isinstance(status, int) and status >= 500)
-            if failed and len(self.failures) < 20:
+            if failed(status) and len(self.failures) < 20:
                 self.failures.append(f"{label}: {status}")
 
-    def take(self) -> tuple[Counter, list[float]]:
+    def take(self) -> tuple[Counter[Status], list[float]]:
         with self.lock:
             statuses, latencies = self.statuses, self.latencies
             self.statuses, self.latencies = Counter(), []
@@ -331,7 +341,7 @@ class Client(threading.Thread):
                     else:
                         next_at = time.monotonic()  # fell behind: do not burst to catch up
 
-    def request(self, http: httpx.Client, label: str, method: str, path: str, **kwargs) -> httpx.Response:
+    def request(self, http: httpx.Client, label: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         started = time.perf_counter()
         try:
             response = http.request(method, path, **kwargs)
@@ -436,7 +446,7 @@ class ConnectionCounter:
     """
 
     def __init__(self, database_url: str | None):
-        self.connection = None
+        self.connection: psycopg2.extensions.connection | None = None
         if database_url:
             dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
             self.connection = psycopg2.connect(dsn)
@@ -447,7 +457,8 @@ class ConnectionCounter:
             return None
         with self.connection.cursor() as cursor:
             cursor.execute(self.QUERY)
-            return tuple(cursor.fetchone())
+            row = cursor.fetchone()  # counts: always one row, though psycopg2's types allow none
+            return None if row is None else tuple(row)
 
     def close(self) -> None:
         if self.connection is not None:
@@ -557,7 +568,7 @@ def check_database(database_url: str | None) -> bool | None:
 # ---- main -----------------------------------------------------------------------
 
 
-def parse_args(argv=None):
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=600, help="seconds of load (default 600)")
     parser.add_argument("--interval", type=float, default=10, help="seconds between samples (default 10)")
@@ -614,7 +625,7 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         target = attach_to_server(args) if args.port else start_own_server(args)
@@ -656,7 +667,7 @@ def main(argv=None) -> int:
                     elapsed=now - started,
                     seconds=now - started - (samples[-1].elapsed if samples else 0.0),
                     requests=sum(statuses.values()),
-                    failures=sum(n for s, n in statuses.items() if s == "error" or s >= 500),
+                    failures=sum(n for s, n in statuses.items() if failed(s)),
                     p50_ms=percentile(latencies, 0.50) * 1000,
                     p99_ms=percentile(latencies, 0.99) * 1000,
                     rss_total=total,
@@ -688,10 +699,10 @@ def replaced_workers(samples: list[Sample]) -> list[int]:
     return sorted({pid for sample in samples[1:] for pid, _ in sample.workers} - first)
 
 
-def report(args, target: Target, tally: Tally, samples: list[Sample]) -> int:
+def report(args: argparse.Namespace, target: Target, tally: Tally, samples: list[Sample]) -> int:
     print()
     requests = sum(tally.total.values())
-    failures = sum(n for s, n in tally.total.items() if s == "error" or s >= 500)
+    failures = sum(n for s, n in tally.total.items() if failed(s))
     print(
         f"requests: {requests}, by status: "
         + ", ".join(f"{status}: {count}" for status, count in sorted(tally.total.items(), key=str))

