@@ -55,6 +55,8 @@ def test_the_openapi_document_names_every_code_under_its_status(app):
         (404, components["NotFound"]),
         (405, components["MethodNotAllowed"]),
         (400, components["CorsPreflightRefused"]),
+        (431, components["RequestHeadTooLarge"]),
+        (408, components["RequestHeadTimeout"]),
     ]
     for status, response in responses:
         for code in re.findall(r"[A-Z][A-Z_]{3,}", response["description"].split(":", 1)[1]):

@@ -13,7 +13,7 @@ import pytest
 
 from app.main import create_app
 
-pytestmark = pytest.mark.live_server
+# pytestmark = pytest.mark.live_server  (registered with the test reorganisation)
 
 PACKAGE = "course_client"
 
@@ -26,9 +26,9 @@ def generated(tmp_path_factory, settings):
     config = folder / "config.yaml"
     config.write_text(f"post_hooks: []\nproject_name_override: {PACKAGE}\npackage_name_override: {PACKAGE}\n")
     generator = Path(sys.executable).with_name("openapi-python-client")
+    command = [str(generator), "generate", "--path", str(spec), "--meta", "none", "--config", str(config)]
     subprocess.run(
-        [str(generator), "generate", "--path", str(spec), "--meta", "none", "--config", str(config)]
-        + ["--output-path", str(folder / PACKAGE)],
+        [*command, "--output-path", str(folder / PACKAGE)],
         check=True,
         capture_output=True,
         timeout=120,
@@ -44,14 +44,12 @@ def generated(tmp_path_factory, settings):
 
 def test_the_generated_client_runs_the_student_flow(generated, live_server, factory):
     client_module, models = generated("client"), generated("models")
-    api = {name: generated(f"api.{name}") for name in ("auth", "semesters", "courses", "registrations")}
     login = generated("api.auth.login")
     list_semesters = generated("api.semesters.list_semesters")
     list_semester_courses = generated("api.courses.list_semester_courses")
     register_for_course = generated("api.registrations.register_for_course")
     list_my_courses = generated("api.registrations.list_my_courses")
     drop_course = generated("api.registrations.drop_course")
-    assert api
 
     semester = factory.semester()
     course = factory.course(semester, capacity=1, reserve_limit=0)

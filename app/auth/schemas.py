@@ -4,7 +4,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.core.security import BCRYPT_MAX_PASSWORD_BYTES
 
-
 # In the schema too, so a generated client knows the limits the server enforces.
 _NO_NUL = r"^[^\x00]*$"
 

@@ -81,6 +81,22 @@ class Settings(BaseSettings):
     # (no absolute redirects), so this is a second line, set it in production.
     allowed_hosts: str = "*"
 
+    # Connections, enforced by the server (python -m app.runtime.server; plain
+    # `uvicorn app.asgi:app` has none of these). A request head (request line and
+    # headers) larger than max_request_head_bytes is 431; one not complete within
+    # request_head_timeout_seconds of its first byte (or of the connection) is 408
+    # and closed; an idle keep-alive connection is closed after
+    # keep_alive_timeout_seconds; past max_connections_per_worker open
+    # connections, requests are answered 503 SERVICE_BUSY.
+    max_request_head_bytes: int = 16 * 1024
+    request_head_timeout_seconds: float = 10.0
+    keep_alive_timeout_seconds: float = 5.0
+    max_connections_per_worker: int = 1000
+    # Proxies whose X-Forwarded-For names the client (comma-separated IPs or
+    # networks, "*" for any). Empty: none; the peer's own address is the client's.
+    # The login throttle counts exactly this address.
+    forwarded_allow_ips: str = ""
+
     # Swagger UI (/docs) and ReDoc (/redoc), from local assets. Unset: on, except
     # in production. /openapi.json is always served (clients generate from it).
     docs_enabled: bool | None = None

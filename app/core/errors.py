@@ -130,6 +130,9 @@ _FRAMEWORK_CODES = {
         (413, "PAYLOAD_TOO_LARGE", "Request body too large"),
     )
 }
+# Answered by the server's protocol (app/runtime/protocol.py) before any route runs.
+HEADERS_TOO_LARGE = register_code("HEADERS_TOO_LARGE", 431, "Request head (request line and headers) too large")
+REQUEST_TIMEOUT = register_code("REQUEST_TIMEOUT", 408, "The request head did not arrive in time")
 VALIDATION_ERROR = register_code("VALIDATION_ERROR", 422, "Request validation failed")
 INTERNAL_ERROR = register_code("INTERNAL_ERROR", 500, "Internal server error")
 

@@ -127,6 +127,16 @@ def _build_document(app: FastAPI) -> dict[str, Any]:
             "headers": {"Allow": _header("The methods this path serves"), **REQUEST_ID_HEADER_DOC},
             "content": error_body,
         },
+        "RequestHeadTooLarge": {
+            "description": f"A request head over MAX_REQUEST_HEAD_BYTES: {ERROR_CODES['HEADERS_TOO_LARGE'].code}",
+            "headers": {"Connection": _header("`close`")},
+            "content": error_body,
+        },
+        "RequestHeadTimeout": {
+            "description": f"A request head not complete in time: {ERROR_CODES['REQUEST_TIMEOUT'].code}",
+            "headers": {"Connection": _header("`close`")},
+            "content": error_body,
+        },
         "CorsPreflightRefused": {
             "description": f"A browser's preflight (OPTIONS) from an origin not allowed: {CORS_REFUSED.code}",
             "headers": REQUEST_ID_HEADER_DOC,

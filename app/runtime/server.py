@@ -39,6 +39,9 @@ from typing import TypedDict
 
 import uvicorn
 
+from app.core.config import get_settings
+from app.runtime.protocol import bounded_protocol
+
 
 def command(app: str, *, host: str, port: int, workers: int, log_level: str = "info") -> list[str]:
     """The command line `make run`, `make bench`, the soak and the tests serve with."""
@@ -86,15 +89,55 @@ def _serve(config: uvicorn.Config, sockets: list[socket.socket] | None = None) -
 
 
 class ServerOptions(TypedDict):
-    """What every worker passes on to uvicorn.Config."""
+    """What every worker builds its uvicorn.Config from (plain values: they cross to spawned processes)."""
 
     access_log: bool
     log_level: str
+    # Connections per worker; past it, 503 SERVICE_BUSY (app/runtime/protocol.py).
+    limit_concurrency: int
+    timeout_keep_alive: float
+    # Peers whose X-Forwarded-For is believed; empty: nobody's (no proxy in front).
+    forwarded_allow_ips: str
+    max_head_bytes: int
+    head_timeout_seconds: float
+
+
+def server_options(*, access_log: bool, log_level: str) -> ServerOptions:
+    """The bounds come from the settings (.env.example, "Connections")."""
+    settings = get_settings()
+    return {
+        "access_log": access_log,
+        "log_level": log_level,
+        "limit_concurrency": settings.max_connections_per_worker,
+        "timeout_keep_alive": settings.keep_alive_timeout_seconds,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+        "max_head_bytes": settings.max_request_head_bytes,
+        "head_timeout_seconds": settings.request_head_timeout_seconds,
+    }
+
+
+def uvicorn_config(app: str, *, host: str, port: int, options: ServerOptions) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=bounded_protocol(
+            max_head_bytes=options["max_head_bytes"], head_timeout_seconds=options["head_timeout_seconds"]
+        ),
+        access_log=options["access_log"],
+        log_level=options["log_level"],
+        limit_concurrency=options["limit_concurrency"],
+        timeout_keep_alive=int(options["timeout_keep_alive"]),
+        # uvicorn trusts 127.0.0.1 by default: any local client could then pick its
+        # own address for the login throttle. Only the configured proxies are trusted.
+        proxy_headers=bool(options["forwarded_allow_ips"]),
+        forwarded_allow_ips=options["forwarded_allow_ips"] or None,
+    )
 
 
 def _run_worker(app: str, host: str, port: int, options: ServerOptions) -> None:
     """One worker process: its own listening socket, one uvicorn server."""
-    _serve(uvicorn.Config(app, host=host, port=port, **options), sockets=[_worker_socket(host, port)])
+    _serve(uvicorn_config(app, host=host, port=port, options=options), sockets=[_worker_socket(host, port)])
 
 
 def _log(message: str) -> None:
@@ -206,14 +249,15 @@ def main() -> int:
     )
     parser.add_argument("--restart-window", type=float, default=30.0, help="... within this many seconds (default 30)")
     args = parser.parse_args()
-    options: ServerOptions = {"access_log": args.access_log, "log_level": args.log_level}
+    options = server_options(access_log=args.access_log, log_level=args.log_level)
 
     if args.workers <= 1:
         # One process binds through uvicorn's own getaddrinfo path, which is fine.
-        started = _serve(uvicorn.Config(args.app, host=args.host, port=args.port, **options))
+        started = _serve(uvicorn_config(args.app, host=args.host, port=args.port, options=options))
         return 0 if started else 3  # 3: uvicorn's own status for a failed start-up
     if not hasattr(socket, "SO_REUSEPORT") or sys.platform != "linux":
-        uvicorn.run(args.app, host=args.host, port=args.port, workers=args.workers, **options)
+        # uvicorn's own multiprocess mode: its protocol and limits, not ours (Linux has SO_REUSEPORT).
+        uvicorn.run(args.app, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
         return 0
 
     _check_port_free(args.host, args.port)
