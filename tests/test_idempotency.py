@@ -62,14 +62,14 @@ def test_retried_drop_replays_the_promotion_and_drops_once(client, factory, engi
     assert (body["enrolled_count"], body["reserved_count"]) == (1, 1)
 
 
-def test_same_key_for_a_different_request_is_422(client, factory):
+def test_same_key_for_a_different_request_is_409(client, factory):
     first_course, second_course = factory.course(), factory.course()
     student = factory.student()
     key = uuid.uuid4().hex
     assert post(client, factory, student, first_course, "register", key).status_code == 200
     for course, action in [(second_course, "register"), (first_course, "drop")]:
         response = post(client, factory, student, course, action, key)
-        assert response.status_code == 422
+        assert response.status_code == 409
         assert response.json()["code"] == "IDEMPOTENCY_KEY_REUSED"
     # The refused requests changed nothing.
     assert client.get(f"/courses/{second_course.id}").json()["enrolled_count"] == 0
