@@ -10,11 +10,7 @@ import pytest
 
 from app.core.errors import InvalidToken
 from app.core.security import AccessTokens, create_access_token, decode_access_token
-from tests.conftest import TEST_PASSWORD
-
-
-def login(client, student_number, password=TEST_PASSWORD):
-    return client.post("/auth/login", json={"student_number": student_number, "password": password})
+from tests.support.api import login
 
 
 def test_login_returns_a_bearer_token_for_the_student(client, factory, settings):

@@ -3,11 +3,8 @@
 import bcrypt
 import pytest
 
-from tests.conftest import TEST_PASSWORD
-
-
-def login(client, student_number, password=TEST_PASSWORD):
-    return client.post("/auth/login", json={"student_number": student_number, "password": password})
+from tests.support.api import login
+from tests.support.environment import TEST_PASSWORD
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,9 @@ from app.auth.models import LoginThrottle
 from app.core.security import hash_password
 from app.main import create_app
 from app.students.models import Student
-from tests.conftest import TEST_PASSWORD
-from tests.test_concurrency import run_all_at_once
+from tests.support.api import login
+from tests.support.concurrency import run_all_at_once
+from tests.support.environment import TEST_PASSWORD
 
 WINDOW_SECONDS = 2
 
@@ -39,10 +40,6 @@ def client_from(settings, address):
 
 def random_address():
     return f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
-
-
-def login(client, student_number, password):
-    return client.post("/auth/login", json={"student_number": student_number, "password": password})
 
 
 def test_repeated_failures_for_one_student_are_throttled_until_the_window_ends(throttled_settings, factory):

@@ -58,7 +58,7 @@ def test_a_worker_lets_in_only_its_login_turns_at_once_and_queues_the_rest(clien
     database connection, instead of 200 logins making their throttle writes at once."""
     from app.auth import router as auth_router
     from app.auth import service as auth_service
-    from tests.conftest import TEST_PASSWORD
+    from tests.support.environment import TEST_PASSWORD
 
     lock = threading.Lock()
     in_progress = 0

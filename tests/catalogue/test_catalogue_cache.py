@@ -14,7 +14,6 @@ from sqlalchemy import text
 
 from app.core.cache import ResponseCache
 from app.main import create_app
-from tests.test_read_path import statements_by_engine  # noqa: F401 (a fixture)
 
 
 class FakeClock:
@@ -221,7 +220,7 @@ def test_the_catalogue_lags_by_at_most_the_ttl_while_registering_decides_on_live
     assert shown() == (1, 1)
 
 
-def test_a_kept_answer_costs_no_query_and_keeps_its_headers(cached_client, factory, statements_by_engine):  # noqa: F811
+def test_a_kept_answer_costs_no_query_and_keeps_its_headers(cached_client, factory, statements_by_engine):
     client, _ = cached_client
     semester = factory.semester()
     factory.course(semester)

@@ -6,27 +6,8 @@ snapshot, so no read may take two (save the rare count of an empty page).
 """
 
 import pytest
-from sqlalchemy import event
 
-from tests.test_registration_api import register
-
-
-@pytest.fixture
-def statements_by_engine(app):
-    seen = {"read": [], "write": []}
-
-    def recorder(kind):
-        def record(conn, cursor, statement, parameters, context, executemany):
-            seen[kind].append((statement, conn.connection.dbapi_connection.autocommit))
-
-        return record
-
-    listeners = [(app.state.read_engine, recorder("read")), (app.state.engine, recorder("write"))]
-    for engine, listener in listeners:
-        event.listen(engine, "before_cursor_execute", listener)
-    yield seen
-    for engine, listener in listeners:
-        event.remove(engine, "before_cursor_execute", listener)
+from tests.support.api import register
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from app.core.config import DEVELOPMENT_SECRET_KEY, Settings
 from app.main import create_app
-from tests.conftest import answered_by_worker, start_server, stop_server
+from tests.support.servers import answered_by_worker, start_server
 
 
 def test_production_refuses_the_example_secret_key():
@@ -257,4 +257,4 @@ def test_metrics_add_up_across_worker_processes(database_url, tmp_path):
         per_worker = answered_by_worker(multiproc_dir, "/health")
         assert sum(per_worker.values()) == 40.0 and len(per_worker) == 2, per_worker
     finally:
-        stop_server(server)
+        server.stop()

@@ -83,7 +83,7 @@ def test_reserve_positions_are_unique_per_course_with_a_deferrable_constraint(ra
     assert table == "course_registrations"
     assert definition.startswith("UNIQUE (course_id, reserve_position)")
     # Deferrable: checked at the end of each statement, so one UPDATE can shift a
-    # whole reserve list up by one (tests/test_database_constraints.py). Initially
+    # whole reserve list up by one (tests/database/test_database_constraints.py). Initially
     # IMMEDIATE on purpose: a duplicate position fails the statement that wrote it,
     # not a later COMMIT.
     assert deferrable is True

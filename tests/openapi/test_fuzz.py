@@ -13,7 +13,7 @@ broken one (`ignored_auth` and its negative cases), and expects a 401.
 Bounded for CI: a fixed number of examples per operation, derandomized so every
 run sends the same requests. To dig deeper:
 
-    FUZZ_RANDOM=1 FUZZ_MAX_EXAMPLES=500 .venv/bin/python -m pytest tests/test_fuzz.py
+    FUZZ_RANDOM=1 FUZZ_MAX_EXAMPLES=500 .venv/bin/python -m pytest tests/openapi/test_fuzz.py
     FUZZ_ALL_CHECKS=1 ...   # every schemathesis check; positive_data_acceptance then
                             # flags a reused Idempotency-Key (422, as designed)
 """

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from tests.support.environment import PROJECT_ROOT
+
 SERVICES = {"db", "migrate", "api", "locust-master", "locust-worker"}
 LOCUST_MASTER_PORT = 5557  # Locust's default --master-port / --master-bind-port
 

@@ -15,7 +15,6 @@ import json
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import psycopg2
 import pytest
@@ -28,8 +27,8 @@ from app.students.models import Student
 from bench import run_load
 from scripts import migrate
 from scripts.seed_students import DEMO_PASSWORD
+from tests.support.environment import PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SMOKE_STUDENTS = 100
 # (capacity, reserve limit): the smallest is the race course, the next the queue course.
 SMOKE_COURSES = [(3, 3), (5, 5), (8, 4), (20, 5), (40, 10), (60, 10)]

@@ -25,7 +25,7 @@ from app.students.models import Student
 from scripts import migrate
 from scripts.seed_courses import CATALOGUE, seed_courses
 from scripts.seed_semesters import demo_semesters, seed_semesters
-from tests.conftest import PROJECT_ROOT, TEST_ENV
+from tests.support.environment import PROJECT_ROOT, TEST_ENV
 
 
 @pytest.fixture

@@ -5,9 +5,7 @@ threads at once, and only PostgreSQL's course-row lock keeps them in order.
 """
 
 import random
-import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from sqlalchemy import select
@@ -15,22 +13,10 @@ from sqlalchemy.orm import Session
 
 from app.core.errors import DomainError
 from app.registrations import service
-from app.registrations.invariants import check_invariants
 from app.registrations.models import CourseRegistration, RegistrationStatus
 from app.semesters.models import Semester
-
-
-def run_all_at_once(task, items, *, threads=None):
-    """Run task(item) for every item in its own thread, released together by a barrier."""
-    threads = threads or len(items)
-    barrier = threading.Barrier(threads)
-
-    def start_together(item):
-        barrier.wait(timeout=30)
-        return task(item)
-
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        return list(pool.map(start_together, items))
+from tests.support.concurrency import run_all_at_once
+from tests.support.database import assert_invariants
 
 
 def registration_rows(engine, course_id):
@@ -40,12 +26,6 @@ def registration_rows(engine, course_id):
                 CourseRegistration.course_id == course_id
             )
         ).all()
-
-
-def assert_invariants(engine):
-    with engine.connect() as connection:
-        report = check_invariants(connection)
-    assert report.ok, [str(violation) for violation in report.violations]
 
 
 def window_now(engine, course):

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 from app.core.errors import IdempotencyKeyReused
 from app.registrations import service
 from app.registrations.models import CourseRegistration
-from tests.test_concurrency import assert_invariants, run_all_at_once
+from tests.support.concurrency import run_all_at_once
+from tests.support.database import assert_invariants
 
 
 def post(client, factory, student, course, action, key):

@@ -5,18 +5,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-
-def register(client, factory, student, course):
-    return client.post(f"/courses/{course.id}/register", headers=factory.auth(student))
-
-
-def drop(client, factory, student, course):
-    return client.post(f"/courses/{course.id}/drop", headers=factory.auth(student))
-
-
-def course_counts(client, course):
-    body = client.get(f"/courses/{course.id}").json()
-    return body["enrolled_count"], body["reserved_count"]
+from tests.support.api import course_counts, drop, register
 
 
 def test_register_enrolls_while_seats_are_free(client, factory):

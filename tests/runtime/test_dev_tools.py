@@ -17,8 +17,9 @@ from sqlalchemy import create_engine, inspect
 
 from app.core.config import get_settings
 from app.runtime.embedded_postgres import THROWAWAY_PREFIX, EmbeddedPostgres, throwaway
+from bench.live_server import free_port
 from scripts import run_dev
-from tests.conftest import PROJECT_ROOT, free_port
+from tests.support.environment import PROJECT_ROOT
 
 
 @pytest.fixture

@@ -33,21 +33,15 @@ from app.core.config import Settings
 from app.core.db import create_db_engine
 from app.core.security import hash_password
 from app.main import create_app
-from app.registrations.invariants import check_invariants
 from app.registrations.models import CourseRegistration
 from app.runtime.server import command as serve_command
+from bench.live_server import free_port
 from scripts import migrate
-from tests.conftest import (
-    PROJECT_ROOT,
-    TEST_ENV,
-    TEST_PASSWORD,
-    Factory,
-    answered_by_worker,
-    free_port,
-    start_server,
-    stop_server,
-)
-from tests.test_concurrency import run_all_at_once
+from tests.support.concurrency import run_all_at_once
+from tests.support.database import assert_invariants
+from tests.support.environment import PROJECT_ROOT, TEST_ENV, TEST_PASSWORD
+from tests.support.factory import Factory
+from tests.support.servers import answered_by_worker, start_server
 
 # Generous on purpose (CI machines are small and shared): what these tests rule
 # out is a stall, a request waiting on a pool or a lock with no bound.
@@ -206,12 +200,6 @@ def churn(
             )
 
 
-def assert_invariants(engine) -> None:
-    with engine.connect() as connection:
-        report = check_invariants(connection)
-    assert report.ok, [str(violation) for violation in report.violations]
-
-
 def assert_retryable(answer: Answer) -> None:
     assert answer.status == 503, (answer.action, answer.status, answer.body)
     assert answer.code in RETRYABLE_CODES, answer.body
@@ -355,7 +343,7 @@ def test_killing_a_worker_mid_rush_loses_no_acknowledged_registration(database_u
         assert now_answered[replacement] > 0 and now_answered[survivor] > before[survivor], now_answered
         assert_invariants(engine)
     finally:
-        stop_server(server)
+        server.stop()
     # SIGTERM still stops everything cleanly, the replacement included.
     assert server.process.returncode == 0
     assert not [pid for pid in (survivor, replacement) if psutil.pid_exists(pid)]
@@ -370,7 +358,7 @@ def test_sigint_stops_the_supervisor_and_every_worker(database_url):
         assert not [pid for pid in workers if psutil.pid_exists(pid)]
     finally:
         if server.process.poll() is None:
-            stop_server(server)
+            server.stop()
 
 
 def test_supervisor_gives_up_when_workers_keep_dying(database_url):
@@ -531,7 +519,7 @@ def test_database_outage_answers_503_with_retry_after_and_recovers_by_itself(out
         assert_invariants(engine)
     finally:
         running.clear()
-        stop_server(server)
+        server.stop()
         engine.dispose()
 
 
@@ -627,7 +615,7 @@ def test_pile_up_on_a_locked_course_answers_retryable_503s_and_never_stalls(
         assert after.status == 200 and after.body["status"] == "ENROLLED", after.body
         assert_invariants(engine)
     finally:
-        stop_server(server)
+        server.stop()
 
 
 def _row_count(engine, course_id: int) -> int:
