@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image for the whole container stack (docker-compose.yml): the API (the
 # default command), the one-shot migrate step, and the Locust master and workers.
-# tests/test_container_files.py checks this file against the repository.
+# tests/ops/test_container_files.py checks this file against the repository.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE}

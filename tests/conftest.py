@@ -147,3 +147,11 @@ def statements_by_engine(app) -> Iterator[dict[str, list[tuple[str, bool]]]]:
     yield seen
     for engine, listener in listeners:
         event.remove(engine, "before_cursor_execute", listener)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that asks for the live_server fixture is a live_server test, marked or not,
+    so that it never slows `make test-fast`."""
+    for item in items:
+        if "live_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.live_server)

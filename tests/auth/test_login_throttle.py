@@ -42,6 +42,7 @@ def random_address():
     return f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
 
 
+@pytest.mark.slow
 def test_repeated_failures_for_one_student_are_throttled_until_the_window_ends(throttled_settings, factory):
     student = factory.student()
     with client_from(throttled_settings, random_address()) as client:
@@ -66,6 +67,7 @@ def test_the_block_is_seen_by_every_worker(throttled_settings, factory):
         assert login(worker_b, student.student_number, TEST_PASSWORD).status_code == 429
 
 
+@pytest.mark.slow
 def test_many_student_numbers_from_one_client_are_throttled_until_the_window_ends(throttled_settings, factory):
     address = random_address()
     student = factory.student()
@@ -235,6 +237,7 @@ def test_a_client_address_too_long_for_the_scope_column_is_throttled_like_any_ot
         assert login(client, factory.student().student_number, TEST_PASSWORD).status_code == 429
 
 
+@pytest.mark.live_server
 def test_parallel_guesses_across_two_server_processes_check_at_most_the_limit(
     live_server, settings, engine, costly_hash
 ):

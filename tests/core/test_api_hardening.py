@@ -232,6 +232,7 @@ def test_metrics_count_requests_per_route_template(client, factory):
     assert f'/courses/{course.id}"' not in text  # raw paths never become labels
 
 
+@pytest.mark.live_server
 def test_metrics_add_up_across_worker_processes(database_url, tmp_path):
     multiproc_dir = tmp_path / "prometheus"
     multiproc_dir.mkdir()

@@ -48,6 +48,8 @@ from app.semesters.models import Semester
 from app.students.models import Student
 from scripts import migrate
 
+pytestmark = pytest.mark.fuzz
+
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "30"))
 CHECKS = [
     not_a_server_error,

@@ -62,6 +62,9 @@ def smoke_data(engine, factory):
     return semester, prefix
 
 
+@pytest.mark.live_server
+@pytest.mark.load
+@pytest.mark.slow
 def test_smoke_run_of_all_five_scenarios_passes_its_verdict(live_server, database_url, smoke_data, tmp_path):
     semester, prefix = smoke_data
     command = [

@@ -8,6 +8,7 @@ import random
 from collections import Counter
 
 import httpx
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -99,6 +100,7 @@ def test_interleaved_registers_and_drops_keep_every_invariant(engine, factory):
     assert_invariants(engine)
 
 
+@pytest.mark.live_server
 def test_race_through_http_against_two_server_processes(live_server, engine, factory):
     assert len(live_server.worker_pids()) == 2
     course = factory.course(capacity=5, reserve_limit=10)
@@ -125,6 +127,7 @@ def test_race_through_http_against_two_server_processes(live_server, engine, fac
     assert_invariants(engine)
 
 
+@pytest.mark.live_server
 def test_concurrent_drops_through_http_promote_each_reserved_student_once(live_server, engine, factory):
     course = factory.course(capacity=5, reserve_limit=10)
     students = factory.students(15)

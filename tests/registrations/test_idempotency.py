@@ -134,6 +134,7 @@ def test_malformed_idempotency_key_is_422(client, factory, key):
     assert client.get(f"/courses/{course.id}").json()["enrolled_count"] == 0
 
 
+@pytest.mark.live_server
 def test_concurrent_retries_across_workers_register_once(live_server, factory, engine):
     course = factory.course(capacity=1, reserve_limit=10)
     filler, student = factory.students(2)

@@ -62,6 +62,7 @@ def test_run_dev_uses_a_database_url_from_dot_env_and_starts_no_embedded_server(
         engine.dispose()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif("os.environ.get('TEST_DATABASE_URL')", reason="starts embedded PostgreSQL servers of its own")
 def test_ctrl_c_while_the_embedded_server_starts_leaves_it_stopped(own_settings, scratch_folder):
     own_settings.setenv("DATABASE_URL", "")  # set and empty: wins over any .env
@@ -89,6 +90,7 @@ def test_ctrl_c_while_the_embedded_server_starts_leaves_it_stopped(own_settings,
             leftover.pg_ctl("-m", "immediate", "stop")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif("os.environ.get('TEST_DATABASE_URL')", reason="starts embedded PostgreSQL servers of its own")
 def test_throwaway_server_deletes_its_whole_temporary_folder_when_stopped():
     server = throwaway()
@@ -100,6 +102,8 @@ def test_throwaway_server_deletes_its_whole_temporary_folder_when_stopped():
     assert not folder.exists()
 
 
+@pytest.mark.live_server
+@pytest.mark.slow
 @pytest.mark.skipif("os.environ.get('TEST_DATABASE_URL')", reason="starts embedded PostgreSQL servers of its own")
 def test_sigterm_stops_the_api_and_the_embedded_database_like_ctrl_c(scratch_folder):
     data_dir, port = scratch_folder / "postgres", free_port()

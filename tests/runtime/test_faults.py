@@ -228,6 +228,8 @@ def ready_status(base_url: str) -> int | None:
 REGISTER_ROUTE = "/courses/{course_id}/register"
 
 
+@pytest.mark.live_server
+@pytest.mark.slow
 def test_killing_a_worker_mid_rush_loses_no_acknowledged_registration(database_url, engine, factory, tmp_path):
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
@@ -349,6 +351,7 @@ def test_killing_a_worker_mid_rush_loses_no_acknowledged_registration(database_u
     assert not [pid for pid in (survivor, replacement) if psutil.pid_exists(pid)]
 
 
+@pytest.mark.live_server
 def test_sigint_stops_the_supervisor_and_every_worker(database_url):
     server = start_server(database_url, workers=2)
     workers = server.worker_pids()
@@ -361,6 +364,7 @@ def test_sigint_stops_the_supervisor_and_every_worker(database_url):
             server.stop()
 
 
+@pytest.mark.live_server
 def test_supervisor_gives_up_when_workers_keep_dying(database_url):
     """A worker that cannot start (here: an app that does not import) would be
     replaced forever; the supervisor stops after a few deaths instead."""
@@ -424,6 +428,8 @@ def outage_postgres():
             server.stop()
 
 
+@pytest.mark.live_server
+@pytest.mark.slow
 def test_database_outage_answers_503_with_retry_after_and_recovers_by_itself(outage_postgres, settings):
     url = outage_postgres.create_database("course_reg_outage")
     migrate.upgrade(url)
@@ -526,6 +532,8 @@ def test_database_outage_answers_503_with_retry_after_and_recovers_by_itself(out
 # ---- a pile-up behind a held course lock -------------------------------------------
 
 
+@pytest.mark.live_server
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("pool_env", "requests"),
     [
