@@ -9,7 +9,7 @@ image does not copy bench/.
 
 The server is started the way `make run` serves (`python -m app.runtime.server
 APP --host 127.0.0.1 --port P --workers N`, see `app.runtime.server.command`),
-or with uvicorn's own `--workers` (launcher="uvicorn", for `make bench
+or with uvicorn's own `--workers` (launcher="uvicorn", for `python -m bench
 --launcher uvicorn`). It is ready when the ready path answers 200 *and* every
 worker has started: one answer only proves that the first worker is up.
 

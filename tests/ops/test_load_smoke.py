@@ -236,6 +236,7 @@ def run_check_invariants(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # a subprocess of its own
 def test_check_invariants_reports_a_lying_counter_and_exits_1(broken_database):
     completed = run_check_invariants("--database-url", broken_database)
     assert completed.returncode == 1, completed.stdout + completed.stderr
@@ -246,6 +247,7 @@ def test_check_invariants_reports_a_lying_counter_and_exits_1(broken_database):
     assert report["courses_checked"] == 1
 
 
+@pytest.mark.slow  # a subprocess of its own
 def test_check_invariants_passes_on_a_consistent_database_and_exits_2_without_one(database_url):
     assert run_check_invariants("--database-url", database_url).returncode == 0
     unreachable = run_check_invariants("--database-url", "postgresql://nobody:secret@127.0.0.1:1/none", "--json")

@@ -75,6 +75,7 @@ def _courses_per_semester(engine):
         return dict(session.execute(select(Course.semester_id, func.count()).group_by(Course.semester_id)).all())
 
 
+@pytest.mark.slow  # a subprocess of its own
 def test_seed_all_is_idempotent_and_logs_in_the_demo_student(seed_url, seed_engine):
     first = run_seed(seed_url, "seed", "--count", "50")
     again = run_seed(seed_url, "seed", "--count", "50")
@@ -95,11 +96,13 @@ def test_seed_all_is_idempotent_and_logs_in_the_demo_student(seed_url, seed_engi
     assert response.status_code == 200
 
 
+@pytest.mark.slow  # a subprocess of its own
 def test_seed_still_accepts_students_as_the_name_of_count(seed_url, seed_engine):
     assert "7 new students" in run_seed(seed_url, "seed", "--students", "7")
     assert _count(seed_engine, Student) == 7
 
 
+@pytest.mark.slow  # a subprocess of its own
 def test_seed_students_runs_alone_and_is_idempotent(seed_url, seed_engine):
     assert "25 inserted" in run_seed(seed_url, "seed_students", "--count", "25")
     assert "0 inserted, 25 already there" in run_seed(seed_url, "seed_students", "--count", "25")
@@ -109,6 +112,7 @@ def test_seed_students_runs_alone_and_is_idempotent(seed_url, seed_engine):
     assert _count(seed_engine, Semester) == 0  # students only
 
 
+@pytest.mark.slow  # a subprocess of its own
 def test_seed_semesters_runs_alone_and_is_idempotent(seed_url, seed_engine):
     first = run_seed(seed_url, "seed_semesters")
     again = run_seed(seed_url, "seed_semesters")
@@ -122,6 +126,7 @@ def test_seed_semesters_runs_alone_and_is_idempotent(seed_url, seed_engine):
     assert _count(seed_engine, Student) == 0
 
 
+@pytest.mark.slow  # a subprocess of its own
 def test_seed_courses_runs_alone_and_fills_only_the_demo_semesters(seed_url, seed_engine):
     now = datetime.now(UTC)
     with Session(seed_engine) as session, session.begin():
