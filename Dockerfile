@@ -6,7 +6,7 @@
 #         with locustfiles/ and bench/ (the run and its verdict) next to app/ and scripts/
 #         (the verdict runs scripts/check_invariants.py).
 # Test, lint, load and benchmark packages never reach the api image.
-# tests/test_container_files.py checks this file against the repository.
+# tests/ops/test_container_files.py checks this file against the repository.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 

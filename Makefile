@@ -37,6 +37,12 @@ run: install
 test: install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## The inner loop, well under a minute: everything but the tests marked live_server, fuzz,
+## slow or load (pyproject.toml); `make test` still runs them all.
+.PHONY: test-fast
+test-fast: install
+	$(PY) -m pytest -m "not live_server and not fuzz and not slow and not load" $(PYTEST_ARGS)
+
 ## Load test, against `make run` unless HOST is given (docs/load-testing.md):
 ##   make load PRESET=spike USERS= SPAWN_RATE= RUN_TIME= MIX="StudentUser:1,RaceUser:2" PROCESSES= HOST=
 ## HOST is a URL, host:port, or a host (then PORT applies); LOAD_ARGS passes more flags (e.g. --web).

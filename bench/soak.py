@@ -33,8 +33,6 @@ import os
 import random
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -57,9 +55,8 @@ from sqlalchemy.orm import Session
 
 from app.core.config import normalize_database_url
 from app.core.security import hash_password
-from app.runtime.server import command as serve_command
+from bench.live_server import LiveServer, ServerNotReady, wait_ready
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 PASSWORD = "soak-password"
 BCRYPT_ROUNDS = 4  # own server only: logins are part of the mix, not the point of it
@@ -83,12 +80,6 @@ class Target:
                 cleanup()
             except Exception as error:  # keep cleaning up
                 print(f"cleanup failed: {error!r}", file=sys.stderr)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def seed(database_url: str, *, courses: int, students: int, duration: float) -> list[tuple[str, str]]:
@@ -148,12 +139,9 @@ def start_own_server(args: argparse.Namespace) -> Target:
         target.database_url = database_url
         target.students = seed(database_url, courses=args.courses, students=args.students, duration=args.duration)
 
-        port = free_port()
         workdir = Path(tempfile.mkdtemp(prefix="course-reg-soak-"))
         target.cleanups.append(lambda: shutil.rmtree(workdir, ignore_errors=True))
         (workdir / "metrics").mkdir()
-        log = open(workdir / "server.log", "wb")  # noqa: SIM115 (closed by the target's cleanups)
-        target.cleanups.append(log.close)
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
@@ -165,52 +153,29 @@ def start_own_server(args: argparse.Namespace) -> Target:
         }
         # The command `make run` serves with: its supervisor replaces a dead worker,
         # which the report counts as a failure (see `replaced_workers`).
-        process = subprocess.Popen(
-            serve_command("app.asgi:app", host="127.0.0.1", port=port, workers=args.workers, log_level="warning"),
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        target.process = process
-        target.server_pid = process.pid
-        target.base_url = f"http://127.0.0.1:{port}"
-        target.cleanups.append(lambda: stop_process(process))
+        server = LiveServer(workers=args.workers, env=env, log_path=workdir / "server.log", log_level="warning")
+        server.start()
+        target.process = server.process
+        target.server_pid = server.process.pid
+        target.base_url = server.base_url
+        target.cleanups.append(server.stop)
         print(f"API on {target.base_url}, {args.workers} workers, log in {workdir / 'server.log'}")
-        wait_ready(target.base_url, process)
+        try:
+            server.wait_ready()
+        except ServerNotReady as error:
+            raise SystemExit(str(error)) from None
         return target
     except BaseException:
         target.close()
         raise
 
 
-def stop_process(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def wait_ready(base_url: str, process: subprocess.Popen | None = None, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise SystemExit(f"the API exited with status {process.returncode} before it was ready")
-        try:
-            if httpx.get(f"{base_url}/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"{base_url}/ready did not answer 200 within {timeout:.0f} s")
-
-
 def attach_to_server(args: argparse.Namespace) -> Target:
     base_url = f"http://{'[::1]' if args.host == '::1' else args.host}:{args.port}"
-    wait_ready(base_url, timeout=10)
+    try:
+        wait_ready(base_url, timeout=10)
+    except ServerNotReady as error:
+        raise SystemExit(str(error)) from None
     database_url = args.database_url or os.environ.get("DATABASE_URL")
     if not database_url:
         from scripts.check_invariants import dev_database_url

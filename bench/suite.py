@@ -27,13 +27,10 @@ import os
 import platform
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
@@ -47,8 +44,8 @@ from sqlalchemy import Connection, create_engine, text
 from app.core.config import Settings, get_settings
 from app.core.security import create_access_token, hash_password, verify_password
 from app.registrations.invariants import check_invariants
-from app.runtime import server as serve
 from app.runtime.embedded_postgres import EmbeddedPostgres
+from bench.live_server import LiveServer as Server
 from bench.load import LoadResult, LoadSummary, PgbenchSummary, WrkPlan, WrkRun, median, run_pgbench, run_wrk
 from bench.report import evaluate, print_table, write_report
 from scripts import migrate
@@ -331,73 +328,6 @@ def pgbench_ceilings(
         connection.execute(text("UPDATE courses SET enrolled_count = 0, reserved_count = 0"))
     engine.dispose()
     return results
-
-
-# --- servers ----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Server:
-    """An API (or trivial) server of our own on a free 127.0.0.1 port."""
-
-    def __init__(self, app: str, *, workers: int, launcher: str, env: dict[str, str], log_path: Path):
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        if launcher == "uvicorn":  # uvicorn's own CLI, as `make run` served before app/runtime/server.py
-            self.command = [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                app,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(workers),
-                "--no-access-log",
-                "--timeout-worker-healthcheck",
-                "30",
-            ]
-        else:
-            self.command = serve.command(app, host="127.0.0.1", port=self.port, workers=workers)
-        self.workers = workers
-        self.env = env
-        self.log_path = log_path
-        self.process: subprocess.Popen | None = None
-
-    def __enter__(self) -> "Server":
-        self._log = self.log_path.open("w")
-        self.process = subprocess.Popen(
-            self.command, cwd=PROJECT_ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited at start-up; see {self.log_path}:\n{self.log_path.read_text()}")
-            if self.log_path.read_text().count("Application startup complete") >= self.workers:
-                return self
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not start within 60 s; see {self.log_path}")
-
-    def get(self, path: str) -> int:
-        with urllib.request.urlopen(self.base_url + path, timeout=10) as response:
-            return response.status
-
-    def __exit__(self, *exc) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
 
 
 # --- the scenarios ----------------------------------------------------------------------------
@@ -812,6 +742,7 @@ def main() -> int:
                 launcher=args.launcher,
                 env=env,
                 log_path=workdir / "trivial.log",
+                ready_path="/ping",
             ) as server:
                 ctx = Context(workdir, {"api": server.process.pid, "postgres": postmaster}, args.seconds)
                 results["trivial"] = trivial_ceiling(ctx, server)
