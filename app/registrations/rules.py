@@ -3,7 +3,7 @@
 The service locks the course row, reads its counters, and hands them here as
 plain values; what comes back says what to write. Nothing here touches the
 database, so these rules are tested by the hundred without one
-(tests: test_registration_rules.py), and the integration tests keep to locking.
+(tests/registrations/test_registration_rules.py), and the integration tests keep to locking.
 """
 
 from dataclasses import dataclass
