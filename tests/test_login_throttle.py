@@ -126,6 +126,19 @@ def test_a_successful_login_clears_the_students_failures_from_that_client(thrott
         assert login(client, student.student_number, TEST_PASSWORD).status_code == 200
 
 
+def test_a_correct_login_gives_back_only_its_own_place_in_the_students_failures(throttled_settings, factory, engine):
+    """Failures from elsewhere keep slowing the student's logins down until their
+    window ends; the owner's login neither adds to them nor wipes them."""
+    student = factory.student()
+    with client_from(throttled_settings, random_address()) as guesser:
+        for _ in range(2):
+            assert login(guesser, student.student_number, "wrong").status_code == 401
+    with client_from(throttled_settings, random_address()) as owner:
+        assert login(owner, student.student_number, TEST_PASSWORD).status_code == 200
+    assert failures_counted(engine, f"student:{student.student_number}") == 2
+    assert failures_counted(engine, f"student-logins:{student.student_number}") == 1
+
+
 def test_purge_keeps_live_windows_and_drops_ended_ones(session):
     from datetime import UTC, datetime, timedelta
 

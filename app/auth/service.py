@@ -19,7 +19,9 @@ def login_delay(
     Raise TooManyLoginAttempts at once when a refusing scope is already at its
     limit (no wait, no turn, no password check); otherwise return the seconds the
     attempt must wait first, from the student's failures in the window
-    (app/auth/throttle.py). `authenticate` checks again, under the row locks.
+    (app/auth/throttle.py). `authenticate` checks again, under the row locks, so a
+    read that is a moment behind (a standby, attempts landing meanwhile) only
+    decides how early a refusal comes and how long the wait is.
     """
     scopes = throttle.login_scopes(student_number=student_number, client_address=client_address, settings=settings)
     with engine.connect() as connection:
