@@ -1,4 +1,5 @@
-"""Delete expired Idempotency-Key responses and login-throttle windows that ended.
+"""Delete expired Idempotency-Key responses and login-throttle windows that ended
+(every scope: per student and address, student, address, successful logins).
 
 Neither is needed for correctness (expired rows are ignored and replaced);
 this keeps the tables small. Run it from cron, e.g. hourly:
@@ -6,22 +7,20 @@ this keeps the tables small. Run it from cron, e.g. hourly:
     python -m scripts.purge_expired
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
 from app.auth.throttle import purge_stale
-from app.core.config import get_settings
 from app.idempotency.service import purge_expired
 from scripts.seed_common import engine_from_settings
 
 
 def main() -> None:
-    settings = get_settings()
     now = datetime.now(UTC)
     with Session(engine_from_settings()) as session:
         keys = purge_expired(session, now=now)
-        throttles = purge_stale(session, now=now, window=timedelta(seconds=settings.login_failure_window_seconds))
+        throttles = purge_stale(session, now=now)
     print(f"purged {keys} expired idempotency keys and {throttles} stale login throttles")
 
 

@@ -1,4 +1,6 @@
+import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -7,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.auth import service
 from app.auth.errors import NotAuthenticated
+from app.auth.schemas import LoginRequest
 from app.core.security import AccessTokens, TokenSubject
 
 # auto_error=False: we answer a missing token ourselves, with our error body.
@@ -41,14 +44,39 @@ async def get_current_student(
 CurrentStudent = Annotated[TokenSubject, Depends(get_current_student)]
 
 
-async def login_turn(request: Request) -> AsyncIterator[None]:
-    """Wait on the event loop for one of the worker's login turns (LOGIN_TURNS).
+def client_address(request: Request) -> str:
+    """The address login protection counts against. Behind a proxy, uvicorn's
+    proxy headers make this the real client (docs: FORWARDED_ALLOW_IPS)."""
+    return request.client.host if request.client else "unknown"
 
-    A worker completes only a few logins at once: each password check holds a
-    core for 0.2-0.3 s. Without turns, 200 logins arriving together all entered
-    the threadpool at once and made their throttle writes in the same second,
-    and reads waited behind them. Waiting here holds no thread and no database
-    connection; the turns are created in the app's lifespan, on its event loop.
+
+async def admit_login(request: Request, body: LoginRequest) -> AsyncIterator[LoginRequest]:
+    """Let a login through to its password check, on the event loop:
+
+    1. one cheap read of its throttle counts (app/auth/service.py::login_delay):
+       a scope already at its limit is 429 now, with no wait and no turn;
+    2. when the student's failures from everywhere are past their budget, wait
+       (`asyncio.sleep`: no thread, no database connection, no login turn held);
+    3. wait for one of the worker's login turns (LOGIN_TURNS).
+
+    The turns: a worker completes only a few logins at once, since each password
+    check holds a core for 0.2-0.3 s. Without them, 200 logins arriving together
+    all entered the threadpool at once and made their throttle writes in the
+    same second, and reads waited behind them. The turns are created in the
+    app's lifespan, on its event loop.
     """
+    delay = await run_in_threadpool(
+        service.login_delay,
+        request.app.state.read_engine,
+        student_number=body.student_number,
+        client_address=client_address(request),
+        settings=request.app.state.settings,
+        now=datetime.now(UTC),
+    )
+    if delay > 0:
+        await asyncio.sleep(delay)
     async with request.app.state.login_turns:
-        yield
+        yield body
+
+
+AdmittedLogin = Annotated[LoginRequest, Depends(admit_login)]

@@ -29,6 +29,6 @@ class TooManyLoginAttempts(DomainError):
     code = "TOO_MANY_LOGIN_ATTEMPTS"
     detail = "Too many failed logins; try again later"
 
-    def __init__(self, retry_after_seconds: int) -> None:
-        super().__init__()
+    def __init__(self, retry_after_seconds: int, detail: str | None = None) -> None:
+        super().__init__(detail)
         self.headers = {"Retry-After": str(retry_after_seconds)}

@@ -7,7 +7,9 @@ from app.core.db import Base
 
 
 class LoginThrottle(Base):
-    """Failed logins per scope ("student:STU10000" or "client:10.0.0.7") in a fixed window.
+    """Login attempts of one kind counted per scope in a fixed window, e.g.
+    'pair:["STU10000","10.0.0.7"]' (failures of a student from one address),
+    "student:STU10000", "client:10.0.0.7", "student-logins:STU10000" (app/auth/throttle.py).
 
     Kept in PostgreSQL so that every worker process and replica sees the same counts.
     """
@@ -15,7 +17,7 @@ class LoginThrottle(Base):
     __tablename__ = "login_throttles"
 
     scope: Mapped[str] = mapped_column(String(300), primary_key=True)
-    failures: Mapped[int] = mapped_column(Integer)
-    window_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    # Set when failures reach the limit: logins in this scope answer 429 until then.
-    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer)
+    # The count applies until then; the next attempt after it starts a new window.
+    # Indexed for the purge (scripts/purge_expired.py).
+    window_ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -1,10 +1,10 @@
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from app.auth import service
-from app.auth.dependencies import CurrentStudent, login_turn
-from app.auth.schemas import LoginRequest, StudentRead, Token
+from app.auth.dependencies import AdmittedLogin, CurrentStudent, client_address
+from app.auth.schemas import StudentRead, Token
 from app.core.db import SessionDep
 from app.core.openapi import AUTHENTICATED, BODY, DATABASE, errors
 from app.core.responses import JSONBody
@@ -19,17 +19,16 @@ _STUDENT = JSONBody(StudentRead)
 @router.post(
     "/login",
     response_model=Token,
-    dependencies=[Depends(login_turn)],
     responses=errors(BODY, DATABASE, ("INVALID_CREDENTIALS", "TOO_MANY_LOGIN_ATTEMPTS")),
 )
-def login(body: LoginRequest, session: SessionDep, request: Request) -> Response:
+def login(body: AdmittedLogin, session: SessionDep, request: Request) -> Response:
+    """Runs once `admit_login` let it through: after any slowdown, within a login turn."""
     settings = request.app.state.settings
     student = service.authenticate(
         session,
         student_number=body.student_number,
         password=body.password,
-        # Behind a proxy, run uvicorn with --proxy-headers so this is the real client.
-        client_address=request.client.host if request.client else "unknown",
+        client_address=client_address(request),
         settings=settings,
         now=datetime.now(UTC),
     )

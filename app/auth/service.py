@@ -1,5 +1,5 @@
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session
@@ -9,6 +9,25 @@ from app.auth.errors import InvalidCredentials, InvalidToken
 from app.core.config import Settings
 from app.core.security import dummy_password_hash, verify_password
 from app.students.models import Student
+
+
+def login_delay(
+    engine: Engine, *, student_number: str, client_address: str, settings: Settings, now: datetime
+) -> float:
+    """Before a login waits for its turn: one autocommit read of its throttle counts.
+
+    Raise TooManyLoginAttempts at once when a refusing scope is already at its
+    limit (no wait, no turn, no password check); otherwise return the seconds the
+    attempt must wait first, from the student's failures in the window
+    (app/auth/throttle.py). `authenticate` checks again, under the row locks, so a
+    read that is a moment behind (a standby, attempts landing meanwhile) only
+    decides how early a refusal comes and how long the wait is.
+    """
+    scopes = throttle.login_scopes(student_number=student_number, client_address=client_address, settings=settings)
+    with engine.connect() as connection:
+        counts = throttle.current_counts(connection, scopes.all, now=now)
+    throttle.ensure_allowed(counts, scopes.refusing, now=now)
+    return throttle.student_slowdown(counts, scopes, settings)
 
 
 def authenticate(
@@ -25,17 +44,18 @@ def authenticate(
 
     No transaction is open while bcrypt runs: the connection goes back to the
     pool, so a login storm holds no database connection (and no throttle row
-    lock) while it burns CPU. How each scope counts: app/auth/throttle.py.
+    lock) while it burns CPU. What each scope counts: app/auth/throttle.py. Rows
+    are locked in one order on every path: pair, student, student-logins,
+    client-logins, client.
     """
-    student_scope, client_scope = throttle.login_scopes(
-        student_number=student_number, client_address=client_address, settings=settings
-    )
-    window = timedelta(seconds=settings.login_failure_window_seconds)
+    scopes = throttle.login_scopes(student_number=student_number, client_address=client_address, settings=settings)
     with session.begin():
-        throttle.ensure_allowed(session, client_scope, now=now, window=window)
-        # Counted as a failure up front, so that guesses in parallel cannot all
+        counts = throttle.current_counts(session, (scopes.client, scopes.student_logins, scopes.client_logins), now=now)
+        throttle.ensure_allowed(counts, (scopes.client, scopes.student_logins, scopes.client_logins), now=now)
+        # Counted as failures up front, so that guesses in parallel cannot all
         # pass a check made before any of them is recorded.
-        throttle.reserve_attempt(session, student_scope, now=now, window=window)
+        throttle.reserve_attempt(session, scopes.pair, now=now)
+        throttle.add_attempt(session, scopes.student, now=now)
         student = session.scalar(select(Student).where(Student.student_number == student_number))
 
     # Hash anyway for an unknown student number: both failures cost the same time.
@@ -43,11 +63,14 @@ def authenticate(
     password_matches = verify_password(password, password_hash)
     if student is None or not password_matches:
         with session.begin():
-            throttle.record_failure(session, client_scope, now=now, window=window)
-        raise InvalidCredentials()  # the student's reservation stands as the failure
+            throttle.add_attempt(session, scopes.client, now=now)
+        raise InvalidCredentials()  # the pair's and the student's reservations stand as the failure
 
     with session.begin():
-        throttle.clear(session, student_scope)  # the student's failures start again from nothing
+        throttle.clear(session, scopes.pair)  # this address's failures for the student start again
+        throttle.give_back_attempt(session, scopes.student, now=now)
+        throttle.add_attempt(session, scopes.student_logins, now=now)
+        throttle.add_attempt(session, scopes.client_logins, now=now)
     return student
 
 

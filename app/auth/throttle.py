@@ -1,29 +1,45 @@
-"""Brute-force protection for login, with its state in PostgreSQL.
+"""Login protection, with its state in PostgreSQL (table `login_throttles`).
 
-Failed logins are counted per scope in a fixed window, and past a scope's limit
-logins answer 429 until the window ends; the next attempt after that starts a
-fresh window. Two scopes, counted differently:
+Every scope counts one kind of attempt in a fixed window of its own; the first
+attempt after the window ends starts a new one. Five scopes per login:
 
-- A student number: each attempt reserves its place in the count *before* its
-  password is checked, in one short transaction whose upsert locks the scope's
-  row, so concurrent guesses (on any worker) each see the ones before them, and
-  at most `max_failures` per window ever reach bcrypt. A correct password clears
-  the count. No real student logs in many times at once, so nobody is refused
-  for attempts still in progress.
-- A client address: only failures count, recorded once the password proved
-  wrong. A campus behind one NAT address (or a load test) may have hundreds of
-  correct logins in progress at once, and must not be refused for them. The
-  price: guesses from one client that are in progress together are all checked
-  before their failures land, so the limit can be overshot by what one client
-  has in flight at once, which the request threadpool bounds.
+- **pair** (a student number from one client address): failures, 429 past
+  `LOGIN_MAX_FAILURES_PER_CLIENT_AND_STUDENT`. Each attempt reserves its place
+  *before* its password is checked, in a short transaction whose upsert locks
+  the row, so parallel guesses (on any worker) each see the ones before them and
+  at most the limit ever reach bcrypt. A correct password clears it. Guessing
+  from one address meets 429 quickly; the owner, from any other address, is
+  never refused for it.
+- **client** (an address, any student): failures, 429 past
+  `LOGIN_MAX_FAILURES_PER_CLIENT`. Counted once the password proved wrong:
+  a campus behind one NAT address has hundreds of correct logins in progress at
+  once, and must not be refused for them. The price: guesses from one client in
+  progress together are all checked before their failures land, so the limit
+  can be overshot by what one client has past the login turns at once.
+- **student** (a student number, every address): failures, reserved before
+  bcrypt like the pair's (a correct password gives its reservation back). Never
+  a 429: past `LOGIN_STUDENT_FAILURES_BEFORE_SLOWDOWN` each attempt waits before
+  its login turn, `slowdown()` seconds (doubling, capped). Guesses spread over
+  many addresses slow down; the owner still gets in, a few seconds later.
+- **student-logins** and **client-logins**: successful logins, 429 past
+  `LOGIN_MAX_SUCCESSES_PER_STUDENT` / `..._PER_CLIENT` in
+  `LOGIN_SUCCESS_WINDOW_SECONDS`. Counted after the password matched, so only
+  someone who knows the password can use them up; checked again once a login
+  has its turn, so the overshoot is at most the logins past the turns at once
+  (LOGIN_TURNS per worker).
+
+A refused attempt counts nowhere. Lock order, on every path: pair, student,
+student-logins, client-logins, client (app/auth/service.py).
 """
 
 import hashlib
+import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, select
+from sqlalchemy import Connection, case, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -36,20 +52,61 @@ from app.core.db import rows_affected
 # proxy forwarded, and the scope column holds at most 300 characters.
 _LONGEST_PLAIN_KEY = 100
 
+_FAILED = "Too many failed logins; try again later"
+_SUCCEEDED = "Too many logins; try again later"
+
 
 @dataclass(frozen=True, slots=True)
 class ThrottleScope:
     key: str
-    max_failures: int
+    limit: int  # attempts in a window; at it, the scope refuses (or, for the student, slows down)
+    window: timedelta
+    refusal: str = _FAILED
 
 
-def login_scopes(
-    *, student_number: str, client_address: str, settings: Settings
-) -> tuple[ThrottleScope, ThrottleScope]:
-    """The student's scope and the client's."""
-    return (
-        ThrottleScope(_scope_key("student", student_number), settings.login_max_failures_per_student),
-        ThrottleScope(_scope_key("client", client_address), settings.login_max_failures_per_client),
+@dataclass(frozen=True, slots=True)
+class LoginScopes:
+    pair: ThrottleScope
+    client: ThrottleScope
+    student: ThrottleScope
+    student_logins: ThrottleScope
+    client_logins: ThrottleScope
+
+    @property
+    def all(self) -> tuple[ThrottleScope, ...]:
+        return (self.pair, self.client, self.student, self.student_logins, self.client_logins)
+
+    @property
+    def refusing(self) -> tuple[ThrottleScope, ...]:
+        """The scopes that answer 429 at their limit (the student's slows down instead)."""
+        return (self.pair, self.client, self.student_logins, self.client_logins)
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    attempts: int
+    window_ends_at: datetime
+
+
+def login_scopes(*, student_number: str, client_address: str, settings: Settings) -> LoginScopes:
+    failures = timedelta(seconds=settings.login_failure_window_seconds)
+    successes = timedelta(seconds=settings.login_success_window_seconds)
+    pair = json.dumps([student_number, client_address])  # unambiguous whatever either holds
+    return LoginScopes(
+        pair=ThrottleScope(_scope_key("pair", pair), settings.login_max_failures_per_client_and_student, failures),
+        client=ThrottleScope(_scope_key("client", client_address), settings.login_max_failures_per_client, failures),
+        student=ThrottleScope(
+            _scope_key("student", student_number), settings.login_student_failures_before_slowdown, failures
+        ),
+        student_logins=ThrottleScope(
+            _scope_key("student-logins", student_number),
+            settings.login_max_successes_per_student,
+            successes,
+            _SUCCEEDED,
+        ),
+        client_logins=ThrottleScope(
+            _scope_key("client-logins", client_address), settings.login_max_successes_per_client, successes, _SUCCEEDED
+        ),
     )
 
 
@@ -59,72 +116,100 @@ def _scope_key(kind: str, value: str) -> str:
     return f"{kind}:{value}"
 
 
-def _seconds_left(window_started_at: datetime, *, now: datetime, window: timedelta) -> int:
-    """Retry-After for a blocked scope: until its window ends, at least a second.
+def slowdown(failures: int, *, before: int, first_seconds: float, max_seconds: float) -> float:
+    """Seconds an attempt waits when the student already has `failures` in the window:
+    none below `before`, then `first_seconds`, doubling with each failure, at most `max_seconds`."""
+    beyond = failures - before
+    if beyond < 0:
+        return 0.0
+    return min(first_seconds * 2.0 ** min(beyond, 32), max_seconds)
+
+
+def student_slowdown(counts: dict[str, Count], scopes: LoginScopes, settings: Settings) -> float:
+    seen = counts.get(scopes.student.key)
+    return slowdown(
+        seen.attempts if seen else 0,
+        before=scopes.student.limit,
+        first_seconds=settings.login_slowdown_first_seconds,
+        max_seconds=settings.login_slowdown_max_seconds,
+    )
+
+
+def _seconds_left(scope: ThrottleScope, window_ends_at: datetime, *, now: datetime) -> int:
+    """Retry-After for a refusing scope: until its window ends, at least a second.
     Clamped to the window: a concurrent attempt stamped a moment after this one may
     have started it, which then ends a little more than `window` from now."""
-    seconds_left = min((window_started_at + window - now).total_seconds(), window.total_seconds())
+    seconds_left = min((window_ends_at - now).total_seconds(), scope.window.total_seconds())
     return max(math.ceil(seconds_left), 1)
 
 
-def ensure_allowed(session: Session, scope: ThrottleScope, *, now: datetime, window: timedelta) -> None:
-    """Raise TooManyLoginAttempts while the scope's failures in this window are at its limit."""
-    row = session.execute(
-        select(LoginThrottle.failures, LoginThrottle.window_started_at).where(
-            LoginThrottle.scope == scope.key, LoginThrottle.window_started_at > now - window
+def current_counts(db: Session | Connection, scopes: Iterable[ThrottleScope], *, now: datetime) -> dict[str, Count]:
+    """The scopes' counts in their current windows, in one statement; a scope with none is left out."""
+    rows = db.execute(
+        select(LoginThrottle.scope, LoginThrottle.attempts, LoginThrottle.window_ends_at).where(
+            LoginThrottle.scope.in_([scope.key for scope in scopes]), LoginThrottle.window_ends_at > now
         )
-    ).one_or_none()
-    if row is not None and row.failures >= scope.max_failures:
-        raise TooManyLoginAttempts(_seconds_left(row.window_started_at, now=now, window=window))
+    )
+    return {row.scope: Count(row.attempts, row.window_ends_at) for row in rows}
 
 
-def reserve_attempt(session: Session, scope: ThrottleScope, *, now: datetime, window: timedelta) -> None:
+def ensure_allowed(counts: dict[str, Count], scopes: Iterable[ThrottleScope], *, now: datetime) -> None:
+    """Raise TooManyLoginAttempts when one of the scopes is at its limit, with
+    Retry-After until the last of those refusing ends."""
+    refusing = [
+        (scope, count)
+        for scope in scopes
+        if (count := counts.get(scope.key)) is not None and count.attempts >= scope.limit
+    ]
+    if refusing:
+        scope, count = max(refusing, key=lambda found: _seconds_left(found[0], found[1].window_ends_at, now=now))
+        raise TooManyLoginAttempts(_seconds_left(scope, count.window_ends_at, now=now), detail=scope.refusal)
+
+
+def reserve_attempt(session: Session, scope: ThrottleScope, *, now: datetime) -> None:
     """Count one attempt before its password is checked, or raise TooManyLoginAttempts.
 
     Run it in a short transaction and commit at once: the scope's row stays
     locked until then. A refused attempt raises, and its rollback leaves the
     count as it was.
     """
-    failures, window_started_at = record_failure(session, scope, now=now, window=window)
-    if failures > scope.max_failures:
-        raise TooManyLoginAttempts(_seconds_left(window_started_at, now=now, window=window))
+    count = add_attempt(session, scope, now=now)
+    if count.attempts > scope.limit:
+        raise TooManyLoginAttempts(_seconds_left(scope, count.window_ends_at, now=now), detail=scope.refusal)
 
 
-def record_failure(session: Session, scope: ThrottleScope, *, now: datetime, window: timedelta) -> tuple[int, datetime]:
+def add_attempt(session: Session, scope: ThrottleScope, *, now: datetime) -> Count:
     """Add one to the scope's count in its current window (or start a new window);
-    return the new count and when its window started. One atomic upsert."""
+    return the new count. One atomic upsert."""
     current = LoginThrottle.__table__.c
-    in_window = current.window_started_at > now - window
-    failures = case((in_window, current.failures + 1), else_=1)
-    window_start = case((in_window, current.window_started_at), else_=now)
-    statement = insert(LoginThrottle).values(
-        scope=scope.key,
-        failures=1,
-        window_started_at=now,
-        blocked_until=now + window if scope.max_failures <= 1 else None,
-    )
+    in_window = current.window_ends_at > now
+    statement = insert(LoginThrottle).values(scope=scope.key, attempts=1, window_ends_at=now + scope.window)
     row = session.execute(
         statement.on_conflict_do_update(
             index_elements=[LoginThrottle.scope],
             set_={
-                "failures": failures,
-                "window_started_at": window_start,
-                # For operators and the purge: when the scope's last allowed attempt is spent.
-                "blocked_until": case((failures >= scope.max_failures, window_start + window), else_=None),
+                "attempts": case((in_window, current.attempts + 1), else_=1),
+                "window_ends_at": case((in_window, current.window_ends_at), else_=now + scope.window),
             },
-        ).returning(LoginThrottle.failures, LoginThrottle.window_started_at)
+        ).returning(LoginThrottle.attempts, LoginThrottle.window_ends_at)
     ).one()
-    return row.failures, row.window_started_at
+    return Count(row.attempts, row.window_ends_at)
+
+
+def give_back_attempt(session: Session, scope: ThrottleScope, *, now: datetime) -> None:
+    """Undo one reserved attempt (its password matched), in the window it was counted in."""
+    session.execute(
+        update(LoginThrottle)
+        .where(LoginThrottle.scope == scope.key, LoginThrottle.window_ends_at > now, LoginThrottle.attempts > 0)
+        .values(attempts=LoginThrottle.attempts - 1)
+    )
 
 
 def clear(session: Session, scope: ThrottleScope) -> None:
     session.execute(delete(LoginThrottle).where(LoginThrottle.scope == scope.key))
 
 
-def purge_stale(session: Session, *, now: datetime, window: timedelta) -> int:
+def purge_stale(session: Session, *, now: datetime) -> int:
+    """Delete every scope whose window has ended (it would start afresh anyway)."""
     with session.begin():
-        stale = delete(LoginThrottle).where(
-            LoginThrottle.window_started_at <= now - window,
-            (LoginThrottle.blocked_until.is_(None)) | (LoginThrottle.blocked_until <= now),
-        )
-        return rows_affected(session.execute(stale))
+        return rows_affected(session.execute(delete(LoginThrottle).where(LoginThrottle.window_ends_at <= now)))

@@ -3,7 +3,7 @@
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_SECRET_KEY = "change-me-in-production-this-is-only-for-development"
@@ -57,12 +57,25 @@ class Settings(BaseSettings):
     access_token_expire_minutes: int = 60
     bcrypt_rounds: int = 12
 
-    # Login throttling: failed logins counted per student number and per client
-    # address in a fixed window; past the limit, logins answer 429 until it ends.
-    login_failure_window_seconds: int = 300
-    login_max_failures_per_student: int = 5
-    # Generous: a whole campus may share one address behind NAT.
-    login_max_failures_per_client: int = 100
+    # Login protection (app/auth/throttle.py; README, "Login protection").
+    # Failed logins, counted in a fixed window: per student *and* client address
+    # (attempts in progress count too), 429 past the limit; per client address
+    # across all students, 429 past the limit (generous: a whole campus may share
+    # one address behind NAT).
+    login_failure_window_seconds: int = Field(default=300, ge=1)
+    login_max_failures_per_client_and_student: int = Field(default=5, ge=1)
+    login_max_failures_per_client: int = Field(default=100, ge=1)
+    # Per student from every address: past this many failures in the window, each
+    # attempt waits before its password is checked, FIRST seconds doubling up to
+    # MAX. Never a 429: guesses from elsewhere slow the owner down, never lock them out.
+    login_student_failures_before_slowdown: int = Field(default=10, ge=1)
+    login_slowdown_first_seconds: float = Field(default=0.25, ge=0)
+    login_slowdown_max_seconds: float = Field(default=4.0, ge=0)
+    # Successful logins, counted in their own fixed window: per student, and per
+    # client address (generous: a campus behind one NAT address, our load tests).
+    login_success_window_seconds: int = Field(default=60, ge=1)
+    login_max_successes_per_student: int = Field(default=10, ge=1)
+    login_max_successes_per_client: int = Field(default=3000, ge=1)
 
     # How long a stored Idempotency-Key response is replayed.
     idempotency_key_ttl_hours: int = 24

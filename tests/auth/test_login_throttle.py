@@ -1,6 +1,9 @@
-"""Brute-force protection: failed logins are throttled per student and per client,
-with the state in PostgreSQL so that every worker process sees it."""
+"""Brute-force protection in one process: failed logins are throttled per student
+from one client address and per client, with the state in PostgreSQL so that every
+worker process sees it. Across two server processes, and the policy's other cases
+(slowdown, successful logins): tests/test_login_protection.py."""
 
+import json
 import time
 import uuid
 from collections import Counter
@@ -27,7 +30,7 @@ def throttled_settings(settings):
     return settings.model_copy(
         update={
             "login_failure_window_seconds": WINDOW_SECONDS,
-            "login_max_failures_per_student": 3,
+            "login_max_failures_per_client_and_student": 3,
             "login_max_failures_per_client": 6,
         }
     )
@@ -43,7 +46,9 @@ def random_address():
 
 
 @pytest.mark.slow
-def test_repeated_failures_for_one_student_are_throttled_until_the_window_ends(throttled_settings, factory):
+def test_repeated_failures_for_one_student_from_one_client_are_throttled_until_the_window_ends(
+    throttled_settings, factory
+):
     student = factory.student()
     with client_from(throttled_settings, random_address()) as client:
         for _ in range(3):
@@ -109,7 +114,7 @@ def test_attempts_refused_with_429_do_not_count_against_the_other_scope(throttle
         )  # 6: the client's limit
 
 
-def test_a_successful_login_clears_the_students_failures(throttled_settings, factory):
+def test_a_successful_login_clears_the_students_failures_from_that_client(throttled_settings, factory):
     student = factory.student()
     with client_from(throttled_settings, random_address()) as client:
         for _ in range(2):
@@ -120,24 +125,39 @@ def test_a_successful_login_clears_the_students_failures(throttled_settings, fac
         assert login(client, student.student_number, TEST_PASSWORD).status_code == 200
 
 
-def test_purge_keeps_live_blocks_and_drops_ended_windows(session):
+def test_a_correct_login_gives_back_only_its_own_place_in_the_students_failures(throttled_settings, factory, engine):
+    """Failures from elsewhere keep slowing the student's logins down until their
+    window ends; the owner's login neither adds to them nor wipes them."""
+    student = factory.student()
+    with client_from(throttled_settings, random_address()) as guesser:
+        for _ in range(2):
+            assert login(guesser, student.student_number, "wrong").status_code == 401
+    with client_from(throttled_settings, random_address()) as owner:
+        assert login(owner, student.student_number, TEST_PASSWORD).status_code == 200
+    assert failures_counted(engine, f"student:{student.student_number}") == 2
+    assert failures_counted(engine, f"student-logins:{student.student_number}") == 1
+
+
+def test_purge_keeps_live_windows_and_drops_ended_ones(session):
     from datetime import UTC, datetime, timedelta
 
-    from sqlalchemy import select
-
     from app.auth import throttle
-    from app.auth.models import LoginThrottle
 
     now = datetime.now(UTC)
     window = timedelta(seconds=60)
-    old, live = f"student:OLD-{uuid.uuid4().hex}", f"student:LIVE-{uuid.uuid4().hex}"
+    kinds = ("pair", "student", "client", "student-logins", "client-logins")
+    old = [throttle.ThrottleScope(f"{kind}:OLD-{uuid.uuid4().hex}", 1, window) for kind in kinds]
+    live = [throttle.ThrottleScope(f"{kind}:LIVE-{uuid.uuid4().hex}", 1, window) for kind in kinds]
     with session.begin():
-        throttle.record_failure(session, throttle.ThrottleScope(old, 1), now=now - 2 * window, window=window)
-        throttle.record_failure(session, throttle.ThrottleScope(live, 1), now=now, window=window)
-    throttle.purge_stale(session, now=now, window=window)
+        for scope in old:
+            throttle.add_attempt(session, scope, now=now - 2 * window)
+        for scope in live:
+            throttle.add_attempt(session, scope, now=now)
+    throttle.purge_stale(session, now=now)
+    keys = [scope.key for scope in old + live]
     with session.begin():
-        remaining = session.scalars(select(LoginThrottle.scope).where(LoginThrottle.scope.in_([old, live]))).all()
-    assert remaining == [live]
+        remaining = session.scalars(select(LoginThrottle.scope).where(LoginThrottle.scope.in_(keys))).all()
+    assert sorted(remaining) == sorted(scope.key for scope in live)
 
 
 # ---- guesses in parallel ------------------------------------------------------------
@@ -155,7 +175,7 @@ def race_settings(settings):
     return settings.model_copy(
         update={
             "login_failure_window_seconds": 120,
-            "login_max_failures_per_student": 3,
+            "login_max_failures_per_client_and_student": 3,
             "login_max_failures_per_client": 6,
         }
     )
@@ -178,7 +198,11 @@ def costly_students(engine, password_hash, count):
 
 def failures_counted(engine, scope):
     with Session(engine) as session:
-        return session.scalar(select(LoginThrottle.failures).where(LoginThrottle.scope == scope))
+        return session.scalar(select(LoginThrottle.attempts).where(LoginThrottle.scope == scope))
+
+
+def pair_scope(student_number, address):
+    return "pair:" + json.dumps([student_number, address])
 
 
 def assert_throttled(responses, *, evaluated, window):
@@ -190,14 +214,16 @@ def assert_throttled(responses, *, evaluated, window):
             assert 1 <= int(response.headers["Retry-After"]) <= window
 
 
-def test_parallel_guesses_for_one_student_check_at_most_the_limit(race_settings, engine, costly_hash):
+def test_parallel_guesses_for_one_student_from_one_client_check_at_most_the_limit(race_settings, engine, costly_hash):
     (student,) = costly_students(engine, costly_hash, 1)
-    with client_from(race_settings, random_address()) as client:
+    address = random_address()
+    with client_from(race_settings, address) as client:
         responses = run_all_at_once(
             lambda i: login(client, student.student_number, f"guess-{i}"), range(PARALLEL_GUESSES)
         )
         assert_throttled(responses, evaluated=3, window=120)
-        assert failures_counted(engine, f"student:{student.student_number}") == 3
+        assert failures_counted(engine, pair_scope(student.student_number, address)) == 3
+        assert failures_counted(engine, f"student:{student.student_number}") == 3  # refused attempts count nowhere
         assert login(client, student.student_number, TEST_PASSWORD).status_code == 429
 
 
@@ -241,10 +267,10 @@ def test_a_client_address_too_long_for_the_scope_column_is_throttled_like_any_ot
 def test_parallel_guesses_across_two_server_processes_check_at_most_the_limit(
     live_server, settings, engine, costly_hash
 ):
-    """The audit's reproduction: guesses spread over two worker processes, which
-    share nothing but PostgreSQL."""
+    """The audit's reproduction: guesses from one address spread over two worker
+    processes, which share nothing but PostgreSQL."""
     (student,) = costly_students(engine, costly_hash, 1)
-    limit = settings.login_max_failures_per_student
+    limit = settings.login_max_failures_per_client_and_student
     with httpx.Client(
         base_url=live_server.base_url,
         timeout=60,
@@ -257,4 +283,4 @@ def test_parallel_guesses_across_two_server_processes_check_at_most_the_limit(
             range(PARALLEL_GUESSES),
         )
     assert_throttled(responses, evaluated=limit, window=settings.login_failure_window_seconds)
-    assert failures_counted(engine, f"student:{student.student_number}") == limit
+    assert failures_counted(engine, pair_scope(student.student_number, "127.0.0.1")) == limit

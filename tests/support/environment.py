@@ -13,7 +13,8 @@ TEST_ENV = {
     "CATALOGUE_CACHE_SECONDS": "0",
     "DB_LOCK_TIMEOUT_MS": "5000",
     "LOG_LEVEL": "WARNING",
-    # Every TestClient request comes from one address; the per-client throttle is
-    # tested with its own settings (tests/auth/test_login_throttle.py).
+    # Every TestClient request comes from one address; the per-client limits are
+    # tested with their own settings (tests/auth/test_login_throttle.py, test_login_protection.py).
     "LOGIN_MAX_FAILURES_PER_CLIENT": "1000000",
+    "LOGIN_MAX_SUCCESSES_PER_CLIENT": "1000000",
 }
