@@ -4,17 +4,22 @@ from app.auth.models import LoginThrottle
 from app.core.db import Base
 from app.courses.models import Course
 from app.idempotency.models import IdempotencyKey
-from app.registrations.models import CourseRegistration, RegistrationStatus
+from app.registrations.models import CourseRegistration, EventType, RegistrationEvent, RegistrationStatus
 from app.semesters.models import Semester
-from app.students.models import Student
+from app.students.models import CompletedCourse, Student, StudentHold, StudentTerm
 
 __all__ = [
     "Base",
+    "CompletedCourse",
     "Course",
     "CourseRegistration",
+    "EventType",
     "IdempotencyKey",
     "LoginThrottle",
+    "RegistrationEvent",
     "RegistrationStatus",
     "Semester",
     "Student",
+    "StudentHold",
+    "StudentTerm",
 ]

@@ -104,6 +104,7 @@ def seed(database_url: str, *, courses: int, students: int, duration: float) -> 
             session.add_all(
                 Course(
                     semester_id=semester.id,
+                    code=f"SOAK{i}",
                     course_name=f"Soak {run} course {i}",
                     professor="Prof. Soak",
                     schedule="Mon 09:00-10:30",

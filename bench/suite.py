@@ -92,8 +92,9 @@ def _insert_courses(
     rows = (
         connection.execute(
             text(
-                "INSERT INTO courses (semester_id, course_name, professor, schedule, max_capacity, reserve_limit) "
-                "SELECT :semester_id, :prefix || ' ' || g, 'Prof. Bench', 'Mon 09:00-10:30', :capacity, :reserve "
+                "INSERT INTO courses (semester_id, code, course_name, professor, schedule, max_capacity, "
+                "reserve_limit) SELECT :semester_id, replace(:prefix, ' ', '') || g, :prefix || ' ' || g, "
+                "'Prof. Bench', 'Mon 09:00-10:30', :capacity, :reserve "
                 "FROM generate_series(1, :count) AS g ORDER BY g RETURNING id"
             ),
             {
@@ -149,13 +150,19 @@ def seed(url: str, settings: Settings) -> Fixture:
         )
         connection.execute(text("CREATE SEQUENCE bench_student_seq"))
 
-        for name, professor, schedule, _capacity, _reserve in CATALOGUE:
+        for number, (name, professor, schedule, _capacity, _reserve) in enumerate(CATALOGUE):
             connection.execute(
                 text(
-                    "INSERT INTO courses (semester_id, course_name, professor, schedule, max_capacity, "
-                    "reserve_limit) VALUES (:semester, :name, :professor, :schedule, 1000, 20)"
+                    "INSERT INTO courses (semester_id, code, course_name, professor, schedule, max_capacity, "
+                    "reserve_limit) VALUES (:semester, :code, :name, :professor, :schedule, 1000, 20)"
                 ),
-                {"semester": catalogue_id, "name": name, "professor": professor, "schedule": schedule},
+                {
+                    "semester": catalogue_id,
+                    "code": f"CAT{number}",
+                    "name": name,
+                    "professor": professor,
+                    "schedule": schedule,
+                },
             )
         hot = _insert_courses(connection, semester_id, "Hot course", HOT_ROUNDS, capacity=STUDENTS)
         warmup = _insert_courses(connection, semester_id, "Warm-up course", 10, capacity=STUDENTS)

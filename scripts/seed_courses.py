@@ -55,6 +55,7 @@ def seed_courses(engine: Engine, *, semester_ids: Sequence[int] | None = None) -
     rows = [
         {
             "semester_id": semester_id,
+            "code": f"DEMO{number}",
             "course_name": name,
             "professor": professor,
             "schedule": schedule,
@@ -62,7 +63,7 @@ def seed_courses(engine: Engine, *, semester_ids: Sequence[int] | None = None) -
             "reserve_limit": reserve_limit,
         }
         for semester_id in semester_ids
-        for name, professor, schedule, capacity, reserve_limit in CATALOGUE
+        for number, (name, professor, schedule, capacity, reserve_limit) in enumerate(CATALOGUE)
     ]
     if not rows:
         return 0

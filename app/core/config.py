@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     # The login throttle counts exactly this address.
     forwarded_allow_ips: str = ""
 
+    # Registration rules: the credit limit of a student who has none of their own.
+    default_max_credits: int = 18
+
     # Swagger UI (/docs) and ReDoc (/redoc), from local assets. Unset: on, except
     # in production. /openapi.json is always served (clients generate from it).
     docs_enabled: bool | None = None

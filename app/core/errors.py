@@ -14,10 +14,12 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -35,6 +37,16 @@ class ErrorBody(BaseModel):
     code: str
     errors: list[dict[str, Any]] | None = Field(default=None, description="Validation errors (422 only)")
     request_id: str | None = Field(default=None, description="Present on 500: quote it when reporting")
+    # What a refusal of the registration rules says besides its code.
+    opens_at: datetime | None = Field(
+        default=None, description="APPOINTMENT_NOT_STARTED: when the student may register"
+    )
+    reasons: list[str] | None = Field(default=None, description="REGISTRATION_HOLD: the active holds' reasons")
+    missing: list[str] | None = Field(default=None, description="PREREQUISITE_MISSING: the codes not completed")
+    conflicts_with: int | None = Field(default=None, description="SCHEDULE_CONFLICT: the course id it overlaps")
+    credits: int | None = Field(default=None, description="CREDIT_LIMIT_EXCEEDED: the student's credits now")
+    course_credits: int | None = Field(default=None, description="CREDIT_LIMIT_EXCEEDED: the course's credits")
+    max_credits: int | None = Field(default=None, description="CREDIT_LIMIT_EXCEEDED: the student's limit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +87,12 @@ class DomainError(Exception):
         if "code" in cls.__dict__:
             register_code(cls.code, cls.status_code, cls.detail)
 
-    def __init__(self, detail: str | None = None) -> None:
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
         super().__init__(detail or self.detail)
         if detail is not None:
             self.detail = detail
+        # More fields of the body (ErrorBody declares each), e.g. `missing` for PREREQUISITE_MISSING.
+        self.extra = extra
 
 
 class ServiceUnavailable(DomainError):
@@ -161,7 +175,8 @@ def integrity_error_as_domain_error(error: IntegrityError) -> DomainError:
 def install_error_handlers(app: FastAPI) -> None:
     def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
-        return JSONResponse(_error_body(exc.detail, exc.code), status_code=exc.status_code, headers=exc.headers)
+        body = _error_body(exc.detail, exc.code, **jsonable_encoder(exc.extra))
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -1,12 +1,13 @@
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 
 from app.auth.dependencies import CurrentStudent
 from app.core.db import ReadEngineDep, SessionDep
 from app.core.openapi import (
     AUTHENTICATED,
+    BODY,
     DATABASE,
     INPUT,
     REPLAYED_HEADER_DOC,
@@ -19,7 +20,7 @@ from app.core.pagination import PageDep, total_header
 from app.core.params import CourseId, SemesterId
 from app.core.responses import JSONBody
 from app.registrations import service
-from app.registrations.schemas import DropRead, MyCourseRead, RegistrationRead
+from app.registrations.schemas import DropRead, MyCourseRead, RegistrationRead, SwapRead, SwapRequest
 
 router = APIRouter(tags=["registrations"])
 
@@ -37,14 +38,41 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 
 _REGISTRATION = JSONBody(RegistrationRead)
 _DROP = JSONBody(DropRead)
+_SWAP = JSONBody(SwapRead)
 _MY_COURSES = JSONBody(list[MyCourseRead])
 
 
-def _idempotency_ttl(request: Request) -> timedelta:
-    return timedelta(hours=request.app.state.settings.idempotency_key_ttl_hours)
+async def write_context(
+    request: Request, student: CurrentStudent, idempotency_key: IdempotencyKey = None
+) -> service.WriteContext:
+    """Who writes, when, and how a retry is recognised. `async def`: no I/O."""
+    settings = request.app.state.settings
+    return service.WriteContext(
+        now=datetime.now(UTC),
+        actor=f"student:{student.student_id}",
+        request_id=getattr(request.state, "request_id", None),
+        idempotency_key=idempotency_key,
+        idempotency_ttl=timedelta(hours=settings.idempotency_key_ttl_hours),
+        default_max_credits=settings.default_max_credits,
+    )
 
 
-def _replay_header(result: service.RegistrationResult | service.DropResult) -> dict[str, str]:
+WriteContextDep = Annotated[service.WriteContext, Depends(write_context)]
+
+# Rule refusals of registering (app/registrations/rules.py), in their order.
+RULE_REFUSALS = (
+    "REGISTRATION_CLOSED",
+    "COURSE_CANCELLED",
+    "APPOINTMENT_NOT_STARTED",
+    "REGISTRATION_HOLD",
+    "ALREADY_REGISTERED",
+    "PREREQUISITE_MISSING",
+    "SCHEDULE_CONFLICT",
+    "CREDIT_LIMIT_EXCEEDED",
+)
+
+
+def _replay_header(result: service.RegistrationResult | service.DropResult | service.SwapResult) -> dict[str, str]:
     return {REPLAYED_HEADER: "true"} if result.replayed else {}
 
 
@@ -54,28 +82,17 @@ def _replay_header(result: service.RegistrationResult | service.DropResult) -> d
     responses={
         **ok(replayed=REPLAYED_HEADER_DOC),
         **errors(
-            AUTHENTICATED,
-            INPUT,
-            WRITE,
-            ("COURSE_NOT_FOUND", "ALREADY_REGISTERED", "COURSE_FULL", "REGISTRATION_CLOSED", "IDEMPOTENCY_KEY_REUSED"),
+            AUTHENTICATED, INPUT, WRITE, RULE_REFUSALS, ("COURSE_NOT_FOUND", "COURSE_FULL", "IDEMPOTENCY_KEY_REUSED")
         ),
     },
 )
 def register_for_course(
-    course_id: CourseId,
-    student: CurrentStudent,
-    session: SessionDep,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
+    course_id: CourseId, student: CurrentStudent, session: SessionDep, context: WriteContextDep
 ) -> Response:
-    """Enroll if a seat is free, else join the reserve list (`status: RESERVED`)."""
+    """Every registration rule in order, then a seat if one is free, else the reserve list
+    (`status: RESERVED`, which holds its credits and time slot)."""
     result = service.register(
-        session,
-        student_id=student.student_id,
-        course_id=course_id,
-        now=datetime.now(UTC),
-        idempotency_key=idempotency_key,
-        idempotency_ttl=_idempotency_ttl(request),
+        session, student_id=student.student_id, course_id=course_id, now=context.now, context=context
     )
     return _REGISTRATION.response(result, headers=_replay_header(result))
 
@@ -94,22 +111,43 @@ def register_for_course(
     },
 )
 def drop_course(
-    course_id: CourseId,
-    student: CurrentStudent,
-    session: SessionDep,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
+    course_id: CourseId, student: CurrentStudent, session: SessionDep, context: WriteContextDep
 ) -> Response:
     """Drop a registration; an enrolled drop promotes reserve position 1 at once."""
-    result = service.drop(
+    result = service.drop(session, student_id=student.student_id, course_id=course_id, now=context.now, context=context)
+    return _DROP.response(result, headers=_replay_header(result))
+
+
+@router.post(
+    "/courses/{course_id}/swap",
+    response_model=SwapRead,
+    responses={
+        **ok(replayed=REPLAYED_HEADER_DOC),
+        **errors(
+            AUTHENTICATED,
+            BODY,
+            WRITE,
+            RULE_REFUSALS,
+            ("COURSE_NOT_FOUND", "NOT_REGISTERED", "COURSE_FULL", "SWAP_NEEDS_SEAT", "SWAP_SAME_COURSE"),
+            ("IDEMPOTENCY_KEY_REUSED",),
+        ),
+    },
+)
+def swap_course(
+    course_id: CourseId, body: SwapRequest, student: CurrentStudent, session: SessionDep, context: WriteContextDep
+) -> Response:
+    """Trade `drop_course_id` for a seat in this course, in one transaction. Only a seat
+    will do: if the course would give a reserve place, or any rule refuses, nothing
+    changes and the student keeps the old course."""
+    result = service.swap(
         session,
         student_id=student.student_id,
         course_id=course_id,
-        now=datetime.now(UTC),
-        idempotency_key=idempotency_key,
-        idempotency_ttl=_idempotency_ttl(request),
+        drop_course_id=body.drop_course_id,
+        now=context.now,
+        context=context,
     )
-    return _DROP.response(result, headers=_replay_header(result))
+    return _SWAP.response(result, headers=_replay_header(result))
 
 
 @router.get(

@@ -1,7 +1,7 @@
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.registrations.models import RegistrationStatus
 
@@ -33,3 +33,19 @@ class MyCourseRead(BaseModel):
     status: RegistrationStatus
     reserve_position: int | None
     registered_at: datetime
+
+
+class SwapRequest(BaseModel):
+    drop_course_id: int = Field(
+        ge=1, le=2**31 - 1, description="The course to give up, only if the new one gives a seat"
+    )
+
+
+class SwapRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    course_id: int
+    status: RegistrationStatus
+    dropped_course_id: int
+    promoted_student_id: uuid.UUID | None
+    promoted_from_position: int | None

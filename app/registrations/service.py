@@ -1,42 +1,61 @@
-"""Registering, dropping and promoting: the only code that writes registrations.
+"""Registering, dropping, swapping and promoting: the only code that writes registrations.
 
-Every write is one short transaction that first locks the course row (and only
-that row) with SELECT ... FOR UPDATE. Holding that lock, it reads the course's
-counters, decides, writes, and commits. The counters on `courses` make every
-decision O(1): nothing here locks, loads or counts the course's enrolled rows.
-While the lock is held each call makes as few round trips as it can, because
-the lock is what limits the throughput of a popular course.
+Every write is one short transaction with one shape (`_student_write`):
+
+1. lock the student's row (`SELECT ... FOR NO KEY UPDATE`): the student's
+   registrations, credits, holds and appointments cannot change meanwhile;
+2. replay the stored answer of a retried Idempotency-Key (keys are per student);
+3. read the student's standing and the course's rules in one statement, and
+   decide rules 1-7 with pure functions (app/registrations/rules.py): a refusal
+   never touches the course lock;
+4. lock the course rows it decides on, by ascending id (`FOR UPDATE OF courses`,
+   never the semester), decide the seats from the counters kept on them, and
+   write the change with its audit event in one statement;
+5. store the answer for retries; commit.
+
+Lock order everywhere (student and registrar paths alike): the student, then
+courses by ascending id. A promotion never locks the promoted student: a
+reserve place already holds its credits and its time slot, so moving up breaks
+no rule of theirs. The counters on `courses` and `student_terms` make every
+decision O(1) in the size of the course.
 """
 
+import json
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from pydantic import Field
-from sqlalchemy import Engine, Integer, Row, RowMapping, Table, bindparam, case, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, Row, RowMapping, bindparam, select
 from sqlalchemy.orm import Session
 
 from app.auth.errors import InvalidToken
-from app.core.db import rows_affected
 from app.core.pagination import Page, PagedQuery, PageParams
 from app.courses.errors import CourseNotFound
 from app.courses.models import Course
 from app.idempotency import service as idempotency
 from app.idempotency.service import IdempotentRequest
-from app.registrations.errors import AlreadyRegistered, CourseFull, NotRegistered
+from app.registrations import statements
+from app.registrations.errors import CourseCancelled, NotRegistered, SwapNeedsSeat, SwapSameCourse
 from app.registrations.models import CourseRegistration, RegistrationStatus
-from app.registrations.rules import SeatCounters, ensure_window_open, place_registration, vacate
-from app.registrations.schemas import DropRead, RegistrationRead
-from app.semesters.models import Semester
+from app.registrations.rules import (
+    CourseRules,
+    Registered,
+    SeatCounters,
+    StudentStanding,
+    check_student_rules,
+    ensure_window_open,
+    parse_meetings,
+    place_registration,
+    vacate,
+)
+from app.registrations.schemas import DropRead, RegistrationRead, SwapRead
 from app.semesters.service import ensure_semester_exists
 
 DEFAULT_IDEMPOTENCY_TTL = timedelta(hours=24)
-
-# The locked course row: its counters and its semester's window (see _LOCK_COURSE).
-LockedCourse = Row[*tuple[Any, ...]]
+DEFAULT_MAX_CREDITS = 18
 
 
 class RegistrationResult(RegistrationRead):
@@ -52,164 +71,199 @@ class DropResult(DropRead):
     replayed: bool = Field(default=False, exclude=True)
 
 
-# The statements that run while a course row is locked are built once, here, on
-# the tables rather than the ORM entities: executing them then costs no SQL
-# construction, no cache-key generation and no ORM bookkeeping, and the lock is
-# held for as little Python as possible (docs/performance.md).
-# (`__table__` is typed as any FromClause; on a mapped class it is its Table.)
-_courses = cast(Table, Course.__table__)
-_registrations = cast(Table, CourseRegistration.__table__)
-_semesters = cast(Table, Semester.__table__)
+class SwapResult(SwapRead):
+    """The answer to a swap, as the client sees it."""
 
-# FOR UPDATE OF courses: the semester is joined only to read its window, and must
-# not be locked, or every registration in the semester would serialise.
-_LOCK_COURSE = (
-    select(
-        _courses.c.max_capacity,
-        _courses.c.reserve_limit,
-        _courses.c.enrolled_count,
-        _courses.c.reserved_count,
-        _semesters.c.registration_start,
-        _semesters.c.registration_end,
-    )
-    .join_from(_courses, _semesters, _semesters.c.id == _courses.c.semester_id)
-    .where(_courses.c.id == bindparam("course"))
-    .with_for_update(of=_courses)
-)
-
-# Bind parameters never share a column's name: in an UPDATE, SQLAlchemy would
-# take such a parameter as a value to SET.
-
-# Registering is one statement: insert the row, and move the course's counters
-# only if the row went in. The insert does nothing when the student already has a
-# registration for the course; then the update (which needs the new row) does
-# nothing either, and the caller sees rowcount 0.
-_new_registration = (
-    insert(_registrations)
-    .values(
-        student_id=bindparam("student"),
-        course_id=bindparam("course"),
-        status=bindparam("new_status", type_=_registrations.c.status.type),
-        reserve_position=bindparam("new_position", type_=Integer),
-    )
-    .on_conflict_do_nothing(index_elements=["student_id", "course_id"])
-    .returning(_registrations.c.id)
-    .cte("new_registration")
-)
-_INSERT_REGISTRATION_AND_COUNT = (
-    update(_courses)
-    .where(_courses.c.id == bindparam("course"), select(_new_registration.c.id).exists())
-    .values(
-        enrolled_count=bindparam("new_enrolled_count"),
-        reserved_count=bindparam("new_reserved_count"),
-        updated_at=func.now(),
-    )
-    .add_cte(_new_registration)
-)
-
-_FOREIGN_KEY_VIOLATION = "23503"
-
-_DELETE_REGISTRATION = (
-    delete(_registrations)
-    .where(
-        _registrations.c.student_id == bindparam("student"),
-        _registrations.c.course_id == bindparam("course"),
-    )
-    .returning(_registrations.c.status, _registrations.c.reserve_position)
-)
-_SET_COUNTERS = (
-    update(_courses)
-    .where(_courses.c.id == bindparam("course"))
-    .values(
-        enrolled_count=bindparam("new_enrolled_count"),
-        reserved_count=bindparam("new_reserved_count"),
-        updated_at=func.now(),
-    )
-)
-# Everyone behind the vacated position moves up one; whoever reaches position 0
-# is enrolled (a freed seat counts as "position 0"). Same statement as the
-# counter update, to save a round trip; it returns the promoted student, if any.
-_shifted = (
-    update(_registrations)
-    .where(
-        _registrations.c.course_id == bindparam("course"),
-        _registrations.c.reserve_position > bindparam("vacated_position", type_=Integer),
-    )
-    .values(
-        status=case(
-            (_registrations.c.reserve_position == 1, RegistrationStatus.ENROLLED),
-            else_=_registrations.c.status,
-        ),
-        reserve_position=func.nullif(_registrations.c.reserve_position - 1, 0),
-        updated_at=func.now(),
-    )
-    .returning(_registrations.c.student_id, _registrations.c.status)
-    .cte("shifted")
-)
-_SHIFT_RESERVE_LIST_AND_SET_COUNTERS = _SET_COUNTERS.add_cte(_shifted).returning(
-    select(_shifted.c.student_id).where(_shifted.c.status == RegistrationStatus.ENROLLED).scalar_subquery()
-)
+    replayed: bool = Field(default=False, exclude=True)
 
 
-_Answer = TypeVar("_Answer", RegistrationResult, DropResult)
+@dataclass(frozen=True, slots=True)
+class WriteContext:
+    """Who asks, when, and how a retry is recognised: the same for every write."""
+
+    now: datetime
+    actor: str
+    request_id: str | None = None
+    idempotency_key: str | None = None
+    idempotency_ttl: timedelta = DEFAULT_IDEMPOTENCY_TTL
+    default_max_credits: int = DEFAULT_MAX_CREDITS
 
 
-def _locked_write(
+_Answer = TypeVar("_Answer", RegistrationResult, DropResult, SwapResult)
+LockedCourse = Row[Any]
+
+
+def _student_write(
     session: Session,
     *,
-    action: str,
     student_id: uuid.UUID,
-    course_id: int,
-    now: datetime,
-    idempotency_key: str | None,
-    idempotency_ttl: timedelta,
+    fingerprint: str,
+    context: WriteContext,
     answer_type: type[_Answer],
-    decide_and_write: Callable[[LockedCourse], _Answer],
+    decide_and_write: Callable[[], _Answer],
 ) -> _Answer:
-    """The skeleton of every locked registration write: one transaction that
-
-    1. locks the course row (the only lock it takes) and reads its counters and window;
-    2. replays the stored answer when this is a retry of an Idempotency-Key;
-    3. refuses outside the registration window;
-    4. decides and writes (`decide_and_write`, given the locked row);
-    5. stores the answer for retries, in the same transaction as the change.
-
-    Any error rolls the whole transaction back: nothing is stored for a refusal.
-    """
-    retry = IdempotentRequest(student_id, idempotency_key, f"{action}:{course_id}") if idempotency_key else None
+    """The skeleton of every registration write (the module's docstring, steps 1, 2 and 5);
+    `decide_and_write` does steps 3 and 4. Any error rolls everything back: nothing
+    is stored or recorded for a refusal."""
+    key = context.idempotency_key
+    retry = IdempotentRequest(student_id, key, fingerprint) if key else None
     with session.begin():
-        course = _lock_course(session, course_id=course_id)
-        if retry and (stored := idempotency.find_stored_response(session, retry, now=now)):
+        if session.execute(statements.LOCK_STUDENT, {"student": student_id}).first() is None:
+            raise InvalidToken("The student in this token no longer exists")
+        if retry and (stored := idempotency.find_stored_response(session, retry, now=context.now)):
             return answer_type.model_validate({**stored, "replayed": True})
-        ensure_window_open(
-            registration_start=course.registration_start, registration_end=course.registration_end, now=now
-        )
-        answer = decide_and_write(course)
+        answer = decide_and_write()
         if retry:
             body = answer.model_dump(mode="json")
-            idempotency.store_response(session, retry, body=body, now=now, ttl=idempotency_ttl)
+            idempotency.store_response(session, retry, body=body, now=context.now, ttl=context.idempotency_ttl)
     return answer
 
 
-def _lock_course(session: Session, *, course_id: int) -> LockedCourse:
-    """Lock the course row and return its counters and registration window."""
-    course = session.execute(_LOCK_COURSE, {"course": course_id}).one_or_none()
-    if course is None:
+def _standing(
+    session: Session, *, student_id: uuid.UUID, course_id: int, context: WriteContext
+) -> tuple[CourseRules, StudentStanding, int]:
+    """The course's rules, the student's standing in its semester, and the semester's id."""
+    row = session.execute(
+        statements.STANDING,
+        {"student": student_id, "course": course_id, "default_max_credits": context.default_max_credits},
+    ).one_or_none()
+    if row is None:
         raise CourseNotFound()
-    return course
+    course = CourseRules(
+        course_id=row.course_id,
+        code=row.code,
+        credits=row.credits,
+        meetings=parse_meetings(row.meetings),
+        prerequisites=tuple(row.prerequisites),
+        registration_start=row.registration_start,
+        registration_end=row.registration_end,
+        cancelled=row.cancelled,
+    )
+    standing = StudentStanding(
+        max_credits=row.max_credits,
+        credits=row.term_credits,
+        opens_at=row.registration_opens_at,
+        hold_reasons=tuple(row.hold_reasons),
+        completed=frozenset(row.completed),
+        registered=tuple(
+            Registered(r["course_id"], r["credits"], parse_meetings(r["meetings"])) for r in row.registered
+        ),
+    )
+    return course, standing, row.semester_id
+
+
+def _lock_courses(session: Session, course_ids: list[int]) -> dict[int, LockedCourse]:
+    """Lock the course rows, by ascending id (the lock order); CourseNotFound if one is missing."""
+    locked = {}
+    for course_id in sorted(course_ids):
+        row = session.execute(statements.LOCK_COURSE, {"course": course_id}).one_or_none()
+        if row is None:
+            raise CourseNotFound()
+        locked[course_id] = row
+    return locked
 
 
 def _seat_counters(course: LockedCourse) -> SeatCounters:
     return SeatCounters(course.max_capacity, course.reserve_limit, course.enrolled_count, course.reserved_count)
 
 
-def _is_registered(session: Session, *, student_id: uuid.UUID, course_id: int) -> bool:
-    registration = session.scalar(
-        select(CourseRegistration.id).where(
-            CourseRegistration.student_id == student_id, CourseRegistration.course_id == course_id
-        )
+def _details(**values: Any) -> str:
+    return json.dumps(values, default=str)
+
+
+def _insert_registration(
+    session: Session,
+    *,
+    student_id: uuid.UUID,
+    course: CourseRules,
+    semester_id: int,
+    standing: StudentStanding,
+    locked: LockedCourse,
+    context: WriteContext,
+    seat_required: bool = False,
+) -> RegistrationResult:
+    """Rule 8, under the course lock: a seat, else the tail of the reserve list, else COURSE_FULL."""
+    if locked.cancelled:  # cancelled since the rules were read
+        raise CourseCancelled()
+    placement = place_registration(_seat_counters(locked))
+    if seat_required and placement.status != RegistrationStatus.ENROLLED:
+        raise SwapNeedsSeat()
+    inserted = session.execute(
+        statements.REGISTER,
+        {
+            "student": student_id,
+            "course": course.course_id,
+            "semester": semester_id,
+            "new_status": placement.status.value,
+            "new_position": placement.reserve_position,
+            "course_credits": course.credits,
+            "new_enrolled_count": placement.enrolled_count,
+            "new_reserved_count": placement.reserved_count,
+            "actor": context.actor,
+            "request_id": context.request_id,
+            "details": _details(
+                credits=course.credits,
+                credits_after=standing.credits + course.credits,
+                max_credits=standing.max_credits,
+            ),
+        },
+    ).scalar_one()
+    if inserted == 0:  # the backstop: the rules read the student's registrations under their lock
+        raise AssertionError("a registration appeared under the student's lock")
+    return RegistrationResult(
+        course_id=course.course_id, status=placement.status, reserve_position=placement.reserve_position
     )
-    return registration is not None
+
+
+def _remove_registration(
+    session: Session,
+    *,
+    student_id: uuid.UUID,
+    locked: LockedCourse,
+    event_type: str,
+    details: dict[str, Any],
+    context: WriteContext,
+) -> DropResult:
+    """Delete the student's registration; the reserve list behind it moves up, and a freed
+    seat goes to reserve position 1 at once, in the same statement."""
+    dropped = session.execute(
+        statements.DELETE_REGISTRATION, {"student": student_id, "course": locked.id}
+    ).one_or_none()
+    if dropped is None:
+        raise NotRegistered()
+    vacancy = vacate(_seat_counters(locked), dropped_status=dropped.status, dropped_position=dropped.reserve_position)
+    promoted_student_id = session.execute(
+        statements.VACATE,
+        {
+            "course": locked.id,
+            "semester": locked.semester_id,
+            "student": student_id,
+            "vacated_position": vacancy.vacated_position,
+            "new_enrolled_count": vacancy.enrolled_count,
+            "new_reserved_count": vacancy.reserved_count,
+            "freed_credits": dropped.credits,
+            "event_type": event_type,
+            "dropped_position": dropped.reserve_position,
+            "actor": context.actor,
+            "request_id": context.request_id,
+            "details": _details(status=dropped.status, credits=dropped.credits, **details),
+        },
+    ).scalar_one_or_none()
+    return DropResult(
+        course_id=locked.id,
+        dropped_status=dropped.status,
+        promoted_student_id=promoted_student_id,
+        promoted_from_position=1 if promoted_student_id is not None else None,
+    )
+
+
+def _own_context(
+    student_id: uuid.UUID, now: datetime, idempotency_key: str | None, idempotency_ttl: timedelta
+) -> WriteContext:
+    """A student acting for themself."""
+    return WriteContext(
+        now=now, actor=f"student:{student_id}", idempotency_key=idempotency_key, idempotency_ttl=idempotency_ttl
+    )
 
 
 def register(
@@ -220,48 +274,32 @@ def register(
     now: datetime,
     idempotency_key: str | None = None,
     idempotency_ttl: timedelta = DEFAULT_IDEMPOTENCY_TTL,
+    context: WriteContext | None = None,
 ) -> RegistrationResult:
-    """Enroll while seats are free, else join the tail of the reserve list."""
+    """Every rule in order (app/registrations/rules.py), then a seat while seats are free,
+    else the tail of the reserve list. `context` (who, when, retries) overrides the
+    plain `now`/`idempotency_*` arguments, which suit a student acting for themself."""
+    context = context or _own_context(student_id, now, idempotency_key, idempotency_ttl)
 
-    def decide_and_write(course: LockedCourse) -> RegistrationResult:
-        try:
-            placement = place_registration(_seat_counters(course))
-        except CourseFull:
-            # Full: an existing registration is the better answer to give.
-            if _is_registered(session, student_id=student_id, course_id=course_id):
-                raise AlreadyRegistered() from None
-            raise
-        try:
-            counted = session.execute(
-                _INSERT_REGISTRATION_AND_COUNT,
-                {
-                    "student": student_id,
-                    "course": course_id,
-                    "new_status": placement.status,
-                    "new_position": placement.reserve_position,
-                    "new_enrolled_count": placement.enrolled_count,
-                    "new_reserved_count": placement.reserved_count,
-                },
-            )
-        except IntegrityError as error:
-            # A validly signed token whose student has since been deleted.
-            if getattr(error.orig, "pgcode", None) == _FOREIGN_KEY_VIOLATION:
-                raise InvalidToken("The student in this token no longer exists") from error
-            raise
-        if rows_affected(counted) == 0:
-            raise AlreadyRegistered()
-        return RegistrationResult(
-            course_id=course_id, status=placement.status, reserve_position=placement.reserve_position
+    def decide_and_write() -> RegistrationResult:
+        course, standing, semester_id = _standing(session, student_id=student_id, course_id=course_id, context=context)
+        check_student_rules(course, standing, now=context.now)
+        locked = _lock_courses(session, [course_id])[course_id]
+        return _insert_registration(
+            session,
+            student_id=student_id,
+            course=course,
+            semester_id=semester_id,
+            standing=standing,
+            locked=locked,
+            context=context,
         )
 
-    return _locked_write(
+    return _student_write(
         session,
-        action="register",
         student_id=student_id,
-        course_id=course_id,
-        now=now,
-        idempotency_key=idempotency_key,
-        idempotency_ttl=idempotency_ttl,
+        fingerprint=f"register:{course_id}",
+        context=context,
         answer_type=RegistrationResult,
         decide_and_write=decide_and_write,
     )
@@ -275,48 +313,92 @@ def drop(
     now: datetime,
     idempotency_key: str | None = None,
     idempotency_ttl: timedelta = DEFAULT_IDEMPOTENCY_TTL,
+    context: WriteContext | None = None,
 ) -> DropResult:
     """Remove the student's registration; the reserve list behind it moves up by one.
 
     Dropping an enrolled registration frees a seat, which reserve position 1 takes
-    at once. Dropping a reserved one closes the gap it leaves in the list.
+    at once. Dropping a reserved one closes the gap it leaves in the list. Holds
+    and appointments never block a drop.
     """
+    context = context or _own_context(student_id, now, idempotency_key, idempotency_ttl)
 
-    def decide_and_write(course: LockedCourse) -> DropResult:
-        dropped = session.execute(_DELETE_REGISTRATION, {"student": student_id, "course": course_id}).one_or_none()
-        if dropped is None:
-            raise NotRegistered()
-        vacancy = vacate(
-            _seat_counters(course), dropped_status=dropped.status, dropped_position=dropped.reserve_position
+    def decide_and_write() -> DropResult:
+        locked = _lock_courses(session, [course_id])[course_id]
+        ensure_window_open(
+            registration_start=locked.registration_start, registration_end=locked.registration_end, now=context.now
         )
-        counters = {
-            "course": course_id,
-            "new_enrolled_count": vacancy.enrolled_count,
-            "new_reserved_count": vacancy.reserved_count,
-        }
-        promoted_student_id = None
-        if vacancy.vacated_position is None:
-            session.execute(_SET_COUNTERS, counters)
-        else:
-            promoted_student_id = session.scalar(
-                _SHIFT_RESERVE_LIST_AND_SET_COUNTERS, {**counters, "vacated_position": vacancy.vacated_position}
-            )
-        return DropResult(
-            course_id=course_id,
-            dropped_status=dropped.status,
-            promoted_student_id=promoted_student_id,
-            promoted_from_position=1 if promoted_student_id is not None else None,
+        return _remove_registration(
+            session, student_id=student_id, locked=locked, event_type="DROPPED", details={}, context=context
         )
 
-    return _locked_write(
+    return _student_write(
         session,
-        action="drop",
         student_id=student_id,
-        course_id=course_id,
-        now=now,
-        idempotency_key=idempotency_key,
-        idempotency_ttl=idempotency_ttl,
+        fingerprint=f"drop:{course_id}",
+        context=context,
         answer_type=DropResult,
+        decide_and_write=decide_and_write,
+    )
+
+
+def swap(
+    session: Session,
+    *,
+    student_id: uuid.UUID,
+    course_id: int,
+    drop_course_id: int,
+    now: datetime,
+    idempotency_key: str | None = None,
+    idempotency_ttl: timedelta = DEFAULT_IDEMPOTENCY_TTL,
+    context: WriteContext | None = None,
+) -> SwapResult:
+    """Trade `drop_course_id` for a seat in `course_id`, in one transaction: the new
+    course is judged as if the student were not in the old one, and only a seat
+    will do. Any refusal (a rule, a full course, only a reserve place) changes
+    nothing: the student keeps the old course."""
+    if course_id == drop_course_id:
+        raise SwapSameCourse()
+    context = context or _own_context(student_id, now, idempotency_key, idempotency_ttl)
+
+    def decide_and_write() -> SwapResult:
+        course, standing, semester_id = _standing(session, student_id=student_id, course_id=course_id, context=context)
+        if not any(r.course_id == drop_course_id for r in standing.registered):
+            raise NotRegistered()  # not in the old course (or it is in another semester)
+        check_student_rules(course, standing.without(drop_course_id), now=context.now)
+        locked = _lock_courses(session, [course_id, drop_course_id])
+        registered = _insert_registration(
+            session,
+            student_id=student_id,
+            course=course,
+            semester_id=semester_id,
+            standing=standing.without(drop_course_id),
+            locked=locked[course_id],
+            context=context,
+            seat_required=True,
+        )
+        dropped = _remove_registration(
+            session,
+            student_id=student_id,
+            locked=locked[drop_course_id],
+            event_type="SWAPPED",
+            details={"to_course_id": course_id},
+            context=context,
+        )
+        return SwapResult(
+            course_id=course_id,
+            status=registered.status,
+            dropped_course_id=drop_course_id,
+            promoted_student_id=dropped.promoted_student_id,
+            promoted_from_position=dropped.promoted_from_position,
+        )
+
+    return _student_write(
+        session,
+        student_id=student_id,
+        fingerprint=f"swap:{course_id}:{drop_course_id}",
+        context=context,
+        answer_type=SwapResult,
         decide_and_write=decide_and_write,
     )
 

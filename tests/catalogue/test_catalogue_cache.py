@@ -265,8 +265,8 @@ def test_a_404_is_not_kept(cached_client, factory, engine):
     with engine.begin() as connection:
         connection.execute(
             text(
-                "INSERT INTO courses (id, semester_id, course_name, professor, schedule, max_capacity, reserve_limit) "
-                "VALUES (:id, :semester, 'Added later', 'Prof. Test', 'Mon 09:00-10:30', 10, 0)"
+                "INSERT INTO courses (id, semester_id, code, course_name, professor, schedule, max_capacity, "
+                "reserve_limit) VALUES (:id, :semester, 'LATE1', 'Added later', 'Prof. Test', 'Mon 09:00-10:30', 10, 0)"
             ),
             {"id": course_id, "semester": semester.id},
         )

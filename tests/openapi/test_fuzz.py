@@ -123,6 +123,7 @@ def fuzz_app(database_url, create_database):
             courses = [
                 Course(
                     semester_id=open_semester.id,
+                    code=f"FZ{i}",
                     course_name=f"Fuzz {i}",
                     professor="Prof. Fuzz",
                     schedule="Mon 09:00-10:30",
@@ -133,6 +134,7 @@ def fuzz_app(database_url, create_database):
             ] + [
                 Course(
                     semester_id=past_semester.id,
+                    code="FZPAST",
                     course_name="Fuzz past",
                     professor="Prof. Fuzz",
                     schedule="Tue 09:00-10:30",
@@ -148,6 +150,8 @@ def fuzz_app(database_url, create_database):
                     student_number="STU10000",
                     name="Fuzz Student",
                     password_hash=hash_password("test123", rounds=app_settings.bcrypt_rounds),
+                    # Room for every course here: fuzzing should reach the seats, not stop at the limit.
+                    max_credits=60,
                 )
             )
         # Registered in a few courses (not course 1, the likeliest id), so a generated drop can succeed.
@@ -183,6 +187,7 @@ def test_authenticated_happy_paths_answer_as_documented(fuzz_app):
         semester_id = session.query(Semester.id).filter_by(name="Fuzz open").scalar()
         course = Course(
             semester_id=semester_id,
+            code="HAPPY",
             course_name="Happy path",
             professor="Prof. Fuzz",
             schedule="Fri 09:00-10:30",

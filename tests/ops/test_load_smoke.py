@@ -209,8 +209,9 @@ def broken_database(create_database):
         ).scalar_one()
         connection.execute(
             text(
-                "INSERT INTO courses (semester_id, course_name, professor, schedule, max_capacity, reserve_limit, "
-                "enrolled_count, reserved_count) VALUES (:semester, 'Lying Counter', 'Prof. X', 'Mon', 5, 2, 1, 0)"
+                "INSERT INTO courses (semester_id, code, course_name, professor, schedule, max_capacity, "
+                "reserve_limit, enrolled_count, reserved_count) "
+                "VALUES (:semester, 'LIE1', 'Lying Counter', 'Prof. X', 'Mon', 5, 2, 1, 0)"
             ),
             {"semester": semester_id},
         )

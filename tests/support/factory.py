@@ -1,6 +1,7 @@
 """Committed rows with random names, so tests stay independent (the `factory` fixture)."""
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.core.config import Settings
 from app.core.security import create_access_token
 from app.courses.models import Course
+from app.registrations.rules import schedule_text
 from app.semesters.models import Semester
 from app.students.models import Student
 
@@ -34,15 +36,30 @@ class Factory:
         semester = Semester(name=unique("Semester"), registration_start=now + opens, registration_end=now + closes)
         return self._add(semester)
 
-    def course(self, semester: Semester | None = None, *, capacity: int = 30, reserve_limit: int = 10) -> Course:
+    def course(
+        self,
+        semester: Semester | None = None,
+        *,
+        capacity: int = 30,
+        reserve_limit: int = 10,
+        code: str | None = None,
+        credits: int = 3,
+        meetings: Sequence[Mapping[str, str]] = (),
+        prerequisites: Sequence[str] = (),
+    ) -> Course:
+        """No meetings by default: a course made here never conflicts unless a test says so."""
         semester = semester or self.semester()
         course = Course(
             semester_id=semester.id,
+            code=code or unique("C")[:20],
             course_name=unique("Course"),
             professor="Prof. Test",
-            schedule="Mon 09:00-10:30",
+            schedule=schedule_text(meetings) or "Mon 09:00-10:30",
             max_capacity=capacity,
             reserve_limit=reserve_limit,
+            credits=credits,
+            meetings=[dict(meeting) for meeting in meetings],
+            prerequisites=list(prerequisites),
         )
         return self._add(course)
 

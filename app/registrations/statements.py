@@ -1,0 +1,150 @@
+"""The SQL of the registration transaction, built once at import.
+
+Each statement is one round trip; while a course row is locked, as few run as
+possible, because that lock is what limits the throughput of a popular course
+(docs/performance.md). The writes carry their audit event in the same statement
+(a data-modifying CTE), so the trail costs no extra round trip and can never
+miss a change or record one that did not happen.
+
+Bind parameters never share a column's name: in an UPDATE, SQLAlchemy would
+take such a parameter as a value to SET.
+"""
+
+from typing import Any
+
+from sqlalchemy import TextClause, Uuid, bindparam, text
+from sqlalchemy.types import TypeEngine
+
+
+def _sql(statement: str, **types: TypeEngine[Any]) -> TextClause:
+    """Parameters are cast in the SQL itself; only a uuid.UUID needs converting on the way."""
+    return text(statement).bindparams(*(bindparam(name, type_=type_) for name, type_ in types.items()))
+
+
+_UUID: Uuid[Any] = Uuid()
+
+# The student's lock (lock order, docs/architecture.md: the student, then courses by
+# ascending id). NO KEY UPDATE: it still lets other transactions insert rows that
+# merely reference the student.
+LOCK_STUDENT = _sql("SELECT id FROM students WHERE id = :student FOR NO KEY UPDATE", student=_UUID)
+
+# Everything the rules read, in one statement, taken after the student's lock so
+# that a hold, an appointment or a registration committed before is seen. None
+# of the course's side changes while registrations run (a registrar's edit of it
+# takes the course lock, and the write re-checks `cancelled` under that lock).
+STANDING = _sql(
+    """
+    SELECT c.id AS course_id, c.semester_id, c.code, c.credits, c.meetings, c.prerequisites,
+           c.cancelled_at IS NOT NULL AS cancelled, s.registration_start, s.registration_end,
+           COALESCE(st.max_credits, :default_max_credits) AS max_credits,
+           COALESCE(t.credits, 0) AS term_credits, t.registration_opens_at,
+           ARRAY(SELECT h.reason FROM student_holds h
+                 WHERE h.student_id = :student AND h.lifted_at IS NULL ORDER BY h.id) AS hold_reasons,
+           ARRAY(SELECT cc.course_code FROM student_completed_courses cc
+                 WHERE cc.student_id = :student AND cc.course_code = ANY (c.prerequisites)) AS completed,
+           COALESCE((SELECT json_agg(json_build_object('course_id', r.course_id, 'credits', r.credits,
+                                                       'meetings', rc.meetings))
+                     FROM course_registrations r JOIN courses rc ON rc.id = r.course_id
+                     WHERE r.student_id = :student AND rc.semester_id = c.semester_id), '[]') AS registered
+    FROM courses c
+    JOIN semesters s ON s.id = c.semester_id
+    JOIN students st ON st.id = :student
+    LEFT JOIN student_terms t ON t.student_id = :student AND t.semester_id = c.semester_id
+    WHERE c.id = :course
+    """,
+    student=_UUID,
+)
+
+# FOR UPDATE OF courses: the semester is joined only to read its window, and must
+# not be locked, or every registration in the semester would serialise.
+LOCK_COURSE = _sql(
+    """
+    SELECT c.id, c.semester_id, c.max_capacity, c.reserve_limit, c.enrolled_count, c.reserved_count,
+           c.credits, c.cancelled_at IS NOT NULL AS cancelled, s.registration_start, s.registration_end
+    FROM courses c JOIN semesters s ON s.id = c.semester_id
+    WHERE c.id = :course
+    FOR UPDATE OF c
+    """
+)
+
+# Registering: the row, the course's counters, the student's credits and the event,
+# in one statement. The insert does nothing if the student already has this course
+# (the rules refused that already, under the student's lock; this is the backstop),
+# and then nothing else happens either: `inserted` is 0.
+REGISTER = _sql(
+    """
+    WITH new_registration AS (
+        INSERT INTO course_registrations (student_id, course_id, status, reserve_position, credits)
+        VALUES (:student, :course, CAST(:new_status AS registration_status), :new_position, :course_credits)
+        ON CONFLICT (student_id, course_id) DO NOTHING
+        RETURNING id
+    ), counted AS (
+        UPDATE courses SET enrolled_count = :new_enrolled_count, reserved_count = :new_reserved_count,
+                           updated_at = now()
+        WHERE id = :course AND EXISTS (SELECT FROM new_registration)
+    ), term AS (
+        INSERT INTO student_terms (student_id, semester_id, credits)
+        SELECT CAST(:student AS uuid), CAST(:semester AS integer), CAST(:course_credits AS integer)
+        WHERE EXISTS (SELECT FROM new_registration)
+        ON CONFLICT (student_id, semester_id) DO UPDATE SET credits = student_terms.credits + EXCLUDED.credits
+    ), event AS (
+        INSERT INTO registration_events (event_type, semester_id, course_id, student_id, actor, request_id,
+                                         reserve_position, details)
+        SELECT CAST(:new_status AS registration_event_type), CAST(:semester AS integer), CAST(:course AS integer),
+               CAST(:student AS uuid), CAST(:actor AS text), CAST(:request_id AS text),
+               CAST(:new_position AS integer), CAST(:details AS jsonb)
+        WHERE EXISTS (SELECT FROM new_registration)
+    )
+    SELECT count(*) AS inserted FROM new_registration
+    """,
+    student=_UUID,
+)
+
+DELETE_REGISTRATION = _sql(
+    """
+    DELETE FROM course_registrations WHERE student_id = :student AND course_id = :course
+    RETURNING status, reserve_position, credits
+    """,
+    student=_UUID,
+)
+
+# After a registration is deleted: everyone behind the vacated position moves up
+# one, and whoever reaches position 0 is enrolled (a freed seat counts as
+# "position 0"; with no vacated position, nobody moves). The course's counters,
+# the student's credits and the events (the drop, then the promotion if any) in
+# the same statement; it returns the promoted student, if any.
+VACATE = _sql(
+    """
+    WITH shifted AS (
+        UPDATE course_registrations
+        SET status = CASE WHEN reserve_position = 1 THEN 'ENROLLED'::registration_status ELSE status END,
+            reserve_position = NULLIF(reserve_position - 1, 0), updated_at = now()
+        WHERE course_id = :course AND reserve_position > CAST(:vacated_position AS integer)
+        RETURNING student_id, status
+    ), promoted AS (
+        SELECT student_id FROM shifted WHERE status = 'ENROLLED'
+    ), counted AS (
+        UPDATE courses SET enrolled_count = :new_enrolled_count, reserved_count = :new_reserved_count,
+                           updated_at = now()
+        WHERE id = :course
+    ), term AS (
+        UPDATE student_terms SET credits = credits - :freed_credits
+        WHERE student_id = :student AND semester_id = :semester
+    ), events AS (
+        INSERT INTO registration_events (event_type, semester_id, course_id, student_id, actor, request_id,
+                                         reserve_position, details)
+        SELECT event_type, CAST(:semester AS integer), CAST(:course AS integer), student_id, CAST(:actor AS text),
+               CAST(:request_id AS text), reserve_position, details
+        FROM (
+            SELECT 1 AS n, CAST(:event_type AS registration_event_type) AS event_type,
+                   CAST(:student AS uuid) AS student_id, CAST(:dropped_position AS integer) AS reserve_position,
+                   CAST(:details AS jsonb) AS details
+            UNION ALL
+            SELECT 2, 'PROMOTED'::registration_event_type, student_id, 1, '{}'::jsonb FROM promoted
+        ) AS happened
+        ORDER BY n
+    )
+    SELECT student_id FROM promoted
+    """,
+    student=_UUID,
+)
