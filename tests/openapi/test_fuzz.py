@@ -31,6 +31,7 @@ from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     ignored_auth,
     negative_data_rejection,
+    positive_data_acceptance,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -163,6 +164,20 @@ def fuzz_app(database_url, create_database):
     app.state.engine.dispose()
 
 
+def _inexpressible_refusals(case) -> list:
+    """A schema-valid request the service must refuse for a reason a JSON schema cannot
+    state: swapping a course for itself (422 SWAP_SAME_COURSE, as issue #12 asks)."""
+    if not case.operation.path.endswith("/swap") or not isinstance(case.body, dict):
+        return []
+    try:  # the path value may come as text, the body's as 26790.0
+        same = float(case.body.get("drop_course_id")) == float((case.path_parameters or {}).get("course_id"))
+    except (TypeError, ValueError):
+        same = False
+    if same:
+        return [positive_data_acceptance]
+    return []
+
+
 @schema.parametrize()
 @settings(
     max_examples=MAX_EXAMPLES,
@@ -174,7 +189,7 @@ def fuzz_app(database_url, create_database):
 def test_api_answers_generated_requests_without_5xx_and_as_documented(case, fuzz_app):
     _target.app = fuzz_app
     checks = None if os.environ.get("FUZZ_ALL_CHECKS") else CHECKS
-    response = case.call_and_validate(checks=checks)
+    response = case.call_and_validate(checks=checks, excluded_checks=_inexpressible_refusals(case))
     answered[(case.operation.label, response.status_code)] += 1
 
 
