@@ -37,5 +37,8 @@ def login(body: AdmittedLogin, session: SessionDep, request: Request) -> Respons
 
 
 @router.get("/me", response_model=StudentRead, responses=errors(AUTHENTICATED, DATABASE))
-def read_current_student(current: CurrentStudent, session: SessionDep) -> Response:
-    return _STUDENT.response(service.get_student(session, student_id=current.student_id))
+def read_current_student(current: CurrentStudent, session: SessionDep, request: Request) -> Response:
+    """The student, with their credit limit, completed courses and active holds."""
+    default_max_credits = request.app.state.settings.default_max_credits
+    student = service.get_student(session, student_id=current.student_id, default_max_credits=default_max_credits)
+    return _STUDENT.response(student)

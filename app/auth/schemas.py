@@ -1,4 +1,5 @@
 import uuid
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -45,9 +46,22 @@ class Token(BaseModel):
     expires_in: int = Field(description="Seconds until the token expires")
 
 
+class HoldRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    reason: str
+    placed_at: datetime
+
+
 class StudentRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
     student_number: str
     name: str
+    max_credits: int = Field(description="Per semester: ENROLLED plus RESERVED credits may not pass it")
+    completed_courses: list[str] = Field(
+        description="Codes of completed courses (prerequisites are checked against them)"
+    )
+    holds: list[HoldRead] = Field(description="Active holds: while any is active, registering is refused")

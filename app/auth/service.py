@@ -1,5 +1,6 @@
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session
@@ -8,7 +9,7 @@ from app.auth import throttle
 from app.auth.errors import InvalidCredentials, InvalidToken
 from app.core.config import Settings
 from app.core.security import dummy_password_hash, verify_password
-from app.students.models import Student
+from app.students.models import CompletedCourse, Student, StudentHold
 
 
 def login_delay(
@@ -84,10 +85,29 @@ def ensure_student_exists(engine: Engine, student_id: uuid.UUID) -> None:
             raise InvalidToken("The student in this token no longer exists")
 
 
-def get_student(session: Session, *, student_id: uuid.UUID) -> Student:
+def get_student(session: Session, *, student_id: uuid.UUID, default_max_credits: int) -> dict[str, Any]:
+    """The student, with what the registration rules read about them: their limit,
+    transcript and active holds."""
     with session.begin():
         student = session.get(Student, student_id)
-    if student is None:
-        # A valid signature for a student who no longer exists.
-        raise InvalidToken()
-    return student
+        if student is None:
+            # A valid signature for a student who no longer exists.
+            raise InvalidToken()
+        completed = session.scalars(
+            select(CompletedCourse.course_code)
+            .where(CompletedCourse.student_id == student_id)
+            .order_by(CompletedCourse.course_code)
+        ).all()
+        holds = session.execute(
+            select(StudentHold.id, StudentHold.reason, StudentHold.placed_at)
+            .where(StudentHold.student_id == student_id, StudentHold.lifted_at.is_(None))
+            .order_by(StudentHold.id)
+        ).all()
+    return {
+        "id": student.id,
+        "student_number": student.student_number,
+        "name": student.name,
+        "max_credits": student.max_credits if student.max_credits is not None else default_max_credits,
+        "completed_courses": list(completed),
+        "holds": [hold._asdict() for hold in holds],
+    }

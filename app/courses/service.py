@@ -19,6 +19,11 @@ _COURSE_FIELDS = select(
     Course.enrolled_count,
     Course.reserved_count,
     Course.available_seats.label("available_seats"),
+    Course.code,
+    Course.credits,
+    Course.meetings,
+    Course.prerequisites,
+    Course.cancelled_at.is_not(None).label("is_cancelled"),
 )
 _SEMESTER_COURSES = PagedQuery(_COURSE_FIELDS.where(Course.semester_id == bindparam("semester")).order_by(Course.id))
 _COURSE = _COURSE_FIELDS.where(Course.id == bindparam("course"))

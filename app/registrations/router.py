@@ -20,7 +20,15 @@ from app.core.pagination import PageDep, total_header
 from app.core.params import CourseId, SemesterId
 from app.core.responses import JSONBody
 from app.registrations import service
-from app.registrations.schemas import DropRead, MyCourseRead, RegistrationRead, SwapRead, SwapRequest
+from app.registrations.schemas import (
+    DropRead,
+    EventRead,
+    MyCourseRead,
+    MyStatusRead,
+    RegistrationRead,
+    SwapRead,
+    SwapRequest,
+)
 
 router = APIRouter(tags=["registrations"])
 
@@ -39,6 +47,8 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 _REGISTRATION = JSONBody(RegistrationRead)
 _DROP = JSONBody(DropRead)
 _SWAP = JSONBody(SwapRead)
+_MY_STATUS = JSONBody(MyStatusRead)
+_HISTORY = JSONBody(list[EventRead])
 _MY_COURSES = JSONBody(list[MyCourseRead])
 
 
@@ -159,3 +169,34 @@ def list_my_courses(semester_id: SemesterId, page: PageDep, student: CurrentStud
     """My registrations in the semester, with live reserve positions."""
     result = service.list_my_courses(engine, student_id=student.student_id, semester_id=semester_id, page=page)
     return _MY_COURSES.response(result.items, headers=total_header(result))
+
+
+@router.get(
+    "/semesters/{semester_id}/my-status",
+    response_model=MyStatusRead,
+    responses=errors(AUTHENTICATED, INPUT, DATABASE, ("SEMESTER_NOT_FOUND",)),
+)
+def read_my_status(
+    semester_id: SemesterId, student: CurrentStudent, engine: ReadEngineDep, request: Request
+) -> Response:
+    """My credits (ENROLLED and RESERVED), my limit, my appointment, and whether I may register now."""
+    status = service.my_status(
+        engine,
+        student_id=student.student_id,
+        semester_id=semester_id,
+        now=datetime.now(UTC),
+        default_max_credits=request.app.state.settings.default_max_credits,
+    )
+    return _MY_STATUS.response(status)
+
+
+@router.get(
+    "/semesters/{semester_id}/my-history",
+    response_model=list[EventRead],
+    responses={**ok(total=TOTAL_COUNT_HEADER_DOC), **errors(AUTHENTICATED, INPUT, DATABASE, ("SEMESTER_NOT_FOUND",))},
+)
+def list_my_history(semester_id: SemesterId, page: PageDep, student: CurrentStudent, engine: ReadEngineDep) -> Response:
+    """What happened to my registrations in the semester, newest first: enrolled, reserved,
+    promoted, dropped, swapped, cancelled (positions follow from the order)."""
+    result = service.list_my_history(engine, student_id=student.student_id, semester_id=semester_id, page=page)
+    return _HISTORY.response(result.items, headers=total_header(result))

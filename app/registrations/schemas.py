@@ -1,9 +1,10 @@
 import uuid
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.registrations.models import RegistrationStatus
+from app.registrations.models import EventType, RegistrationStatus
 
 
 class RegistrationRead(BaseModel):
@@ -49,3 +50,25 @@ class SwapRead(BaseModel):
     dropped_course_id: int
     promoted_student_id: uuid.UUID | None
     promoted_from_position: int | None
+
+
+class MyStatusRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    semester_id: int
+    credits: int = Field(description="Credits of my ENROLLED and RESERVED registrations in the semester")
+    max_credits: int
+    registration_opens_at: datetime = Field(description="My appointment (or the semester's start)")
+    can_register_now: bool = Field(description="The window is open, my appointment has started, and no hold is active")
+
+
+class EventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    occurred_at: datetime
+    event_type: EventType
+    course_id: int | None
+    reserve_position: int | None
+    actor: str
+    details: dict[str, Any]

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import Field
-from sqlalchemy import Engine, Row, RowMapping, bindparam, select
+from sqlalchemy import DateTime, Engine, Row, RowMapping, Uuid, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from app.auth.errors import InvalidToken
@@ -39,7 +39,7 @@ from app.idempotency import service as idempotency
 from app.idempotency.service import IdempotentRequest
 from app.registrations import statements
 from app.registrations.errors import CourseCancelled, NotRegistered, SwapNeedsSeat, SwapSameCourse
-from app.registrations.models import CourseRegistration, RegistrationStatus
+from app.registrations.models import CourseRegistration, RegistrationEvent, RegistrationStatus
 from app.registrations.rules import (
     CourseRules,
     Registered,
@@ -52,6 +52,7 @@ from app.registrations.rules import (
     vacate,
 )
 from app.registrations.schemas import DropRead, RegistrationRead, SwapRead
+from app.semesters.errors import SemesterNotFound
 from app.semesters.service import ensure_semester_exists
 
 DEFAULT_IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -429,6 +430,70 @@ def list_my_courses(engine: Engine, *, student_id: uuid.UUID, semester_id: int, 
     """
     with engine.connect() as connection:
         result = _MY_COURSES.fetch(connection, page, semester=semester_id, student=student_id)
+        if result.total == 0:
+            ensure_semester_exists(connection, semester_id=semester_id)
+    return result
+
+
+_MY_STATUS = text(
+    """
+    SELECT s.id AS semester_id, COALESCE(t.credits, 0) AS credits,
+           COALESCE(st.max_credits, :default_max_credits) AS max_credits,
+           COALESCE(t.registration_opens_at, s.registration_start) AS registration_opens_at,
+           :now >= COALESCE(t.registration_opens_at, s.registration_start) AND :now >= s.registration_start
+               AND :now < s.registration_end
+               AND NOT EXISTS (SELECT FROM student_holds h WHERE h.student_id = st.id AND h.lifted_at IS NULL)
+               AS can_register_now
+    FROM semesters s
+    JOIN students st ON st.id = :student
+    LEFT JOIN student_terms t ON t.student_id = st.id AND t.semester_id = s.id
+    WHERE s.id = :semester
+    """
+).bindparams(bindparam("student", type_=Uuid()), bindparam("now", type_=DateTime(timezone=True)))
+
+
+def my_status(
+    engine: Engine, *, student_id: uuid.UUID, semester_id: int, now: datetime, default_max_credits: int
+) -> RowMapping:
+    """The student's credits, limit and appointment in a semester, in one statement on the read engine."""
+    with engine.connect() as connection:
+        row = (
+            connection.execute(
+                _MY_STATUS,
+                {
+                    "student": student_id,
+                    "semester": semester_id,
+                    "now": now,
+                    "default_max_credits": default_max_credits,
+                },
+            )
+            .mappings()
+            .one_or_none()
+        )
+    if row is None:
+        raise SemesterNotFound()
+    return row
+
+
+# Shaped like EventRead: the student's own trail in a semester, newest first.
+_MY_HISTORY = PagedQuery(
+    select(
+        RegistrationEvent.id,
+        RegistrationEvent.occurred_at,
+        RegistrationEvent.event_type,
+        RegistrationEvent.course_id,
+        RegistrationEvent.reserve_position,
+        RegistrationEvent.actor,
+        RegistrationEvent.details,
+    )
+    .where(RegistrationEvent.student_id == bindparam("student"), RegistrationEvent.semester_id == bindparam("semester"))
+    .order_by(RegistrationEvent.id.desc())
+)
+
+
+def list_my_history(engine: Engine, *, student_id: uuid.UUID, semester_id: int, page: PageParams) -> Page[RowMapping]:
+    with engine.connect() as connection:
+        result = _MY_HISTORY.fetch(connection, page, semester=semester_id, student=student_id)
         if result.total == 0:
             ensure_semester_exists(connection, semester_id=semester_id)
     return result

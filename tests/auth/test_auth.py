@@ -70,6 +70,9 @@ def test_me_returns_the_current_student(client, factory):
         "id": str(student.id),
         "student_number": student.student_number,
         "name": student.name,
+        "max_credits": 18,  # DEFAULT_MAX_CREDITS: the student has no limit of their own
+        "completed_courses": [],
+        "holds": [],
     }
 
 

@@ -59,8 +59,27 @@ def test_semester_courses_carry_live_seat_counts(client, factory):
         "enrolled_count": 1,
         "reserved_count": 1,
         "available_seats": 0,
+        "code": small.code,
+        "credits": 3,
+        "meetings": [],
+        "prerequisites": [],
+        "is_cancelled": False,
     }
     assert courses[1]["available_seats"] == 30
+
+
+def test_course_bodies_carry_the_rules_a_student_meets(client, factory):
+    meetings = [{"day": "MON", "start": "09:00", "end": "10:30"}, {"day": "WED", "start": "09:00", "end": "10:30"}]
+    course = factory.course(code="CS201", credits=4, meetings=meetings, prerequisites=["CS101"])
+    body = client.get(f"/courses/{course.id}").json()
+    assert (body["code"], body["credits"], body["meetings"], body["prerequisites"]) == (
+        "CS201",
+        4,
+        meetings,
+        ["CS101"],
+    )
+    # Old clients keep reading the schedule as text, derived from the meetings.
+    assert body["schedule"] == "Mon 09:00-10:30, Wed 09:00-10:30"
 
 
 def test_semester_without_courses_lists_none(client, factory):
