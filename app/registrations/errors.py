@@ -90,3 +90,15 @@ class SwapSameCourse(DomainError):
     status_code = 422
     code = "SWAP_SAME_COURSE"
     detail = "A course cannot be swapped for itself"
+
+
+class CapacityBelowEnrolled(DomainError):
+    status_code = 409
+    code = "CAPACITY_BELOW_ENROLLED"
+    detail = "The new capacity is below the number of enrolled students; nobody is removed by an edit"
+
+
+class ReserveBelowReserved(DomainError):
+    status_code = 409
+    code = "RESERVE_BELOW_RESERVED"
+    detail = "The new reserve limit is below the number of reserved students; nobody is removed by an edit"

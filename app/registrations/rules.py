@@ -13,12 +13,14 @@ from datetime import datetime
 from app.registrations.errors import (
     AlreadyRegistered,
     AppointmentNotStarted,
+    CapacityBelowEnrolled,
     CourseCancelled,
     CourseFull,
     CreditLimitExceeded,
     PrerequisiteMissing,
     RegistrationClosed,
     RegistrationHold,
+    ReserveBelowReserved,
     ScheduleConflict,
 )
 from app.registrations.models import RegistrationStatus
@@ -192,3 +194,24 @@ def check_student_rules(course: CourseRules, student: StudentStanding, *, now: d
         raise CreditLimitExceeded(
             credits=student.credits, course_credits=course.credits, max_credits=student.max_credits
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Resize:
+    """A registrar's new limits: how many reserve heads take new seats, and the counters after."""
+
+    promote: int
+    enrolled_count: int
+    reserved_count: int
+
+
+def resize(seats: SeatCounters, *, max_capacity: int, reserve_limit: int) -> Resize:
+    """New seats go to the reserve list's head first come first served, as many as
+    they allow; nobody is ever removed by an edit."""
+    if max_capacity < seats.enrolled_count:
+        raise CapacityBelowEnrolled()
+    promote = min(max_capacity - seats.enrolled_count, seats.reserved_count)
+    reserved = seats.reserved_count - promote
+    if reserve_limit < reserved:
+        raise ReserveBelowReserved()
+    return Resize(promote, seats.enrolled_count + promote, reserved)

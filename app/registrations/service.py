@@ -43,12 +43,14 @@ from app.registrations.models import CourseRegistration, RegistrationEvent, Regi
 from app.registrations.rules import (
     CourseRules,
     Registered,
+    Resize,
     SeatCounters,
     StudentStanding,
     check_student_rules,
     ensure_window_open,
     parse_meetings,
     place_registration,
+    resize,
     vacate,
 )
 from app.registrations.schemas import DropRead, RegistrationRead, SwapRead
@@ -433,6 +435,77 @@ def list_my_courses(engine: Engine, *, student_id: uuid.UUID, semester_id: int, 
         if result.total == 0:
             ensure_semester_exists(connection, semester_id=semester_id)
     return result
+
+
+# ---- a registrar's changes to a course ------------------------------------------------------------
+
+
+def change_capacity(
+    session: Session,
+    *,
+    course_id: int,
+    max_capacity: int | None,
+    reserve_limit: int | None,
+    context: WriteContext,
+) -> Resize:
+    """New limits for a course in the middle of the rush. A raise promotes reserve heads
+    at once, first come first served, as many as the new seats allow, in the same
+    transaction. Locks the course only: promotion needs no student's lock."""
+    with session.begin():
+        locked = _lock_courses(session, [course_id])[course_id]
+        seats = _seat_counters(locked)
+        new_capacity = seats.max_capacity if max_capacity is None else max_capacity
+        new_reserve_limit = seats.reserve_limit if reserve_limit is None else reserve_limit
+        change = resize(seats, max_capacity=new_capacity, reserve_limit=new_reserve_limit)
+        event = {"course": course_id, "semester": locked.semester_id, "actor": context.actor}
+        event["request_id"] = context.request_id
+        if change.promote:
+            session.execute(statements.PROMOTE_HEADS, {**event, "promote": change.promote})
+        session.execute(
+            statements.SET_LIMITS,
+            {
+                **event,
+                "new_max_capacity": new_capacity,
+                "new_reserve_limit": new_reserve_limit,
+                "new_enrolled_count": change.enrolled_count,
+                "new_reserved_count": change.reserved_count,
+                "details": _details(
+                    max_capacity=[seats.max_capacity, new_capacity],
+                    reserve_limit=[seats.reserve_limit, new_reserve_limit],
+                    promoted=change.promote,
+                ),
+            },
+        )
+    return change
+
+
+def cancel_course(session: Session, *, course_id: int, context: WriteContext) -> int:
+    """End every registration of the course (nobody is promoted) and refuse new ones.
+
+    Two transactions: the first marks the course cancelled under its lock, so no
+    registration can join it from then on; the second locks every registered
+    student (ascending id) and then the course, as the lock order requires, and
+    ends their registrations, each with its credits given back and its event.
+    Calling it again finishes an interrupted cancel. Returns how many ended.
+    """
+    with session.begin():
+        locked = _lock_courses(session, [course_id])[course_id]
+        session.execute(statements.MARK_CANCELLED, {"course": course_id})
+    with session.begin():
+        students = list(session.scalars(statements.REGISTERED_STUDENTS, {"course": course_id}))
+        if students:
+            session.execute(statements.LOCK_STUDENTS, {"students": [str(student) for student in students]})
+        _lock_courses(session, [course_id])
+        ended: int = session.execute(
+            statements.END_ALL_REGISTRATIONS,
+            {
+                "course": course_id,
+                "semester": locked.semester_id,
+                "actor": context.actor,
+                "request_id": context.request_id,
+            },
+        ).scalar_one()
+    return ended
 
 
 _MY_STATUS = text(

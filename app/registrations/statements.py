@@ -148,3 +148,73 @@ VACATE = _sql(
     """,
     student=_UUID,
 )
+
+# A registrar's capacity change, under the course lock: the first `promote`
+# reserved students (in position order) take the new seats, everyone behind moves
+# up by as many; then the course's limits and counters. Returns the promoted, in
+# the order they were promoted, with the positions they came from.
+PROMOTE_HEADS = _sql(
+    """
+    WITH heads AS (
+        SELECT id, student_id, reserve_position AS from_position FROM course_registrations
+        WHERE course_id = :course AND reserve_position IS NOT NULL AND reserve_position <= :promote
+    ), moved AS (
+        UPDATE course_registrations r
+        SET status = CASE WHEN r.reserve_position <= :promote THEN 'ENROLLED'::registration_status ELSE r.status END,
+            reserve_position = CASE WHEN r.reserve_position <= :promote THEN NULL
+                                    ELSE r.reserve_position - :promote END,
+            updated_at = now()
+        WHERE r.course_id = :course AND r.reserve_position IS NOT NULL
+    ), events AS (
+        INSERT INTO registration_events (event_type, semester_id, course_id, student_id, actor, request_id,
+                                         reserve_position, details)
+        SELECT 'PROMOTED', CAST(:semester AS integer), CAST(:course AS integer), student_id, CAST(:actor AS text),
+               CAST(:request_id AS text), from_position, '{"capacity_change": true}'::jsonb
+        FROM heads ORDER BY from_position
+    )
+    SELECT student_id, from_position FROM heads ORDER BY from_position
+    """
+)
+
+SET_LIMITS = _sql(
+    """
+    WITH changed AS (
+        UPDATE courses SET max_capacity = :new_max_capacity, reserve_limit = :new_reserve_limit,
+                           enrolled_count = :new_enrolled_count, reserved_count = :new_reserved_count,
+                           updated_at = now()
+        WHERE id = :course
+    )
+    INSERT INTO registration_events (event_type, semester_id, course_id, actor, request_id, details)
+    VALUES ('CAPACITY_CHANGED', :semester, :course, :actor, :request_id, CAST(:details AS jsonb))
+    """
+)
+
+MARK_CANCELLED = _sql("UPDATE courses SET cancelled_at = COALESCE(cancelled_at, now()) WHERE id = :course")
+
+REGISTERED_STUDENTS = _sql("SELECT student_id FROM course_registrations WHERE course_id = :course ORDER BY student_id")
+
+LOCK_STUDENTS = _sql("SELECT id FROM students WHERE id = ANY (CAST(:students AS uuid[])) ORDER BY id FOR NO KEY UPDATE")
+
+# Cancelling, under the locks of every registered student and of the course: every
+# registration ends (nobody is promoted), each student gets their credits back, and
+# each ending is recorded, reserve list in position order after the enrolled.
+END_ALL_REGISTRATIONS = _sql(
+    """
+    WITH ended AS (
+        DELETE FROM course_registrations WHERE course_id = :course
+        RETURNING student_id, status, reserve_position, credits
+    ), terms AS (
+        UPDATE student_terms t SET credits = t.credits - ended.credits
+        FROM ended WHERE t.student_id = ended.student_id AND t.semester_id = :semester
+    ), counted AS (
+        UPDATE courses SET enrolled_count = 0, reserved_count = 0, updated_at = now() WHERE id = :course
+    ), events AS (
+        INSERT INTO registration_events (event_type, semester_id, course_id, student_id, actor, request_id,
+                                         reserve_position, details)
+        SELECT 'CANCELLED', CAST(:semester AS integer), CAST(:course AS integer), student_id, CAST(:actor AS text),
+               CAST(:request_id AS text), reserve_position, jsonb_build_object('status', status, 'credits', credits)
+        FROM ended ORDER BY reserve_position NULLS FIRST, student_id
+    )
+    SELECT count(*) FROM ended
+    """
+)
