@@ -1,11 +1,12 @@
 """Every table, imported in one place so Alembic and tests see the whole metadata."""
 
-from app.auth.models import LoginThrottle
+from app.auth.models import LoginThrottle, RefreshToken
 from app.core.db import Base
 from app.courses.models import Course
 from app.idempotency.models import IdempotencyKey
 from app.registrations.models import CourseRegistration, RegistrationStatus
 from app.semesters.models import Semester
+from app.staff.models import StaffAccount
 from app.students.models import Student
 
 __all__ = [
@@ -14,7 +15,9 @@ __all__ = [
     "CourseRegistration",
     "IdempotencyKey",
     "LoginThrottle",
+    "RefreshToken",
     "RegistrationStatus",
     "Semester",
+    "StaffAccount",
     "Student",
 ]

@@ -1,4 +1,15 @@
-from collections.abc import AsyncIterator
+"""Who is asking: the bearer token's subject, by kind and role.
+
+- `CurrentStudent`: student routes; a staff token is 403 FORBIDDEN.
+- `CurrentStaff`: any staff account; a student token is 403.
+- `RequireRegistrar` / `CurrentRegistrar`: a staff token with the registrar role.
+  An /admin router takes it once: `APIRouter(dependencies=[RequireRegistrar])`.
+
+No token is 401 NOT_AUTHENTICATED; a bad one, or one whose account is gone, 401
+INVALID_TOKEN, before any kind or role is looked at.
+"""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -6,24 +17,25 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from app.auth import service
-from app.auth.errors import NotAuthenticated
-from app.core.security import AccessTokens, TokenSubject
+from app.auth.errors import Forbidden, NotAuthenticated
+from app.core.security import AccessTokens, StaffSubject, StudentSubject, TokenSubject
+from app.staff.models import StaffRole
 
 # auto_error=False: we answer a missing token ourselves, with our error body.
-bearer_scheme = HTTPBearer(auto_error=False, description="The access token from POST /auth/login")
+bearer_scheme = HTTPBearer(
+    auto_error=False, description="The access token from POST /auth/login (students) or /auth/staff/login (staff)"
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
 
-async def get_current_student(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> TokenSubject:
-    """The student the bearer token names.
+async def _token_subject(request: Request, credentials: HTTPAuthorizationCredentials | None) -> TokenSubject:
+    """The subject the bearer token names, student or staff.
 
     `async def`: a token this worker has seen before costs a dictionary lookup on
     the event loop, no thread hop and no query. A token seen for the first time
-    is decoded, and its student looked up once, in the threadpool: a validly
-    signed token whose student is gone is 401 INVALID_TOKEN on every route, and
-    is never remembered.
+    is decoded, and its account looked up once, in the threadpool: a validly
+    signed token whose student (or staff account, or its role) is gone is 401
+    INVALID_TOKEN on every route, and is never remembered.
     """
     if credentials is None:
         raise NotAuthenticated()
@@ -32,13 +44,56 @@ async def get_current_student(
     subject = tokens.remembered(token)
     if subject is None:
         subject = tokens.decode(token)
-        await run_in_threadpool(service.ensure_student_exists, request.app.state.read_engine, subject.student_id)
+        await run_in_threadpool(service.ensure_subject_exists, request.app.state.read_engine, subject)
         tokens.remember(token, subject)
+    return subject
+
+
+async def get_current_student(request: Request, credentials: Credentials) -> StudentSubject:
+    """The student the bearer token names; a staff token is never read as a student."""
+    subject = await _token_subject(request, credentials)
+    if not isinstance(subject, StudentSubject):
+        raise Forbidden("This route is for students; staff tokens are not accepted")
     request.state.student_id = subject.student_id
     return subject
 
 
-CurrentStudent = Annotated[TokenSubject, Depends(get_current_student)]
+CurrentStudent = Annotated[StudentSubject, Depends(get_current_student)]
+
+
+async def get_current_staff(request: Request, credentials: Credentials) -> StaffSubject:
+    subject = await _token_subject(request, credentials)
+    if not isinstance(subject, StaffSubject):
+        raise Forbidden("This route is for staff; student tokens are not accepted")
+    request.state.staff_id = subject.staff_id
+    return subject
+
+
+CurrentStaff = Annotated[StaffSubject, Depends(get_current_staff)]
+
+
+def require_role(role: StaffRole) -> Callable[..., Awaitable[StaffSubject]]:
+    """A dependency: the staff member, when their token carries `role`; else 403 FORBIDDEN.
+    Build it once per role (below): FastAPI then runs it once per request even when
+    both a router and a handler ask for it."""
+
+    async def staff_with_role(staff: CurrentStaff) -> StaffSubject:
+        if staff.role != role:
+            raise Forbidden(f"This route needs the {role.value} role")
+        return staff
+
+    staff_with_role.__name__ = f"require_{role.value}"
+    return staff_with_role
+
+
+RequireRegistrar = Depends(require_role(StaffRole.REGISTRAR))
+CurrentRegistrar = Annotated[StaffSubject, RequireRegistrar]
+
+
+def client_address(request: Request) -> str:
+    """The address the login throttle counts. Behind a proxy, FORWARDED_ALLOW_IPS
+    makes this the real client (app/runtime/server.py)."""
+    return request.client.host if request.client else "unknown"
 
 
 async def login_turn(request: Request) -> AsyncIterator[None]:

@@ -4,12 +4,13 @@ Failed logins are counted per scope in a fixed window, and past a scope's limit
 logins answer 429 until the window ends; the next attempt after that starts a
 fresh window. Two scopes, counted differently:
 
-- A student number: each attempt reserves its place in the count *before* its
-  password is checked, in one short transaction whose upsert locks the scope's
-  row, so concurrent guesses (on any worker) each see the ones before them, and
-  at most `max_failures` per window ever reach bcrypt. A correct password clears
-  the count. No real student logs in many times at once, so nobody is refused
-  for attempts still in progress.
+- A student number (or a staff username, in scopes of their own): each attempt
+  reserves its place in the count *before* its password is checked, in one
+  short transaction whose upsert locks the scope's row, so concurrent guesses
+  (on any worker) each see the ones before them, and at most `max_failures` per
+  window ever reach bcrypt. A correct password clears the count. No real
+  student logs in many times at once, so nobody is refused for attempts still
+  in progress.
 - A client address: only failures count, recorded once the password proved
   wrong. A campus behind one NAT address (or a load test) may have hundreds of
   correct logins in progress at once, and must not be refused for them. The
@@ -44,11 +45,14 @@ class ThrottleScope:
 
 
 def login_scopes(
-    *, student_number: str, client_address: str, settings: Settings
+    *, account: str, client_address: str, settings: Settings, account_kind: str = "student"
 ) -> tuple[ThrottleScope, ThrottleScope]:
-    """The student's scope and the client's."""
+    """The account's scope and the client's. An account is a student number
+    ("student:STU10000") or a staff username ("staff:registrar"): each kind counts
+    apart, with the same limit, so a student number can never spend a staff
+    member's attempts."""
     return (
-        ThrottleScope(_scope_key("student", student_number), settings.login_max_failures_per_student),
+        ThrottleScope(_scope_key(account_kind, account), settings.login_max_failures_per_student),
         ThrottleScope(_scope_key("client", client_address), settings.login_max_failures_per_client),
     )
 

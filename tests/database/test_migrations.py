@@ -9,7 +9,16 @@ from sqlalchemy import create_engine, inspect
 from app.models import Base
 from scripts import migrate
 
-TABLES = {"students", "semesters", "courses", "course_registrations", "idempotency_keys", "login_throttles"}
+TABLES = {
+    "students",
+    "semesters",
+    "courses",
+    "course_registrations",
+    "idempotency_keys",
+    "login_throttles",
+    "staff_accounts",
+    "refresh_tokens",
+}
 
 
 def _tables(url):
@@ -54,6 +63,8 @@ CHECK_CONSTRAINTS = {
     "ck_courses_enrolled_within_capacity": ("courses", "enrolled_count <= max_capacity"),
     "ck_courses_reserved_within_limit": ("courses", "reserved_count <= reserve_limit"),
     "ck_course_registrations_position_iff_reserved": ("course_registrations", "reserve_position IS NOT NULL"),
+    "ck_staff_accounts_role_known": ("staff_accounts", "role"),
+    "ck_refresh_tokens_subject_kind_known": ("refresh_tokens", "subject_kind"),
 }
 
 
