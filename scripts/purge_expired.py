@@ -1,4 +1,5 @@
-"""Delete expired Idempotency-Key responses and login-throttle windows that ended.
+"""Delete expired Idempotency-Key responses, login-throttle windows that ended and
+expired refresh tokens.
 
 Neither is needed for correctness (expired rows are ignored and replaced);
 this keeps the tables small. Run it from cron, e.g. hourly:
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from app.auth import refresh_tokens
 from app.auth.throttle import purge_stale
 from app.core.config import get_settings
 from app.idempotency.service import purge_expired
@@ -22,7 +24,10 @@ def main() -> None:
     with Session(engine_from_settings()) as session:
         keys = purge_expired(session, now=now)
         throttles = purge_stale(session, now=now, window=timedelta(seconds=settings.login_failure_window_seconds))
-    print(f"purged {keys} expired idempotency keys and {throttles} stale login throttles")
+        tokens = refresh_tokens.purge_expired(session, now=now)
+    print(
+        f"purged {keys} expired idempotency keys, {throttles} stale login throttles and {tokens} expired refresh tokens"
+    )
 
 
 if __name__ == "__main__":
