@@ -14,6 +14,8 @@ from app.staff.models import StaffAccount
 from app.students.models import Student
 from tests.support.api import bearer, login, logout, refresh, staff_login
 from tests.support.concurrency import run_all_at_once
+from tests.support.environment import TEST_PASSWORD
+from tests.support.servers import answered_by_worker, start_server
 
 
 def _refresh_row(engine, token: str) -> RefreshToken | None:
@@ -151,29 +153,42 @@ def test_concurrent_refreshes_of_one_token_in_one_process_give_exactly_one_succe
     assert sorted(statuses) == [200] + [401] * 9
 
 
-def test_concurrent_refreshes_across_two_worker_processes_give_exactly_one_success(live_server, factory):
+@pytest.fixture
+def counted_server(database_url, tmp_path):
+    """A server of two worker processes that count, per worker, the requests each answered."""
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    server = start_server(database_url, workers=2, extra_env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
+    yield server, metrics_dir
+    server.stop()
+
+
+@pytest.mark.live_server
+def test_concurrent_refreshes_across_two_worker_processes_give_exactly_one_success(counted_server, factory):
     """The same token sent 20 times at once to a server of two worker processes, each
     request on its own connection (SO_REUSEPORT spreads them over both): the claim's
     row lock lets exactly one through. The others present a token that is used by
     then, which is reuse: the login's newest token is revoked too."""
+    server, metrics_dir = counted_server
     student = factory.student()
-    with httpx.Client(base_url=live_server.base_url, timeout=30) as client:
+    with httpx.Client(base_url=server.base_url, timeout=30) as client:
         body = client.post(
-            "/auth/login", json={"student_number": student.student_number, "password": "correct horse"}
+            "/auth/login", json={"student_number": student.student_number, "password": TEST_PASSWORD}
         ).json()
 
     def refresh_once(_: int) -> httpx.Response:
-        with httpx.Client(base_url=live_server.base_url, timeout=30) as own_connection:
+        with httpx.Client(base_url=server.base_url, timeout=30) as own_connection:
             return own_connection.post("/auth/refresh", json={"refresh_token": body["refresh_token"]})
 
     responses = run_all_at_once(refresh_once, range(20))
 
+    assert len(answered_by_worker(metrics_dir, "/auth/refresh")) == 2  # both workers took part
     statuses = sorted(response.status_code for response in responses)
     assert statuses == [200] + [401] * 19
     assert {response.json()["code"] for response in responses if response.status_code == 401} == {
         "INVALID_REFRESH_TOKEN"
     }
     winner = next(response for response in responses if response.status_code == 200).json()
-    with httpx.Client(base_url=live_server.base_url, timeout=30) as client:
+    with httpx.Client(base_url=server.base_url, timeout=30) as client:
         after = client.post("/auth/refresh", json={"refresh_token": winner["refresh_token"]})
     assert after.status_code == 401
