@@ -28,30 +28,30 @@ bearer_scheme = HTTPBearer(
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
 
-async def _token_subject(request: Request, credentials: HTTPAuthorizationCredentials | None) -> TokenSubject:
-    """The subject the bearer token names, student or staff.
-
-    `async def`: a token this worker has seen before costs a dictionary lookup on
-    the event loop, no thread hop and no query. A token seen for the first time
-    is decoded, and its account looked up once, in the threadpool: a validly
-    signed token whose student (or staff account, or its role) is gone is 401
-    INVALID_TOKEN on every route, and is never remembered.
-    """
+def _bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
     if credentials is None:
         raise NotAuthenticated()
-    token = credentials.credentials
+    return credentials.credentials
+
+
+async def _first_seen_subject(request: Request, token: str) -> TokenSubject:
+    """A token this worker sees for the first time: decoded, and its account looked up
+    once, in the threadpool. A validly signed token whose student (or staff account,
+    or its role) is gone is 401 INVALID_TOKEN on every route, and is never remembered."""
     tokens: AccessTokens = request.app.state.access_tokens
-    subject = tokens.remembered(token)
-    if subject is None:
-        subject = tokens.decode(token)
-        await run_in_threadpool(service.ensure_subject_exists, request.app.state.read_engine, subject)
-        tokens.remember(token, subject)
+    subject = tokens.decode(token)
+    await run_in_threadpool(service.ensure_subject_exists, request.app.state.read_engine, subject)
+    tokens.remember(token, subject)
     return subject
 
 
 async def get_current_student(request: Request, credentials: Credentials) -> StudentSubject:
-    """The student the bearer token names; a staff token is never read as a student."""
-    subject = await _token_subject(request, credentials)
+    """The student the bearer token names; a staff token is never read as a student.
+
+    `async def`: a token this worker has seen before costs a dictionary lookup on
+    the event loop, no thread hop and no query."""
+    token = _bearer_token(credentials)
+    subject = request.app.state.access_tokens.remembered(token) or await _first_seen_subject(request, token)
     if not isinstance(subject, StudentSubject):
         raise Forbidden("This route is for students; staff tokens are not accepted")
     request.state.student_id = subject.student_id
@@ -62,7 +62,8 @@ CurrentStudent = Annotated[StudentSubject, Depends(get_current_student)]
 
 
 async def get_current_staff(request: Request, credentials: Credentials) -> StaffSubject:
-    subject = await _token_subject(request, credentials)
+    token = _bearer_token(credentials)
+    subject = request.app.state.access_tokens.remembered(token) or await _first_seen_subject(request, token)
     if not isinstance(subject, StaffSubject):
         raise Forbidden("This route is for staff; student tokens are not accepted")
     request.state.staff_id = subject.staff_id
