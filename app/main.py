@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from anyio import to_thread
 from fastapi import FastAPI
 
+from app.admin.router import router as admin_router
 from app.auth.router import router as auth_router
 from app.core.cache import ResponseCache
 from app.core.config import Settings, get_settings
@@ -23,6 +24,7 @@ from app.courses.router import router as courses_router
 from app.health import router as health_router
 from app.registrations.router import router as registrations_router
 from app.semesters.router import router as semesters_router
+from app.staff.router import router as staff_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -62,7 +64,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.access_tokens = AccessTokens(settings)
 
     install_error_handlers(app)
-    for router in (health_router, metrics_router, auth_router, semesters_router, courses_router, registrations_router):
+    for router in (
+        health_router,
+        metrics_router,
+        auth_router,
+        staff_router,
+        semesters_router,
+        courses_router,
+        registrations_router,
+        admin_router,
+    ):
         app.include_router(router)
     install_openapi(app, docs_enabled=settings.serve_docs)
 

@@ -1,4 +1,5 @@
-"""Seed all demo data: students, semesters, then courses. Idempotent.
+"""Seed all demo data: students, semesters, courses, and (outside production) the
+development registrar. Idempotent.
 
 python -m scripts.seed [--count 1000]
 """
@@ -7,9 +8,11 @@ import argparse
 
 from sqlalchemy import Engine
 
+from app.core.config import get_settings
 from scripts.seed_common import engine_from_settings
 from scripts.seed_courses import seed_courses
 from scripts.seed_semesters import seed_semesters
+from scripts.seed_staff import seed_dev_registrar
 from scripts.seed_students import seed_students
 
 
@@ -17,9 +20,11 @@ def seed_all(engine: Engine, *, count: int = 1000) -> None:
     inserted_students = seed_students(engine, count=count)
     past, current, future = seed_semesters(engine)
     inserted_courses = seed_courses(engine, semester_ids=[past, current, future])
+    registrar = seed_dev_registrar(engine, environment=get_settings().environment)
     print(
         f"seeded: {inserted_students} new students (of {count}), semesters past={past} "
-        f"open={current} future={future}, {inserted_courses} new courses"
+        f"open={current} future={future}, {inserted_courses} new courses, "
+        f"development registrar {'created' if registrar else 'not created (exists, or production)'}"
     )
 
 

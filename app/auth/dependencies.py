@@ -1,5 +1,16 @@
+"""Who is asking: the bearer token's subject, by kind and role.
+
+- `CurrentStudent`: student routes; a staff token is 403 FORBIDDEN.
+- `CurrentStaff`: any staff account; a student token is 403.
+- `RequireRegistrar` / `CurrentRegistrar`: a staff token with the registrar role.
+  An /admin router takes it once: `APIRouter(dependencies=[RequireRegistrar])`.
+
+No token is 401 NOT_AUTHENTICATED; a bad one, or one whose account is gone, 401
+INVALID_TOKEN, before any kind or role is looked at.
+"""
+
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -8,54 +19,94 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from app.auth import service
-from app.auth.errors import NotAuthenticated
+from app.auth.errors import Forbidden, NotAuthenticated
 from app.auth.schemas import LoginRequest
-from app.core.security import AccessTokens, TokenSubject
+from app.core.security import AccessTokens, StaffSubject, StudentSubject, SubjectKind, TokenSubject
+from app.staff.models import StaffRole
+from app.staff.schemas import StaffLoginRequest
 
 # auto_error=False: we answer a missing token ourselves, with our error body.
-bearer_scheme = HTTPBearer(auto_error=False, description="The access token from POST /auth/login")
+bearer_scheme = HTTPBearer(
+    auto_error=False, description="The access token from POST /auth/login (students) or /auth/staff/login (staff)"
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
 
-async def get_current_student(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> TokenSubject:
-    """The student the bearer token names.
-
-    `async def`: a token this worker has seen before costs a dictionary lookup on
-    the event loop, no thread hop and no query. A token seen for the first time
-    is decoded, and its student looked up once, in the threadpool: a validly
-    signed token whose student is gone is 401 INVALID_TOKEN on every route, and
-    is never remembered.
-    """
+def _bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
     if credentials is None:
         raise NotAuthenticated()
-    token = credentials.credentials
+    return credentials.credentials
+
+
+async def _first_seen_subject(request: Request, token: str) -> TokenSubject:
+    """A token this worker sees for the first time: decoded, and its account looked up
+    once, in the threadpool. A validly signed token whose student (or staff account,
+    or its role) is gone is 401 INVALID_TOKEN on every route, and is never remembered."""
     tokens: AccessTokens = request.app.state.access_tokens
-    subject = tokens.remembered(token)
-    if subject is None:
-        subject = tokens.decode(token)
-        await run_in_threadpool(service.ensure_student_exists, request.app.state.read_engine, subject.student_id)
-        tokens.remember(token, subject)
+    subject = tokens.decode(token)
+    await run_in_threadpool(service.ensure_subject_exists, request.app.state.read_engine, subject)
+    tokens.remember(token, subject)
+    return subject
+
+
+async def get_current_student(request: Request, credentials: Credentials) -> StudentSubject:
+    """The student the bearer token names; a staff token is never read as a student.
+
+    `async def`: a token this worker has seen before costs a dictionary lookup on
+    the event loop, no thread hop and no query."""
+    token = _bearer_token(credentials)
+    subject = request.app.state.access_tokens.remembered(token) or await _first_seen_subject(request, token)
+    if not isinstance(subject, StudentSubject):
+        raise Forbidden("This route is for students; staff tokens are not accepted")
     request.state.student_id = subject.student_id
     return subject
 
 
-CurrentStudent = Annotated[TokenSubject, Depends(get_current_student)]
+CurrentStudent = Annotated[StudentSubject, Depends(get_current_student)]
+
+
+async def get_current_staff(request: Request, credentials: Credentials) -> StaffSubject:
+    token = _bearer_token(credentials)
+    subject = request.app.state.access_tokens.remembered(token) or await _first_seen_subject(request, token)
+    if not isinstance(subject, StaffSubject):
+        raise Forbidden("This route is for staff; student tokens are not accepted")
+    request.state.staff_id = subject.staff_id
+    return subject
+
+
+CurrentStaff = Annotated[StaffSubject, Depends(get_current_staff)]
+
+
+def require_role(role: StaffRole) -> Callable[..., Awaitable[StaffSubject]]:
+    """A dependency: the staff member, when their token carries `role`; else 403 FORBIDDEN.
+    Build it once per role (below): FastAPI then runs it once per request even when
+    both a router and a handler ask for it."""
+
+    async def staff_with_role(staff: CurrentStaff) -> StaffSubject:
+        if staff.role != role:
+            raise Forbidden(f"This route needs the {role.value} role")
+        return staff
+
+    staff_with_role.__name__ = f"require_{role.value}"
+    return staff_with_role
+
+
+RequireRegistrar = Depends(require_role(StaffRole.REGISTRAR))
+CurrentRegistrar = Annotated[StaffSubject, RequireRegistrar]
 
 
 def client_address(request: Request) -> str:
-    """The address login protection counts against. Behind a proxy, uvicorn's
-    proxy headers make this the real client (docs: FORWARDED_ALLOW_IPS)."""
+    """The address the login throttle counts. Behind a proxy, FORWARDED_ALLOW_IPS
+    makes this the real client (app/runtime/server.py)."""
     return request.client.host if request.client else "unknown"
 
 
-async def admit_login(request: Request, body: LoginRequest) -> AsyncIterator[LoginRequest]:
+async def _admit(request: Request, *, account: str, kind: SubjectKind) -> AsyncIterator[None]:
     """Let a login through to its password check, on the event loop:
 
     1. one cheap read of its throttle counts (app/auth/service.py::login_delay):
        a scope already at its limit is 429 now, with no wait and no turn;
-    2. when the student's failures from everywhere are past their budget, wait
+    2. when the account's failures from everywhere are past their budget, wait
        (`asyncio.sleep`: no thread, no database connection, no login turn held);
     3. wait for one of the worker's login turns (LOGIN_TURNS).
 
@@ -68,7 +119,8 @@ async def admit_login(request: Request, body: LoginRequest) -> AsyncIterator[Log
     delay = await run_in_threadpool(
         service.login_delay,
         request.app.state.read_engine,
-        student_number=body.student_number,
+        account=account,
+        account_kind=kind,
         client_address=client_address(request),
         settings=request.app.state.settings,
         now=datetime.now(UTC),
@@ -76,7 +128,20 @@ async def admit_login(request: Request, body: LoginRequest) -> AsyncIterator[Log
     if delay > 0:
         await asyncio.sleep(delay)
     async with request.app.state.login_turns:
+        yield
+
+
+async def admit_login(request: Request, body: LoginRequest) -> AsyncIterator[LoginRequest]:
+    """A student's login, admitted (see `_admit`)."""
+    async for _ in _admit(request, account=body.student_number, kind=SubjectKind.STUDENT):
+        yield body
+
+
+async def admit_staff_login(request: Request, body: StaffLoginRequest) -> AsyncIterator[StaffLoginRequest]:
+    """A staff member's login, admitted (see `_admit`); counted in scopes of their own."""
+    async for _ in _admit(request, account=body.username, kind=SubjectKind.STAFF):
         yield body
 
 
 AdmittedLogin = Annotated[LoginRequest, Depends(admit_login)]
+AdmittedStaffLogin = Annotated[StaffLoginRequest, Depends(admit_staff_login)]

@@ -1,4 +1,4 @@
-"""Errors of logging in and of bearer tokens."""
+"""Errors of logging in, of bearer tokens and of refresh tokens."""
 
 from app.core.errors import BEARER_CHALLENGE, DomainError
 
@@ -14,6 +14,24 @@ class InvalidToken(DomainError):
     status_code = 401
     code = "INVALID_TOKEN"
     detail = "Invalid or expired token"
+    headers = BEARER_CHALLENGE
+
+
+class Forbidden(DomainError):
+    """A valid token of the wrong kind or role: a staff token on a student route,
+    a student token on an /admin route."""
+
+    status_code = 403
+    code = "FORBIDDEN"
+    detail = "This token does not allow this request"
+
+
+class InvalidRefreshToken(DomainError):
+    """Unknown, expired, revoked or already used (which revokes its whole family)."""
+
+    status_code = 401
+    code = "INVALID_REFRESH_TOKEN"
+    detail = "Invalid, expired or revoked refresh token; log in again"
     headers = BEARER_CHALLENGE
 
 

@@ -4,16 +4,21 @@ from fastapi import APIRouter, Request, Response
 
 from app.auth import service
 from app.auth.dependencies import AdmittedLogin, CurrentStudent, client_address
-from app.auth.schemas import StudentRead, Token
+from app.auth.schemas import RefreshRequest, StudentRead, Token
 from app.core.db import SessionDep
 from app.core.openapi import AUTHENTICATED, BODY, DATABASE, errors
 from app.core.responses import JSONBody
-from app.core.security import create_access_token
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 _TOKEN = JSONBody(Token)
 _STUDENT = JSONBody(StudentRead)
+
+
+def token_response(tokens: service.IssuedTokens) -> Response:
+    return _TOKEN.response(
+        Token(access_token=tokens.access_token, expires_in=tokens.expires_in, refresh_token=tokens.refresh_token)
+    )
 
 
 @router.post(
@@ -23,17 +28,33 @@ _STUDENT = JSONBody(StudentRead)
 )
 def login(body: AdmittedLogin, session: SessionDep, request: Request) -> Response:
     """Runs once `admit_login` let it through: after any slowdown, within a login turn."""
-    settings = request.app.state.settings
-    student = service.authenticate(
+    tokens = service.login(
         session,
         student_number=body.student_number,
         password=body.password,
         client_address=client_address(request),
-        settings=settings,
+        settings=request.app.state.settings,
         now=datetime.now(UTC),
     )
-    token = create_access_token(student_id=student.id, student_number=student.student_number, settings=settings)
-    return _TOKEN.response(Token(access_token=token, expires_in=settings.access_token_expire_minutes * 60))
+    return token_response(tokens)
+
+
+@router.post("/refresh", response_model=Token, responses=errors(BODY, DATABASE, ("INVALID_REFRESH_TOKEN",)))
+def refresh_tokens(body: RefreshRequest, session: SessionDep, request: Request) -> Response:
+    """Trade a refresh token (student or staff) for a new access token and a new refresh token.
+    The old one stops working; presenting it again revokes every token of its login."""
+    tokens = service.refresh(
+        session, refresh_token=body.refresh_token, settings=request.app.state.settings, now=datetime.now(UTC)
+    )
+    return token_response(tokens)
+
+
+@router.post("/logout", status_code=204, response_class=Response, responses=errors(BODY, DATABASE))
+def logout(body: RefreshRequest, session: SessionDep) -> Response:
+    """Revoke the refresh token and every token of its login. The same answer for a token
+    that is unknown or already revoked. Access tokens expire on their own (`expires_in`)."""
+    service.logout(session, refresh_token=body.refresh_token, now=datetime.now(UTC))
+    return Response(status_code=204)
 
 
 @router.get("/me", response_model=StudentRead, responses=errors(AUTHENTICATED, DATABASE))

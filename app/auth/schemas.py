@@ -44,6 +44,20 @@ class Token(BaseModel):
     access_token: str
     token_type: str = "bearer"
     expires_in: int = Field(description="Seconds until the token expires")
+    refresh_token: str = Field(
+        description="Single use: POST /auth/refresh trades it for a new access token and a new refresh token; "
+        "POST /auth/logout revokes it"
+    )
+
+
+# secrets.token_urlsafe(32) is 43 characters; room to change the length without a new schema.
+_REFRESH_TOKEN_CHARACTERS = r"^[A-Za-z0-9_-]+$"
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: str = Field(
+        min_length=1, max_length=200, pattern=_REFRESH_TOKEN_CHARACTERS, description="From a login or a refresh"
+    )
 
 
 class HoldRead(BaseModel):

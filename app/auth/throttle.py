@@ -16,7 +16,7 @@ attempt after the window ends starts a new one. Five scopes per login:
   once, and must not be refused for them. The price: guesses from one client in
   progress together are all checked before their failures land, so the limit
   can be overshot by what one client has past the login turns at once.
-- **student** (a student number, every address): failures, reserved before
+- **student** (a student number, or a staff username in scopes of its own, every address): failures, reserved before
   bcrypt like the pair's (a correct password gives its reservation back). Never
   a 429: past `LOGIN_STUDENT_FAILURES_BEFORE_SLOWDOWN` each attempt waits before
   its login turn, `slowdown()` seconds (doubling, capped). Guesses spread over
@@ -88,18 +88,26 @@ class Count:
     window_ends_at: datetime
 
 
-def login_scopes(*, student_number: str, client_address: str, settings: Settings) -> LoginScopes:
+def login_scopes(
+    *, account: str, client_address: str, settings: Settings, account_kind: str = "student"
+) -> LoginScopes:
+    """The scopes of one login. An account is a student number or a staff username
+    ("staff:registrar"): each kind counts in scopes of its own, with the same limits,
+    so a student number can never spend a staff member's attempts. (The fields keep
+    the student's names: `student` is the account's scope, whatever its kind.)"""
     failures = timedelta(seconds=settings.login_failure_window_seconds)
     successes = timedelta(seconds=settings.login_success_window_seconds)
-    pair = json.dumps([student_number, client_address])  # unambiguous whatever either holds
+    # A student's keys are as they were before staff accounts existed.
+    who = account if account_kind == "student" else f"{account_kind}:{account}"
+    pair = json.dumps([who, client_address])  # unambiguous whatever either holds
     return LoginScopes(
         pair=ThrottleScope(_scope_key("pair", pair), settings.login_max_failures_per_client_and_student, failures),
         client=ThrottleScope(_scope_key("client", client_address), settings.login_max_failures_per_client, failures),
         student=ThrottleScope(
-            _scope_key("student", student_number), settings.login_student_failures_before_slowdown, failures
+            _scope_key(account_kind, account), settings.login_student_failures_before_slowdown, failures
         ),
         student_logins=ThrottleScope(
-            _scope_key("student-logins", student_number),
+            _scope_key(f"{account_kind}-logins", account),
             settings.login_max_successes_per_student,
             successes,
             _SUCCEEDED,

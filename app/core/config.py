@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     secret_key: str = DEVELOPMENT_SECRET_KEY
     access_token_expire_minutes: int = 60
     bcrypt_rounds: int = 12
+    # Refresh tokens (POST /auth/refresh): each one lives this long from its issue;
+    # every refresh issues the next one, so a session ends after this much idleness.
+    refresh_token_expire_days: int = 14
 
     # Login protection (app/auth/throttle.py; README, "Login protection").
     # Failed logins, counted in a fixed window: per student *and* client address

@@ -82,6 +82,7 @@ class RequestContextMiddleware:
             LATENCY.labels(scope["method"], route).observe(elapsed)
             if self.log_requests:
                 student_id = scope["state"].get("student_id")
+                staff_id = scope["state"].get("staff_id")
                 access_logger.info(
                     json.dumps(
                         {
@@ -92,6 +93,7 @@ class RequestContextMiddleware:
                             "duration_ms": round(elapsed * 1000, 2),
                             "request_id": request_id,
                             "student_id": str(student_id) if student_id else None,
+                            "staff_id": str(staff_id) if staff_id else None,
                         }
                     )
                 )

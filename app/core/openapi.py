@@ -32,13 +32,17 @@ ANY_REQUEST = (INVALID_HOST.code, INTERNAL_ERROR.code)
 DATABASE = ("DATABASE_UNAVAILABLE", "STATEMENT_TIMEOUT", "SERVICE_BUSY")
 # A locked write: a lock wait past DB_LOCK_TIMEOUT_MS, or a constraint the database enforced.
 WRITE = (*DATABASE, "LOCK_TIMEOUT", "CONFLICT", "REFERENCED_ROW_NOT_FOUND")
-AUTHENTICATED = ("NOT_AUTHENTICATED", "INVALID_TOKEN")
+# A bearer token of the wrong kind (a staff token on a student route) is 403 FORBIDDEN.
+AUTHENTICATED = ("NOT_AUTHENTICATED", "INVALID_TOKEN", "FORBIDDEN")
+# The /admin routes (a student token, or a staff token of another role, is 403).
+REGISTRAR = AUTHENTICATED
 INPUT = ("VALIDATION_ERROR",)
 BODY = ("BAD_REQUEST", "PAYLOAD_TOO_LARGE", "VALIDATION_ERROR")
 
 _STATUS_SUMMARIES = {
     400: "Bad request",
     401: "Not authenticated",
+    403: "Forbidden for this token",
     404: "Not found",
     409: "Conflict with the current state",
     413: "Request body too large",

@@ -1,4 +1,4 @@
-"""Password hashing (bcrypt) and access tokens (PyJWT, HS256)."""
+"""Password hashing (bcrypt) and access tokens (PyJWT, HS256) for students and staff."""
 
 import contextlib
 import os
@@ -10,7 +10,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from functools import lru_cache
+from typing import ClassVar, TypeAlias
 
 import bcrypt
 import jwt
@@ -59,31 +61,74 @@ def verify_password(password: str, password_hash: str) -> bool:
 
 @lru_cache
 def dummy_password_hash(rounds: int) -> str:
-    """A hash to check against when the student number is unknown, so that an
-    unknown student costs the same time as a wrong password."""
+    """A hash to check against when the student number (or staff username) is
+    unknown, so that an unknown account costs the same time as a wrong password."""
     return hash_password("not-a-real-password", rounds=rounds)
 
 
+class SubjectKind(StrEnum):
+    """Who a token (access or refresh) was issued to: the `kind` claim."""
+
+    STUDENT = "student"
+    STAFF = "staff"
+
+
 @dataclass(frozen=True, slots=True)
-class TokenSubject:
-    """What a verified token says about its bearer; no database round trip needed."""
+class StudentSubject:
+    """What a verified student token says about its bearer; no database round trip needed."""
 
     student_id: uuid.UUID
     student_number: str
     expires_at: int  # the token's `exp`, in seconds since the epoch
+    kind: ClassVar[SubjectKind] = SubjectKind.STUDENT
+
+    @property
+    def subject_id(self) -> uuid.UUID:
+        return self.student_id
+
+
+@dataclass(frozen=True, slots=True)
+class StaffSubject:
+    """What a verified staff token says: the account and its role when the token was issued."""
+
+    staff_id: uuid.UUID
+    username: str
+    role: str  # a StaffRole value (app/staff/models.py); checked against the account once per token
+    expires_at: int
+    kind: ClassVar[SubjectKind] = SubjectKind.STAFF
+
+    @property
+    def subject_id(self) -> uuid.UUID:
+        return self.staff_id
+
+
+# A token's bearer is a student or a staff member, never both: the `kind` claim says which,
+# and CurrentStudent / CurrentStaff (app/auth/dependencies.py) accept one kind each.
+TokenSubject: TypeAlias = StudentSubject | StaffSubject
+
+
+def _encode(claims: dict[str, str], *, settings: Settings, now: datetime | None) -> str:
+    issued_at = now or datetime.now(UTC)
+    payload = {
+        **claims,
+        "iat": issued_at,
+        "exp": issued_at + timedelta(minutes=settings.access_token_expire_minutes),
+    }
+    return jwt.encode(payload, settings.secret_key, algorithm=JWT_ALGORITHM)
 
 
 def create_access_token(
     *, student_id: uuid.UUID, student_number: str, settings: Settings, now: datetime | None = None
 ) -> str:
-    issued_at = now or datetime.now(UTC)
-    payload = {
-        "sub": str(student_id),
-        "student_number": student_number,
-        "iat": issued_at,
-        "exp": issued_at + timedelta(minutes=settings.access_token_expire_minutes),
-    }
-    return jwt.encode(payload, settings.secret_key, algorithm=JWT_ALGORITHM)
+    claims = {"sub": str(student_id), "kind": SubjectKind.STUDENT.value, "student_number": student_number}
+    return _encode(claims, settings=settings, now=now)
+
+
+def create_staff_access_token(
+    *, staff_id: uuid.UUID, username: str, role: str, settings: Settings, now: datetime | None = None
+) -> str:
+    claims = {"sub": str(staff_id), "kind": SubjectKind.STAFF.value, "username": username, "role": role}
+    return _encode(claims, settings=settings, now=now)
 
 
 def decode_access_token(token: str, *, settings: Settings) -> TokenSubject:
@@ -94,19 +139,32 @@ def decode_access_token(token: str, *, settings: Settings) -> TokenSubject:
             algorithms=[JWT_ALGORITHM],
             options={"require": ["sub", "exp", "iat"]},
         )
-        return TokenSubject(
-            student_id=uuid.UUID(payload["sub"]),
-            student_number=str(payload.get("student_number", "")),
-            expires_at=int(payload["exp"]),
-        )
+        subject_id = uuid.UUID(payload["sub"])
+        expires_at = int(payload["exp"])
+        # No `kind`: a student token signed before staff tokens existed (they live
+        # ACCESS_TOKEN_EXPIRE_MINUTES), so a deploy logs nobody out mid-rush. Only
+        # our key signs tokens, and that code issued student tokens only.
+        kind = payload.get("kind", SubjectKind.STUDENT.value)
+        if kind == SubjectKind.STUDENT:
+            return StudentSubject(
+                student_id=subject_id, student_number=str(payload.get("student_number", "")), expires_at=expires_at
+            )
+        if kind == SubjectKind.STAFF and isinstance(payload.get("role"), str):
+            return StaffSubject(
+                staff_id=subject_id,
+                username=str(payload.get("username", "")),
+                role=payload["role"],
+                expires_at=expires_at,
+            )
     except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
         raise InvalidToken() from exc
+    raise InvalidToken()  # a kind we never issue, or a staff token without its role
 
 
 class AccessTokens:
     """Verifies access tokens, remembering the ones it has verified until they expire.
 
-    A student's client sends the same token with every request until it expires,
+    A client sends the same token with every request until it expires,
     and verifying one (an HMAC, base64 and JSON decoding, claim checks) was a
     tenth of the CPU of an authenticated read here. A token verified once is
     remembered with its subject; a repeat costs a dictionary lookup and a clock

@@ -46,7 +46,7 @@ def test_the_openapi_document_names_every_code_under_its_status(app):
         for path_item in document["paths"].values()
         for operation in path_item.values()
         for status, response in operation["responses"].items()
-        if status != "200"
+        if not status.startswith("2")  # successes (200, logout's 204) name no codes
     ]
     components = document["components"]["responses"]
     responses += [

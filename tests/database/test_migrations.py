@@ -59,6 +59,8 @@ CHECK_CONSTRAINTS = {
     "ck_courses_meetings_is_a_list": ("courses", "jsonb_typeof"),
     "ck_students_max_credits_in_range": ("students", "max_credits >= 0"),
     "ck_student_terms_credits_non_negative": ("student_terms", "credits >= 0"),
+    "ck_staff_accounts_role_known": ("staff_accounts", "role"),
+    "ck_refresh_tokens_subject_kind_known": ("refresh_tokens", "subject_kind"),
 }
 
 

@@ -10,10 +10,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
-from app.core.security import create_access_token
+from app.core.security import create_access_token, create_staff_access_token
 from app.courses.models import Course
 from app.registrations.rules import schedule_text
 from app.semesters.models import Semester
+from app.staff.models import StaffAccount, StaffRole
 from app.students.models import Student
 
 Row = TypeVar("Row")
@@ -76,6 +77,22 @@ class Factory:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             session.add_all(students)
         return students
+
+    def staff(self, *, role: StaffRole = StaffRole.REGISTRAR) -> StaffAccount:
+        """A staff account with the test password (TEST_PASSWORD), like every factory student."""
+        return self._add(
+            StaffAccount(
+                username=unique("staff"), password_hash=self._password_hash, name="Test Staff", role=role.value
+            )
+        )
+
+    def staff_token(self, staff: StaffAccount) -> str:
+        return create_staff_access_token(
+            staff_id=staff.id, username=staff.username, role=staff.role, settings=self.settings
+        )
+
+    def staff_auth(self, staff: StaffAccount) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.staff_token(staff)}"}
 
     def token(self, student: Student) -> str:
         return create_access_token(student_id=student.id, student_number=student.student_number, settings=self.settings)

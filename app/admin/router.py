@@ -1,0 +1,26 @@
+"""The registrar's API under /admin: every route needs a registrar token.
+
+The permission is taken once, here, for the whole router (never an `if` in a
+handler): no token 401, a student token (or a staff token of another role) 403
+FORBIDDEN. Handlers that need the registrar take `CurrentRegistrar`; FastAPI
+runs the check once per request either way.
+"""
+
+from fastapi import APIRouter, Response
+
+from app.auth.dependencies import CurrentRegistrar, RequireRegistrar
+from app.core.db import ReadEngineDep
+from app.core.openapi import DATABASE, REGISTRAR, errors
+from app.core.responses import JSONBody
+from app.staff import service as staff_service
+from app.staff.schemas import StaffRead
+
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[RequireRegistrar])
+
+_STAFF = JSONBody(StaffRead)
+
+
+@router.get("/whoami", response_model=StaffRead, responses=errors(REGISTRAR, DATABASE))
+def read_current_registrar(registrar: CurrentRegistrar, engine: ReadEngineDep) -> Response:
+    """The staff account the token names."""
+    return _STAFF.response(staff_service.get_staff(engine, staff_id=registrar.staff_id))
