@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from app.admin.router import router as admin_router
 from app.auth.router import router as auth_router
+from app.core.admission import AdmissionGate
 from app.core.cache import ResponseCache
 from app.core.config import Settings, get_settings
 from app.core.cors import BrowserCORSMiddleware
@@ -62,6 +63,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.read_engine = create_read_engine(settings)
     app.state.response_cache = ResponseCache(ttl_seconds=settings.catalogue_cache_seconds)
     app.state.access_tokens = AccessTokens(settings)
+    app.state.write_gate = AdmissionGate(
+        capacity=settings.write_admission_capacity or settings.db_pool_size,
+        queue_limit=settings.write_admission_queue,
+        max_wait_seconds=settings.admission_max_wait_seconds,
+    )
+    app.state.read_gate = AdmissionGate(
+        capacity=settings.read_admission_capacity or settings.db_read_pool_size,
+        queue_limit=settings.read_admission_queue,
+        max_wait_seconds=settings.admission_max_wait_seconds,
+    )
 
     install_error_handlers(app)
     for router in (

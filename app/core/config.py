@@ -113,6 +113,18 @@ class Settings(BaseSettings):
     # The login throttle counts exactly this address.
     forwarded_allow_ips: str = ""
 
+    # Admission control per worker (app/core/admission.py): registration writes
+    # (register, drop, swap) in progress at once, and how many more may wait, in
+    # arrival order, at most this long; past the queue, 503 SERVICE_BUSY at once with
+    # a Retry-After from the measured drain rate. Reads of one's own data
+    # (my-courses, my-status, my-history) have a gate of their own. 0: the
+    # connection pool's size.
+    write_admission_capacity: int = 0
+    write_admission_queue: int = 100
+    read_admission_capacity: int = 0
+    read_admission_queue: int = 200
+    admission_max_wait_seconds: float = 2.0
+
     # Registration rules: the credit limit of a student who has none of their own.
     default_max_credits: int = 18
 

@@ -1,3 +1,4 @@
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -69,6 +70,23 @@ async def write_context(
 
 WriteContextDep = Annotated[service.WriteContext, Depends(write_context)]
 
+
+async def admit_write(request: Request) -> AsyncIterator[None]:
+    """A place among the worker's registration writes in progress (app/core/admission.py),
+    held until the answer is ready; waiting for it holds no thread and no connection."""
+    async with request.app.state.write_gate.admit():
+        yield
+
+
+async def admit_read(request: Request) -> AsyncIterator[None]:
+    """The same for reads of one's own data: their own gate, so writes never starve them."""
+    async with request.app.state.read_gate.admit():
+        yield
+
+
+AdmittedWrite = Depends(admit_write)
+AdmittedRead = Depends(admit_read)
+
 # Rule refusals of registering (app/registrations/rules.py), in their order.
 RULE_REFUSALS = (
     "REGISTRATION_CLOSED",
@@ -88,6 +106,7 @@ def _replay_header(result: service.RegistrationResult | service.DropResult | ser
 
 @router.post(
     "/courses/{course_id}/register",
+    dependencies=[AdmittedWrite],
     response_model=RegistrationRead,
     responses={
         **ok(replayed=REPLAYED_HEADER_DOC),
@@ -109,6 +128,7 @@ def register_for_course(
 
 @router.post(
     "/courses/{course_id}/drop",
+    dependencies=[AdmittedWrite],
     response_model=DropRead,
     responses={
         **ok(replayed=REPLAYED_HEADER_DOC),
@@ -130,6 +150,7 @@ def drop_course(
 
 @router.post(
     "/courses/{course_id}/swap",
+    dependencies=[AdmittedWrite],
     response_model=SwapRead,
     responses={
         **ok(replayed=REPLAYED_HEADER_DOC),
@@ -162,6 +183,7 @@ def swap_course(
 
 @router.get(
     "/semesters/{semester_id}/my-courses",
+    dependencies=[AdmittedRead],
     response_model=list[MyCourseRead],
     responses={**ok(total=TOTAL_COUNT_HEADER_DOC), **errors(AUTHENTICATED, INPUT, DATABASE, ("SEMESTER_NOT_FOUND",))},
 )
@@ -173,6 +195,7 @@ def list_my_courses(semester_id: SemesterId, page: PageDep, student: CurrentStud
 
 @router.get(
     "/semesters/{semester_id}/my-status",
+    dependencies=[AdmittedRead],
     response_model=MyStatusRead,
     responses=errors(AUTHENTICATED, INPUT, DATABASE, ("SEMESTER_NOT_FOUND",)),
 )
@@ -192,6 +215,7 @@ def read_my_status(
 
 @router.get(
     "/semesters/{semester_id}/my-history",
+    dependencies=[AdmittedRead],
     response_model=list[EventRead],
     responses={**ok(total=TOTAL_COUNT_HEADER_DOC), **errors(AUTHENTICATED, INPUT, DATABASE, ("SEMESTER_NOT_FOUND",))},
 )

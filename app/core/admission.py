@@ -1,0 +1,119 @@
+"""Admission control: how many requests of a kind a worker works on at once.
+
+Past saturation, letting every request in makes everybody wait: requests pile up
+in the threadpool and the connection pool, each holds memory and a place in
+PostgreSQL's lock queue, the CPU per request rises and the throughput falls. A
+gate admits at most `capacity` requests at once (about the connection pool, so
+admitted requests never wait for a connection), queues at most `queue_limit`
+more in arrival order, and refuses the rest at once with 503 SERVICE_BUSY and a
+`Retry-After` computed from how fast the gate has been draining. Registration
+writes and reads have gates of their own, so a registration storm never starves
+"my courses".
+
+A gate lives on the event loop of one worker process and needs no locks: it is
+used only from async dependencies (app/registrations/router.py).
+"""
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from types import MappingProxyType
+
+from app.core.errors import ServiceBusy
+
+_RATE_WINDOW_SECONDS = 5.0
+
+
+class AdmissionGate:
+    """At most `capacity` holders at once; at most `queue_limit` waiting, first come first served."""
+
+    def __init__(
+        self,
+        *,
+        capacity: int,
+        queue_limit: int,
+        max_wait_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.capacity = capacity
+        self.queue_limit = queue_limit
+        self.max_wait_seconds = max_wait_seconds
+        self._clock = clock
+        self._holders = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        # When the last completions happened: the drain rate Retry-After is computed from.
+        self._completions: deque[float] = deque()
+
+    @property
+    def holders(self) -> int:
+        return self._holders
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    def drain_rate(self) -> float:
+        """Completions per second over the last few seconds."""
+        self._forget_old_completions(self._clock())
+        return len(self._completions) / _RATE_WINDOW_SECONDS
+
+    def retry_after_seconds(self) -> int:
+        """How long until the queue ahead of a newcomer would have drained, at least 1 s."""
+        rate = self.drain_rate()
+        if rate <= 0:
+            return 1
+        return max(1, math.ceil((self._holders + len(self._waiters)) / rate))
+
+    def _forget_old_completions(self, now: float) -> None:
+        while self._completions and self._completions[0] < now - _RATE_WINDOW_SECONDS:
+            self._completions.popleft()
+
+    def refuse(self) -> ServiceBusy:
+        error = ServiceBusy()
+        error.headers = MappingProxyType({"Retry-After": str(self.retry_after_seconds())})
+        return error
+
+    @asynccontextmanager
+    async def admit(self) -> AsyncIterator[None]:
+        if self._holders < self.capacity and not self._waiters:
+            self._holders += 1
+        elif len(self._waiters) >= self.queue_limit:
+            raise self.refuse()
+        else:
+            await self._wait_for_turn()
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _wait_for_turn(self) -> None:
+        turn = asyncio.get_running_loop().create_future()
+        self._waiters.append(turn)
+        try:
+            await asyncio.wait_for(asyncio.shield(turn), timeout=self.max_wait_seconds)
+        except TimeoutError:
+            if turn.done() and not turn.cancelled():
+                return  # the turn came as the timeout fired: keep it
+            self._waiters.remove(turn)
+            raise self.refuse() from None
+        except asyncio.CancelledError:
+            # The client went away while waiting: give a turn already handed over to the next.
+            if turn in self._waiters:
+                self._waiters.remove(turn)
+            elif turn.done():
+                self._release()
+            raise
+
+    def _release(self) -> None:
+        now = self._clock()
+        self._completions.append(now)
+        self._forget_old_completions(now)
+        while self._waiters:
+            turn = self._waiters.popleft()
+            if not turn.done():
+                turn.set_result(None)  # the holder's place passes to the first waiter
+                return
+        self._holders -= 1

@@ -1,0 +1,205 @@
+"""Admission control (app/core/admission.py): a bounded number of requests in
+progress per worker, a short queue in arrival order, and an immediate 503 with a
+Retry-After beyond it. The gate alone, then on a served worker whose writes are
+held up by a locked course, while reads keep answering."""
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from app.core.admission import AdmissionGate
+from app.core.errors import ServiceBusy
+from tests.support.servers import start_server
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_the_gate_admits_up_to_capacity_then_queues_in_arrival_order():
+    async def scenario():
+        gate = AdmissionGate(capacity=2, queue_limit=5, max_wait_seconds=5)
+        order: list[int] = []
+        release = asyncio.Event()
+
+        async def request(number: int):
+            async with gate.admit():
+                order.append(number)
+                await release.wait()
+
+        tasks = [asyncio.create_task(request(n)) for n in range(6)]
+        await asyncio.sleep(0.05)
+        assert (gate.holders, gate.waiting, order) == (2, 4, [0, 1])
+        release.set()
+        await asyncio.gather(*tasks)
+        assert order == [0, 1, 2, 3, 4, 5]
+        assert (gate.holders, gate.waiting) == (0, 0)
+
+    run(scenario())
+
+
+def test_past_the_queue_the_answer_is_an_immediate_503_with_retry_after():
+    async def scenario():
+        clock = [0.0]
+        gate = AdmissionGate(capacity=1, queue_limit=1, max_wait_seconds=5, clock=lambda: clock[0])
+        for _ in range(20):  # 20 completions in the last 5 s: a drain rate of 4 per second
+            async with gate.admit():
+                clock[0] += 0.1
+        hold = asyncio.Event()
+
+        async def holder():
+            async with gate.admit():
+                await hold.wait()
+
+        tasks = [asyncio.create_task(holder()) for _ in range(2)]  # one in progress, one queued
+        await asyncio.sleep(0.01)
+        started = time.monotonic()
+        with pytest.raises(ServiceBusy) as refused:
+            async with gate.admit():
+                pass
+        assert time.monotonic() - started < 0.1
+        assert refused.value.headers is not None
+        assert refused.value.headers["Retry-After"] == "1"  # 2 ahead at 4 per second: under a second
+        hold.set()
+        await asyncio.gather(*tasks)
+
+    run(scenario())
+
+
+def test_retry_after_follows_the_measured_drain_rate():
+    async def scenario():
+        clock = [0.0]
+        gate = AdmissionGate(capacity=1, queue_limit=100, max_wait_seconds=60, clock=lambda: clock[0])
+        for _ in range(5):  # one completion per second
+            async with gate.admit():
+                clock[0] += 1.0
+        hold = asyncio.Event()
+
+        async def holder():
+            async with gate.admit():
+                await hold.wait()
+
+        tasks = [asyncio.create_task(holder()) for _ in range(10)]
+        await asyncio.sleep(0.01)
+        assert gate.retry_after_seconds() == 10  # 10 ahead at one per second
+        hold.set()
+        await asyncio.gather(*tasks)
+
+    run(scenario())
+
+
+def test_a_wait_past_its_bound_is_refused_and_leaves_the_queue():
+    async def scenario():
+        gate = AdmissionGate(capacity=1, queue_limit=5, max_wait_seconds=0.05)
+        hold = asyncio.Event()
+
+        async def holder():
+            async with gate.admit():
+                await hold.wait()
+
+        task = asyncio.create_task(holder())
+        await asyncio.sleep(0.01)
+        with pytest.raises(ServiceBusy):
+            async with gate.admit():
+                pass
+        assert gate.waiting == 0
+        hold.set()
+        await task
+        assert gate.holders == 0
+
+    run(scenario())
+
+
+def test_a_waiter_that_goes_away_gives_its_turn_to_the_next():
+    async def scenario():
+        gate = AdmissionGate(capacity=1, queue_limit=5, max_wait_seconds=5)
+        hold = asyncio.Event()
+        admitted: list[str] = []
+
+        async def request(name: str):
+            async with gate.admit():
+                admitted.append(name)
+                await hold.wait()
+
+        first = asyncio.create_task(request("first"))
+        await asyncio.sleep(0.01)
+        leaver = asyncio.create_task(request("leaver"))
+        stayer = asyncio.create_task(request("stayer"))
+        await asyncio.sleep(0.01)
+        leaver.cancel()
+        hold.set()
+        await first
+        await stayer
+        assert admitted == ["first", "stayer"]
+        assert (gate.holders, gate.waiting) == (0, 0)
+
+    run(scenario())
+
+
+# ---- on a served worker ---------------------------------------------------------------------------
+
+
+@pytest.mark.live_server
+def test_a_storm_of_writes_meets_503s_at_once_while_reads_keep_answering(database_url, raw_engine, factory):
+    server = start_server(
+        database_url,
+        workers=1,
+        extra_env={
+            "WRITE_ADMISSION_CAPACITY": "2",
+            "WRITE_ADMISSION_QUEUE": "3",
+            "ADMISSION_MAX_WAIT_SECONDS": "30",
+            "DB_LOCK_TIMEOUT_MS": "20000",
+        },
+    )
+    try:
+        semester = factory.semester()
+        course = factory.course(semester, capacity=100)
+        students = factory.students(12)
+        reader = factory.student()
+        answers: list[tuple[int, str | None, str | None, float]] = []
+        lock = threading.Lock()
+
+        def register(student):
+            started = time.monotonic()
+            response = httpx.post(
+                f"{server.base_url}/courses/{course.id}/register", headers=factory.auth(student), timeout=60
+            )
+            code = response.json().get("code") if response.status_code != 200 else None
+            with lock:
+                answers.append(
+                    (response.status_code, code, response.headers.get("retry-after"), time.monotonic() - started)
+                )
+
+        # The course row is held: every admitted write waits for it.
+        with raw_engine.connect() as blocker:
+            transaction = blocker.begin()
+            blocker.execute(text("SELECT 1 FROM courses WHERE id = :c FOR UPDATE"), {"c": course.id})
+            with ThreadPoolExecutor(max_workers=12) as pool:
+                futures = [pool.submit(register, student) for student in students]
+                deadline = time.monotonic() + 10
+                while len(answers) < 7 and time.monotonic() < deadline:  # 12 - 2 in progress - 3 queued
+                    time.sleep(0.05)
+                refused = list(answers)
+                # Reads have their own gate: my-courses answers while the writes wait.
+                started = time.monotonic()
+                mine = httpx.get(
+                    f"{server.base_url}/semesters/{semester.id}/my-courses", headers=factory.auth(reader), timeout=10
+                )
+                read_seconds = time.monotonic() - started
+                transaction.rollback()
+                for future in futures:
+                    future.result()
+        assert len(refused) == 7, refused
+        assert all(status == 503 and code == "SERVICE_BUSY" for status, code, _, _ in refused), refused
+        assert all(retry_after is not None and int(retry_after) >= 1 for _, _, retry_after, _ in refused)
+        assert all(seconds < 5 for _, _, _, seconds in refused)  # at once, not after a long wait
+        assert mine.status_code == 200
+        assert read_seconds < 5
+        assert sorted(status for status, _, _, _ in answers).count(200) == 5  # the admitted and the queued
+    finally:
+        server.stop()
