@@ -323,7 +323,10 @@ def render(verdict: dict, report_dir: str | None) -> list[str]:
             f"{invariants['courses_checked']} courses, {invariants['registrations_checked']} registrations "
             f"checked in {invariants.get('database', '?')}"
         )
-        lines.extend(f"  course {v['course_id']}: {v['problem']}" for v in invariants.get("violations", [])[:20])
+        lines.extend(
+            f"  {v.get('subject') or 'course ' + str(v['course_id'])}: {v['problem']}"
+            for v in invariants.get("violations", [])[:20]
+        )
     else:
         lines.append(f"invariants {invariants.get('detail') or invariants['status']}")
     lines.append("")
