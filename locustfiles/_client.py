@@ -1,9 +1,17 @@
 """The API as a student's browser tab sees it: `RegistrationUser`, base of every scenario.
 
 Every request is judged: 200 with a body that keeps the API's contract, and the
-409 codes of a rush (COURSE_FULL, ALREADY_REGISTERED), are successes; anything
-else (5xx, 401, 404, 422, 429, a timeout, a body that breaks the contract) is a
-failure. Register and drop answers are counted as registration outcomes.
+refusals a real student meets in a rush (EXPECTED_REFUSALS: a full course, a
+missing prerequisite, a hold, ...) with their own status, are successes;
+anything else (5xx, 401, 404, 422, 429, a timeout, a body that breaks the
+contract) is a failure. Register, drop and swap answers are counted as
+registration outcomes, and every refusal by its code.
+
+A student chooses courses as a real one would: none it already holds, none
+whose meetings overlap one it holds, none whose prerequisites it has not
+completed, none past its credit limit (as far as /auth/me and the course list
+tell it). A refusal teaches it the same: after a hold it stops registering,
+before its appointment it waits for it.
 
 The leading underscore keeps Locust's loader from reading this file as a locustfile.
 """
@@ -15,7 +23,23 @@ from typing import Any, NamedTuple
 
 from locust import FastHttpUser, between, task
 
-from _common import LOGIN, OUTCOMES, next_student_number, option
+from _common import LOGIN, OUTCOMES, REFUSALS, next_student_number, option
+
+# The refusals that are part of a rush, with the status each comes with; `call()`
+# accepts a code only with its own status. tests/core/test_error_codes.py checks
+# every code and status here against app/core/errors.py, and every `allowed=` below against this.
+EXPECTED_REFUSALS = {
+    "COURSE_FULL": 409,
+    "ALREADY_REGISTERED": 409,
+    "COURSE_CANCELLED": 409,
+    "APPOINTMENT_NOT_STARTED": 409,
+    "REGISTRATION_HOLD": 403,
+    "PREREQUISITE_MISSING": 409,
+    "SCHEDULE_CONFLICT": 409,
+    "CREDIT_LIMIT_EXCEEDED": 409,
+    "SWAP_NEEDS_SEAT": 409,
+}
+DAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 
 
 class Reply(NamedTuple):
@@ -83,6 +107,37 @@ def _check_drop(body) -> str | None:
     return None
 
 
+def _minutes(clock: str) -> int:
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _slots(course: dict) -> list[tuple[str, int, int]]:
+    """A course's weekly meetings as (day, start, end) minutes; none when the body has no meetings."""
+    slots = []
+    for meeting in course.get("meetings") or ():
+        try:
+            slots.append((meeting["day"], _minutes(meeting["start"]), _minutes(meeting["end"])))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return slots
+
+
+def overlaps(first: dict, second: dict) -> bool:
+    """The server's rule: the same day and intervals that overlap (touching ends do not)."""
+    return any(
+        a_day == b_day and a_start < b_end and b_start < a_end
+        for a_day, a_start, a_end in _slots(first)
+        for b_day, b_start, b_end in _slots(second)
+    )
+
+
+def _check_swap(body) -> str | None:
+    if not isinstance(body, dict) or body.get("status") != "ENROLLED" or not body.get("dropped_course_id"):
+        return "a swap gives a seat and names the dropped course"
+    return None
+
+
 def _json(response) -> Any:
     try:
         return response.json()
@@ -124,6 +179,12 @@ class RegistrationUser(FastHttpUser):
         self.courses: dict[int, dict] = {}
         self.by_size: list[int] = []  # course ids, smallest capacity first
         self.mine: dict[int, str] = {}  # course id -> ENROLLED / RESERVED, as far as we know
+        # What the student knows of its own record (from /auth/me, when it says, and from refusals).
+        self.completed: set[str] | None = None  # None: unknown, try anything
+        self.max_credits: int | None = None
+        self.on_hold = False
+        self.wait_until = 0.0  # monotonic time of the appointment, after APPOINTMENT_NOT_STARTED
+        self.refused: set[int] = set()  # courses a rule refused that will not change this run
 
     # -- set-up
 
@@ -139,6 +200,7 @@ class RegistrationUser(FastHttpUser):
         if self.semester_id is None:
             if not self.find_semester():
                 return False
+            self.read_me()
             self.list_courses()
             self.list_my_courses()
         return True
@@ -167,7 +229,8 @@ class RegistrationUser(FastHttpUser):
         authorized: bool = True,
     ) -> Reply:
         """Send one request and mark it: 200 with a body that passes `check`, or a
-        JSON error whose code is in `allowed`, is a success; anything else fails."""
+        JSON error whose code is in `allowed` with that code's status
+        (EXPECTED_REFUSALS), is a success; anything else fails."""
         headers = {"Authorization": f"Bearer {self.token}"} if authorized else None
         with self.client.request(method, path, name=name, json=json, headers=headers, catch_response=True) as response:
             status = response.status_code or 0
@@ -176,8 +239,9 @@ class RegistrationUser(FastHttpUser):
             if status == 200:
                 problem = check(body) if check else None
                 problem = problem and f"200 but {problem}"
-            elif status == 409 and code in allowed:
+            elif code in allowed and status == EXPECTED_REFUSALS.get(code):
                 problem = None
+                REFUSALS[code] += 1
             elif status:
                 problem = f"{status} {code}" if code else str(status)
             else:
@@ -233,6 +297,17 @@ class RegistrationUser(FastHttpUser):
             self.semester_id = chosen[0]
         return bool(chosen)
 
+    def read_me(self) -> None:
+        """The student's transcript and limit, as /auth/me tells them (older servers do not)."""
+        reply = self.call("GET", "/auth/me", name="/auth/me")
+        if reply.ok and isinstance(reply.body, dict):
+            if isinstance(reply.body.get("completed_courses"), list):
+                self.completed = set(reply.body["completed_courses"])
+            if isinstance(reply.body.get("max_credits"), int):
+                self.max_credits = reply.body["max_credits"]
+            # Holds are shown too, but like many a real student this one only notices
+            # its hold when registering is refused (one REGISTRATION_HOLD, then it stops).
+
     # -- browsing
 
     def list_semesters(self) -> None:
@@ -265,6 +340,51 @@ class RegistrationUser(FastHttpUser):
     def random_course(self) -> int | None:
         return random.choice(list(self.courses)) if self.courses else None
 
+    # -- choosing courses as a real student would
+
+    @property
+    def may_register(self) -> bool:
+        """False while a hold stands or before the appointment: a real student waits."""
+        return not self.on_hold and time.monotonic() >= self.wait_until
+
+    def credits_held(self) -> int:
+        return sum(self.courses.get(c, {}).get("credits") or 0 for c in self.mine)
+
+    def can_take(self, course_id: int, *, instead_of: int | None = None) -> bool:
+        """Not held, not refused for good, no overlap with a held course, prerequisites
+        completed, within the limit: as far as the student knows (unknown: try)."""
+        course = self.courses.get(course_id)
+        if course is None or course_id in self.mine or course_id in self.refused or course.get("is_cancelled"):
+            return False
+        held = [self.courses.get(c, {}) for c in self.mine if c != instead_of]
+        if any(overlaps(course, other) for other in held):
+            return False
+        if self.completed is not None and not set(course.get("prerequisites") or ()) <= self.completed:
+            return False
+        if self.max_credits is not None:
+            credits = sum(other.get("credits") or 0 for other in held)
+            if credits + (course.get("credits") or 0) > self.max_credits:
+                return False
+        return True
+
+    def choices(self, course_ids=None, *, instead_of: int | None = None) -> list[int]:
+        pool = self.courses if course_ids is None else course_ids
+        return [course_id for course_id in pool if self.can_take(course_id, instead_of=instead_of)]
+
+    def learn(self, course_id: int, reply: Reply) -> None:
+        """What a refusal teaches the student about its own record."""
+        body = reply.body if isinstance(reply.body, dict) else {}
+        if reply.code == "REGISTRATION_HOLD":
+            self.on_hold = True
+        elif reply.code == "APPOINTMENT_NOT_STARTED":
+            self.wait_until = time.monotonic() + 30.0  # look again in a while
+        elif reply.code in ("PREREQUISITE_MISSING", "COURSE_CANCELLED"):
+            self.refused.add(course_id)
+        elif reply.code == "CREDIT_LIMIT_EXCEEDED" and isinstance(body.get("max_credits"), int):
+            self.max_credits = body["max_credits"]
+        elif reply.code == "SCHEDULE_CONFLICT":
+            self.list_my_courses()  # our view of what we hold is behind
+
     # -- registering
 
     def _name(self, course_id: int, action: str) -> str:
@@ -272,12 +392,22 @@ class RegistrationUser(FastHttpUser):
         return f"/courses/{{race}}/{action}" if course_id == self.race_course_id else f"/courses/{{id}}/{action}"
 
     def register(self, course_id: int) -> str | None:
-        """ENROLLED, RESERVED, FULL or ALREADY_REGISTERED; None on a failure."""
+        """ENROLLED, RESERVED, FULL, ALREADY_REGISTERED, or REFUSED (a rule, by its code
+        in REFUSALS); None on a failure."""
         reply = self.call(
             "POST",
             f"/courses/{course_id}/register",
             name=self._name(course_id, "register"),
-            allowed=("COURSE_FULL", "ALREADY_REGISTERED"),
+            allowed=(
+                "COURSE_FULL",
+                "ALREADY_REGISTERED",
+                "COURSE_CANCELLED",
+                "APPOINTMENT_NOT_STARTED",
+                "REGISTRATION_HOLD",
+                "PREREQUISITE_MISSING",
+                "SCHEDULE_CONFLICT",
+                "CREDIT_LIMIT_EXCEEDED",
+            ),
             check=_check_position,
         )
         if not reply.ok:
@@ -287,8 +417,11 @@ class RegistrationUser(FastHttpUser):
             self.mine[course_id] = outcome
         elif reply.code == "COURSE_FULL":
             outcome = "FULL"
-        else:
+        elif reply.code == "ALREADY_REGISTERED":
             outcome = "ALREADY_REGISTERED"
+        else:
+            outcome = "REFUSED"
+            self.learn(course_id, reply)
         OUTCOMES[outcome] += 1
         if outcome == "ALREADY_REGISTERED":
             # Another simulated user shares this student (past --students): look again.
@@ -302,6 +435,40 @@ class RegistrationUser(FastHttpUser):
             OUTCOMES["DROPPED"] += 1
             if reply.body.get("promoted_student_id"):
                 OUTCOMES["PROMOTED"] += 1
+
+    def swap(self, course_id: int, drop_course_id: int) -> bool:
+        """Trade a held course for a seat in another, all or nothing; True when swapped."""
+        reply = self.call(
+            "POST",
+            f"/courses/{course_id}/swap",
+            name="/courses/{id}/swap",
+            json={"drop_course_id": drop_course_id},
+            allowed=(
+                "COURSE_FULL",
+                "ALREADY_REGISTERED",
+                "SWAP_NEEDS_SEAT",
+                "COURSE_CANCELLED",
+                "APPOINTMENT_NOT_STARTED",
+                "REGISTRATION_HOLD",
+                "PREREQUISITE_MISSING",
+                "SCHEDULE_CONFLICT",
+                "CREDIT_LIMIT_EXCEEDED",
+            ),
+            check=_check_swap,
+        )
+        if not reply.ok:
+            return False
+        if reply.status != 200:
+            OUTCOMES["SWAP_REFUSED"] += 1
+            if reply.code != "SWAP_NEEDS_SEAT":
+                self.learn(course_id, reply)
+            return False
+        OUTCOMES["SWAPPED"] += 1
+        if reply.body.get("promoted_student_id"):
+            OUTCOMES["PROMOTED"] += 1
+        self.mine.pop(drop_course_id, None)
+        self.mine[course_id] = "ENROLLED"
+        return True
 
 
 def _error_name(response) -> str:

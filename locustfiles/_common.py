@@ -174,24 +174,42 @@ def next_student_number(environment) -> str:
 # ---- registration outcomes -----------------------------------------------------------
 
 OUTCOMES: Counter = Counter()
-OUTCOME_NAMES = ("ENROLLED", "RESERVED", "FULL", "ALREADY_REGISTERED", "DROPPED", "PROMOTED")
+# A register ends in exactly one of ENROLLED, RESERVED, FULL, ALREADY_REGISTERED and
+# REFUSED (another rule: its code is in REFUSALS); a swap in SWAPPED or SWAP_REFUSED.
+OUTCOME_NAMES = (
+    "ENROLLED",
+    "RESERVED",
+    "FULL",
+    "ALREADY_REGISTERED",
+    "REFUSED",
+    "DROPPED",
+    "PROMOTED",
+    "SWAPPED",
+    "SWAP_REFUSED",
+)
+# Every expected refusal (register and swap), by its error code.
+REFUSALS: Counter = Counter()
 
 
 @events.report_to_master.add_listener
 def _send_outcomes(client_id, data, **_kwargs) -> None:
     # Workers send what they counted since their last report (every few seconds, and once at the end).
     data["registration_outcomes"] = dict(OUTCOMES)
+    data["refusals"] = dict(REFUSALS)
     OUTCOMES.clear()
+    REFUSALS.clear()
 
 
 @events.worker_report.add_listener
 def _receive_outcomes(client_id, data, **_kwargs) -> None:
     OUTCOMES.update(data.get("registration_outcomes", {}))
+    REFUSALS.update(data.get("refusals", {}))
 
 
 @events.test_start.add_listener
 def _on_test_start(environment, **_kwargs) -> None:
     OUTCOMES.clear()
+    REFUSALS.clear()
     if not is_coordinator(environment):
         return
     _apply_mix(environment)

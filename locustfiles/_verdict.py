@@ -4,7 +4,8 @@
   response-time histogram (the numbers of its HTML report, never averages), RPS;
 - the error rate over all requests;
 - the registration outcomes the users counted (ENROLLED, RESERVED, FULL, ...),
-  summed over every worker;
+  summed over every worker, and the expected refusals by error code
+  (COURSE_FULL, PREREQUISITE_MISSING, REGISTRATION_HOLD, ...);
 - the data invariants, read from the database after the run by
   `scripts/check_invariants.py` (the same check a tester can run alone);
 - the service-level objectives of the preset (or of --slo-* options).
@@ -27,7 +28,7 @@ import gevent
 from locust import events
 from locust.runners import STATE_STOPPED, STATE_STOPPING, MasterRunner
 
-from _common import LOGIN, OUTCOME_NAMES, OUTCOMES, RUN_MIX, is_coordinator, option, preset_of
+from _common import LOGIN, OUTCOME_NAMES, OUTCOMES, REFUSALS, RUN_MIX, is_coordinator, option, preset_of
 from _presets import format_mix
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -143,6 +144,7 @@ def build_verdict(environment) -> dict:
         "failures": failures,
         "exceptions": sum(e["count"] for e in runner.exceptions.values()),
         "outcomes": {name: OUTCOMES.get(name, 0) for name in OUTCOME_NAMES},
+        "refusals": dict(sorted(REFUSALS.items(), key=lambda item: (-item[1], item[0]))),
         "invariants": invariants,
         "slo": slo,
         "checks": checks,
@@ -316,6 +318,8 @@ def render(verdict: dict, report_dir: str | None) -> list[str]:
         lines.append(f"  {failure['occurrences']:>6} x {failure['request']}: {failure['error']}")
     lines.append("")
     lines.append("outcomes   " + "  ".join(f"{name} {count}" for name, count in verdict["outcomes"].items()))
+    refusals = verdict.get("refusals") or {}
+    lines.append("refusals   " + ("  ".join(f"{code} {count}" for code, count in refusals.items()) or "none"))
     invariants = verdict["invariants"]
     if invariants["status"] in ("ok", "violated"):
         lines.append(
@@ -323,7 +327,10 @@ def render(verdict: dict, report_dir: str | None) -> list[str]:
             f"{invariants['courses_checked']} courses, {invariants['registrations_checked']} registrations "
             f"checked in {invariants.get('database', '?')}"
         )
-        lines.extend(f"  course {v['course_id']}: {v['problem']}" for v in invariants.get("violations", [])[:20])
+        lines.extend(
+            f"  {v.get('subject') or 'course ' + str(v['course_id'])}: {v['problem']}"
+            for v in invariants.get("violations", [])[:20]
+        )
     else:
         lines.append(f"invariants {invariants.get('detail') or invariants['status']}")
     lines.append("")

@@ -5,7 +5,12 @@ preset (`locust -f locustfiles/spike.py`, or `make load PRESET=spike`), which ad
 a load shape. Weights come from --mix (or the preset's mix); see docs/load-testing.md.
 
 Every user logs in once as its own seeded student (STU10000...), finds the open
-semester, reads its courses and its own registrations, then keeps to its scenario.
+semester, reads its record (/auth/me), its courses and its own registrations,
+then keeps to its scenario. Students register with the rules in mind, as real
+ones do (`RegistrationUser.can_take`): the peak mix makes no deliberate conflicts.
+A seeded student with a hold, or one without a course's prerequisites, still meets
+a refusal now and then (the course list does not say everything): those are
+expected outcomes, counted by code.
 """
 
 import random
@@ -45,7 +50,9 @@ class StudentUser(RegistrationUser):
 
 
 class PeakLoadUser(RegistrationUser):
-    """The rush itself: browses, looks at a course, registers for random courses, now and then drops one."""
+    """The rush itself: browses, looks at a course, registers for random courses it can
+    take (no overlap with what it holds, prerequisites met, within its limit), now and
+    then swaps one for another or drops one."""
 
     @step(2)
     def courses(self) -> None:
@@ -58,13 +65,26 @@ class PeakLoadUser(RegistrationUser):
 
     @step(4)
     def register_for_a_course(self) -> None:
-        candidates = [course_id for course_id in self.courses if course_id not in self.mine]
-        if candidates:
+        if not self.may_register:
+            self.list_my_courses()
+            return
+        if candidates := self.choices():
             self.register(random.choice(candidates))
 
     @step(1)
     def my_courses(self) -> None:
         self.list_my_courses()
+
+    @step(1)
+    def swap_a_course(self) -> None:
+        enrolled = [course_id for course_id, status in self.mine.items() if status == "ENROLLED"]
+        if not enrolled or not self.may_register:
+            return
+        old = random.choice(enrolled)
+        # Only for a course with a free seat, as far as the list shows: a swap never queues.
+        candidates = [c for c in self.choices(instead_of=old) if self.courses[c].get("available_seats", 1) > 0]
+        if candidates:
+            self.swap(random.choice(candidates), old)
 
     @step(1)
     def drop_a_course(self) -> None:
@@ -89,7 +109,9 @@ class RaceUser(RegistrationUser):
         if target is None:
             return
         if target not in self.mine:
-            if self.register(target) in ("ENROLLED", "RESERVED"):
+            if not self.may_register or not self.can_take(target):
+                self.view_course(target)  # a spectator of the race
+            elif self.register(target) in ("ENROLLED", "RESERVED"):
                 self.turns_to_hold = random.randint(3, 8)
         elif self.turns_to_hold > 0:
             self.turns_to_hold -= 1
@@ -112,7 +134,9 @@ class ReserveQueueUser(RegistrationUser):
         if target is None:
             return
         status = self.mine.get(target)
-        if status is None:
+        if status is None and (not self.may_register or not self.can_take(target)):
+            self.view_course(target)
+        elif status is None:
             self.register(target)
         elif status == "RESERVED" and random.random() < 0.15:
             self.drop(target)
@@ -138,5 +162,5 @@ class DropPromotionUser(RegistrationUser):
             self.drop(random.choice(enrolled))
         elif any(self.mine.get(c) == "RESERVED" for c in targets):
             self.list_my_courses()
-        elif free := [c for c in targets if c not in self.mine]:
+        elif self.may_register and (free := self.choices(targets)):
             self.register(random.choice(free))

@@ -2,7 +2,11 @@
 
 For every course: enrolled <= capacity, reserved <= reserve limit, reserve
 positions exactly 1..k, the counters agree with the rows, and nobody is
-reserved while a seat is free (see app/registrations/invariants.py).
+reserved while a seat is free. For every student and semester: the credit
+counter agrees with the registrations, and no two of them meet at the same
+time. Every registration was within the credit limit in force then, and the
+audit trail, replayed course by course, explains the registrations exactly
+(see app/registrations/invariants.py).
 
     python -m scripts.check_invariants [--database-url URL] [--json]
 
@@ -74,7 +78,10 @@ def describe(database_url: str) -> str:
 
 
 class ViolationRow(TypedDict):
-    course_id: int
+    course_id: int | None
+    student: str | None
+    semester_id: int | None
+    subject: str  # "course 12", "student STU10001, semester 3", ...
     problem: str
 
 
@@ -84,6 +91,7 @@ class Checked(TypedDict):
     status: Literal["ok", "violated"]
     courses_checked: int
     registrations_checked: int
+    events_replayed: int
     violations: list[ViolationRow]
 
 
@@ -110,7 +118,17 @@ def run_check(database_url: str) -> Checked:
         "status": "ok" if report.ok else "violated",
         "courses_checked": report.courses_checked,
         "registrations_checked": report.registrations_checked,
-        "violations": [{"course_id": v.course_id, "problem": v.problem} for v in report.violations],
+        "events_replayed": report.events_replayed,
+        "violations": [
+            {
+                "course_id": v.course_id,
+                "student": v.student,
+                "semester_id": v.semester_id,
+                "subject": v.subject,
+                "problem": v.problem,
+            }
+            for v in report.violations
+        ],
     }
 
 
@@ -145,10 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "hold" if result["status"] == "ok" else "BROKEN"
         print(
             f"invariants {verdict}: {result['courses_checked']} courses, "
-            f"{result['registrations_checked']} registrations checked in {shown} (from {source})"
+            f"{result['registrations_checked']} registrations, {result['events_replayed']} events replayed "
+            f"in {shown} (from {source})"
         )
         for violation in result["violations"]:
-            print(f"  course {violation['course_id']}: {violation['problem']}")
+            print(f"  {violation['subject']}: {violation['problem']}")
     return {"ok": 0, "violated": 1}.get(result["status"], 2)
 
 

@@ -1,5 +1,8 @@
-"""Seed all demo data: students, semesters, courses, and (outside production) the
-development registrar. Idempotent.
+"""Seed all demo data: students (with transcripts, holds and limits), semesters,
+then courses (with codes, credits, meetings and prerequisites), and (outside
+production) the development registrar. Idempotent. What the data holds, and which
+students exercise which rule: the docstrings of scripts/seed_students.py and
+scripts/seed_courses.py, and the README.
 
 python -m scripts.seed [--count 1000]
 """

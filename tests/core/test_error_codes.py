@@ -63,24 +63,47 @@ def test_the_openapi_document_names_every_code_under_its_status(app):
     assert document["components"]["schemas"]["ErrorBody"]["properties"]["code"]["enum"] == sorted(ERROR_CODES)
 
 
+def _load_client() -> ast.Module:
+    """locustfiles/_client.py, read as source: importing locust would patch this process with gevent."""
+    return ast.parse((PROJECT_ROOT / "locustfiles" / "_client.py").read_text())
+
+
+def _expected_refusals_in_load_client() -> dict[str, int]:
+    """The client's EXPECTED_REFUSALS: code -> the status `call()` accepts it with."""
+    for node in ast.walk(_load_client()):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == "EXPECTED_REFUSALS" for target in node.targets
+        ):
+            return ast.literal_eval(node.value)
+    raise AssertionError("locustfiles/_client.py defines no EXPECTED_REFUSALS")
+
+
 def _allowed_codes_in_load_client() -> set[str]:
-    """Every code the Locust client passes as `allowed=` (read as source: importing
-    locust would patch this process with gevent)."""
-    tree = ast.parse((PROJECT_ROOT / "locustfiles" / "_client.py").read_text())
+    """Every code the Locust client passes as `allowed=`."""
     codes = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(_load_client()):
         if isinstance(node, ast.keyword) and node.arg == "allowed":
             codes |= {element.value for element in ast.walk(node.value) if isinstance(element, ast.Constant)}
     return codes
 
 
-def test_the_load_client_expects_only_real_conflict_codes(app):
+def test_the_load_client_expects_only_real_codes_with_their_real_status(app):
+    expected = _expected_refusals_in_load_client()
+    assert {"COURSE_FULL", "REGISTRATION_HOLD", "PREREQUISITE_MISSING"} <= set(expected)
+    for code, status in expected.items():
+        assert code in ERROR_CODES, code
+        # `call()` accepts a refusal only with this status: it must be the code's own.
+        assert ERROR_CODES[code].status_code == status, code
+
+
+def test_every_refusal_a_load_request_allows_is_an_expected_one(app):
     allowed = _allowed_codes_in_load_client()
     assert allowed, "the client accepts some refusals (COURSE_FULL at least)"
-    for code in allowed:
-        assert code in ERROR_CODES, code
-        # The client counts a refusal as expected only on a 409.
-        assert ERROR_CODES[code].status_code == 409, code
+    assert allowed <= set(_expected_refusals_in_load_client())
+    # Every refusal a student can meet in the rush of issue 12 is among them.
+    rush = {"COURSE_CANCELLED", "APPOINTMENT_NOT_STARTED", "REGISTRATION_HOLD", "PREREQUISITE_MISSING"}
+    rush |= {"SCHEDULE_CONFLICT", "CREDIT_LIMIT_EXCEEDED", "SWAP_NEEDS_SEAT", "COURSE_FULL", "ALREADY_REGISTERED"}
+    assert rush <= allowed
 
 
 def test_a_domain_error_code_cannot_change_its_status():

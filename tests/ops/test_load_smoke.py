@@ -23,15 +23,26 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from app.core.security import hash_password
-from app.students.models import Student
+from app.students.models import CompletedCourse, Student, StudentHold
 from bench import run_load
 from scripts import migrate
 from scripts.seed_students import DEMO_PASSWORD
 from tests.support.environment import PROJECT_ROOT
 
 SMOKE_STUDENTS = 100
-# (capacity, reserve limit): the smallest is the race course, the next the queue course.
-SMOKE_COURSES = [(3, 3), (5, 5), (8, 4), (20, 5), (40, 10), (60, 10)]
+# (capacity, reserve limit, meetings, prerequisites): the smallest is the race course, the
+# next the queue course. The two largest overlap on purpose, and one needs a course that
+# half the students have completed: the users must steer around both, as students do.
+SMOKE_COURSES = [
+    (3, 3, [{"day": "MON", "start": "09:00", "end": "10:00"}], []),
+    (5, 5, [{"day": "TUE", "start": "09:00", "end": "10:00"}], []),
+    (8, 4, [{"day": "WED", "start": "09:00", "end": "10:00"}], []),
+    (20, 5, [{"day": "THU", "start": "09:00", "end": "10:00"}], ["SMOKE101"]),
+    (40, 10, [{"day": "FRI", "start": "09:00", "end": "10:30"}], []),
+    (60, 10, [{"day": "FRI", "start": "10:00", "end": "11:00"}], []),
+]
+# Among the students the ~30 users log in as (the first 30): a hold each.
+HELD_STUDENTS = (1, 6, 11, 16, 21, 26)
 
 
 def load_presets():
@@ -50,15 +61,21 @@ def smoke_data(engine, factory):
     """An open semester of our own with small and large courses, and students of our own
     (numbered like the seeded STU10000..., under a prefix no other test uses)."""
     semester = factory.semester()
-    for capacity, reserve_limit in SMOKE_COURSES:
-        factory.course(semester, capacity=capacity, reserve_limit=reserve_limit)
+    for capacity, reserve_limit, meetings, prerequisites in SMOKE_COURSES:
+        factory.course(
+            semester, capacity=capacity, reserve_limit=reserve_limit, meetings=meetings, prerequisites=prerequisites
+        )
     prefix = f"SMOKE{uuid.uuid4().hex[:6]}-"
     password_hash = hash_password(DEMO_PASSWORD, rounds=4)
+    students = [
+        Student(student_number=f"{prefix}{10000 + n}", password_hash=password_hash, name=f"Load Student {n}")
+        for n in range(SMOKE_STUDENTS)
+    ]
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        session.add_all(students)
     with Session(engine) as session, session.begin():
-        session.add_all(
-            Student(student_number=f"{prefix}{10000 + n}", password_hash=password_hash, name=f"Load Student {n}")
-            for n in range(SMOKE_STUDENTS)
-        )
+        session.add_all(CompletedCourse(student_id=s.id, course_code="SMOKE101") for s in students[::2])
+        session.add_all(StudentHold(student_id=students[n].id, reason="Smoke test hold") for n in HELD_STUDENTS)
     return semester, prefix
 
 
@@ -108,7 +125,10 @@ def test_smoke_run_of_all_five_scenarios_passes_its_verdict(live_server, databas
         assert outcomes[outcome] > 0, (outcome, outcomes)
     # Every register request ended in exactly one counted outcome, summed over both workers.
     registers = sum(e["requests"] for e in summary["endpoints"] if e["name"].endswith("/register"))
-    assert registers == sum(outcomes[o] for o in ("ENROLLED", "RESERVED", "FULL", "ALREADY_REGISTERED"))
+    assert registers == sum(outcomes[o] for o in ("ENROLLED", "RESERVED", "FULL", "ALREADY_REGISTERED", "REFUSED"))
+    # Refusals are reported by code, and every one was expected (none is among the failures).
+    assert summary["refusals"].get("COURSE_FULL", 0) >= outcomes["FULL"]
+    assert summary["refusals"].get("REGISTRATION_HOLD", 0) > 0, summary["refusals"]
 
     reports = ("report.html", "locust_stats.csv", "locust_stats_history.csv", "locust_stats.json", "locust.log")
     for report in reports:

@@ -14,17 +14,23 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
+from app.core.security import hash_password
 from app.courses.models import Course
 from app.main import create_app
+from app.registrations.invariants import check_invariants
+from app.registrations.models import RegistrationEvent
+from app.registrations.rules import parse_meetings, schedule_text
 from app.semesters.models import Semester
-from app.students.models import Student
+from app.students.models import CompletedCourse, Student, StudentHold, StudentTerm
 from scripts import migrate
+from scripts.seed import seed_all
 from scripts.seed_courses import CATALOGUE, seed_courses
 from scripts.seed_semesters import demo_semesters, seed_semesters
+from scripts.seed_students import clear_appointments, seed_students, stagger_appointments
 from tests.support.environment import PROJECT_ROOT, TEST_ENV
 
 
@@ -204,7 +210,179 @@ def test_exactly_one_demo_semester_is_open_now():
 
 
 def test_the_catalogue_has_small_courses_for_races():
-    capacities = sorted(capacity for *_, capacity, _ in CATALOGUE)
+    capacities = sorted(course.capacity for course in CATALOGUE)
     assert len(CATALOGUE) == 12
     assert capacities[0] <= 5
-    assert len({name for name, *_ in CATALOGUE}) == 12
+    assert len({course.name for course in CATALOGUE}) == 12
+
+
+# ---- what the seeds give the registration rules (issue 12) -----------------------------------
+
+
+def _demo_courses(engine, semester_id):
+    with Session(engine) as session:
+        return {c.code: c for c in session.scalars(select(Course).where(Course.semester_id == semester_id))}
+
+
+def _overlapping_pairs(courses):
+    pairs = set()
+    for first in courses.values():
+        for second in courses.values():
+            if first.code < second.code and any(
+                a.overlaps(b) for a in parse_meetings(first.meetings) for b in parse_meetings(second.meetings)
+            ):
+                pairs.add((first.code, second.code))
+    return pairs
+
+
+def test_every_demo_course_has_a_code_credits_meetings_and_its_schedule_text(seed_engine):
+    _past, current, _future = seed_semesters(seed_engine)
+    seed_courses(seed_engine, semester_ids=[current])
+    courses = _demo_courses(seed_engine, current)
+    assert set(courses) == {course.code for course in CATALOGUE}
+    for course in courses.values():
+        assert 1 <= course.credits <= 12, course.code
+        assert course.meetings, course.code
+        assert course.schedule == schedule_text(course.meetings), course.code
+        assert set(course.prerequisites) <= set(courses), course.code
+    # A few deliberate overlaps, and Linear Algebra only touching CS101 (no conflict).
+    assert _overlapping_pairs(courses) == {("CS301", "CS401"), ("CS310", "CS410"), ("CS320", "CS470")}
+    # The prerequisite chain CS101 -> CS201 -> CS301.
+    assert courses["CS201"].prerequisites == ["CS101"]
+    assert courses["CS301"].prerequisites == ["CS201"]
+    assert courses["CS101"].prerequisites == []
+    # More credits on offer than the default limit, so the limit bites.
+    assert sum(course.credits for course in courses.values()) > 18
+
+
+def test_rerunning_seed_courses_updates_old_demo_courses_unless_someone_registered(seed_engine):
+    """A database seeded before courses had codes and meetings is brought up to date,
+    except a course with registrations (its students' rules would change under them)."""
+    _past, current, _future = seed_semesters(seed_engine)
+    seed_courses(seed_engine, semester_ids=[current])
+    with seed_engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE courses SET code = 'OLD' || id, meetings = '[]', schedule = 'Mon/Wed', credits = 3 "
+                "WHERE semester_id = :semester"
+            ),
+            {"semester": current},
+        )
+        connection.execute(
+            text("UPDATE courses SET enrolled_count = 1 WHERE semester_id = :semester AND course_name = :name"),
+            {"semester": current, "name": CATALOGUE[0].name},
+        )
+    assert seed_courses(seed_engine, semester_ids=[current]) == 0  # nothing new, only updates
+    courses = {c.course_name: c for c in _demo_courses(seed_engine, current).values()}
+    assert courses[CATALOGUE[0].name].code.startswith("OLD")  # registered: left alone
+    assert courses[CATALOGUE[1].name].code == CATALOGUE[1].code
+    assert courses[CATALOGUE[1].name].schedule == "Tue 10:30-12:00, Thu 10:30-12:00"
+
+
+def test_seeded_students_have_transcripts_holds_and_part_time_limits(seed_engine):
+    seed_students(seed_engine, count=100, rounds=4)
+    seed_students(seed_engine, count=100, rounds=4)  # idempotent: nothing doubles
+    with Session(seed_engine) as session:
+        completed = session.execute(
+            select(CompletedCourse.course_code, func.count()).group_by(CompletedCourse.course_code)
+        ).all()
+        held = session.scalars(
+            select(Student.student_number)
+            .join(StudentHold, StudentHold.student_id == Student.id)
+            .where(StudentHold.lifted_at.is_(None))
+            .order_by(Student.student_number)
+        ).all()
+        placed = session.scalar(
+            select(func.count()).select_from(RegistrationEvent).where(RegistrationEvent.event_type == "HOLD_PLACED")
+        )
+        part_time = session.scalars(
+            select(Student.student_number).where(Student.max_credits.is_not(None)).order_by(Student.student_number)
+        ).all()
+    assert dict(completed) == {"CS101": 50, "CS201": 25}  # half, and a quarter
+    assert held == ["STU10013", "STU10042"]  # the demo holds among the first 100
+    assert placed == 2
+    assert part_time == ["STU10007", "STU10057"]
+
+
+def test_a_lifted_seed_hold_is_not_placed_again(seed_engine):
+    seed_students(seed_engine, count=20, rounds=4)
+    with seed_engine.begin() as connection:
+        connection.execute(text("UPDATE student_holds SET lifted_at = now(), lifted_by = 'registrar'"))
+    seed_students(seed_engine, count=20, rounds=4)
+    assert _count(seed_engine, StudentHold, StudentHold.lifted_at.is_(None)) == 0
+
+
+def test_appointments_open_with_the_semester_unless_staggered(seed_engine):
+    seed_all(seed_engine, count=40)
+    _past, current, _future = seed_semesters(seed_engine)
+    assert _count(seed_engine, StudentTerm, StudentTerm.registration_opens_at.is_not(None)) == 0
+
+    start = datetime(2031, 1, 6, 9, tzinfo=UTC)
+    opens = stagger_appointments(seed_engine, semester_id=current, groups=4, every=timedelta(minutes=30), start=start)
+    assert opens == [start + timedelta(minutes=30 * group) for group in range(4)]
+    with Session(seed_engine) as session:
+        by_student = dict(
+            session.execute(
+                select(Student.student_number, StudentTerm.registration_opens_at)
+                .join(StudentTerm, StudentTerm.student_id == Student.id)
+                .where(StudentTerm.semester_id == current)
+            ).all()
+        )
+    assert len(by_student) == 40
+    # Groups of consecutive student numbers, ten each.
+    assert [by_student[f"STU{10000 + n}"] for n in (0, 9, 10, 19, 20, 39)] == [
+        opens[0], opens[0], opens[1], opens[1], opens[2], opens[3]
+    ]  # fmt: skip
+    assert clear_appointments(seed_engine, semester_id=current) == 40
+    assert _count(seed_engine, StudentTerm, StudentTerm.registration_opens_at.is_not(None)) == 0
+
+
+@pytest.mark.slow  # a subprocess of its own
+def test_seed_students_staggers_the_open_semester_from_the_command_line(seed_url, seed_engine):
+    run_seed(seed_url, "seed", "--count", "30")
+    output = run_seed(seed_url, "seed_students", "--stagger-appointments", "3", "--every", "15", "--start", "now")
+    assert "3 groups" in output
+    with Session(seed_engine) as session:
+        moments = session.scalars(select(StudentTerm.registration_opens_at).distinct()).all()
+    assert len(moments) == 3
+    assert max(moments) - min(moments) == timedelta(minutes=30)
+
+
+def test_the_seeded_students_meet_every_rule_through_the_api(seed_url, seed_engine):
+    """The seeds are there to exercise the rules: a hold, a missing prerequisite, a
+    conflict, a part-time limit, and afterwards every invariant holds."""
+    seed_all(seed_engine, count=60)
+    _past, current, _future = seed_semesters(seed_engine)
+    # One cheap hash for the whole test instead of the settings' cost.
+    with seed_engine.begin() as connection:
+        connection.execute(text("UPDATE students SET password_hash = :h"), {"h": hash_password("test123", rounds=4)})
+    ids = {code: course.id for code, course in _demo_courses(seed_engine, current).items()}
+
+    app = create_app(Settings(database_url=seed_url))
+    try:
+        with TestClient(app) as client:
+
+            def register(student: str, code: str) -> tuple[int, str | None]:
+                login = client.post("/auth/login", json={"student_number": student, "password": "test123"})
+                assert login.status_code == 200, login.text
+                headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+                response = client.post(f"/courses/{ids[code]}/register", headers=headers)
+                body = response.json()
+                return response.status_code, body.get("code") or body.get("status")
+
+            assert register("STU10013", "CS101") == (403, "REGISTRATION_HOLD")
+            assert register("STU10001", "CS201") == (409, "PREREQUISITE_MISSING")  # odd: no CS101
+            assert register("STU10002", "CS201") == (200, "ENROLLED")  # even: has CS101
+            assert register("STU10000", "CS301") == (200, "ENROLLED")  # has CS201 too
+            assert register("STU10000", "CS401") == (409, "SCHEDULE_CONFLICT")  # overlaps CS301
+            assert register("STU10001", "MA101") == (200, "ENROLLED")
+            assert register("STU10001", "CS101") == (200, "ENROLLED")  # touches MA101 only
+            # Part-time: 9 credits at most.
+            assert register("STU10007", "CS101") == (200, "ENROLLED")  # 4
+            assert register("STU10007", "CS310") == (200, "ENROLLED")  # 7
+            assert register("STU10007", "MA101") == (409, "CREDIT_LIMIT_EXCEEDED")  # 10
+    finally:
+        app.state.engine.dispose()
+    with seed_engine.connect() as connection:
+        report = check_invariants(connection)
+    assert report.ok, [str(v) for v in report.violations]
