@@ -23,7 +23,7 @@ decision O(1) in the size of the course.
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -188,6 +188,17 @@ def _insert_registration(
     """Rule 8, under the course lock: a seat, else the tail of the reserve list, else COURSE_FULL."""
     if locked.cancelled:  # cancelled since the rules were read
         raise CourseCancelled()
+    current = replace(
+        course,
+        credits=locked.credits,
+        meetings=parse_meetings(locked.meetings),
+        prerequisites=tuple(locked.prerequisites),
+    )
+    if current != course:
+        # A registrar (or an import) changed the course's rules between the read and
+        # the lock (only possible while nobody is registered): judge them again.
+        check_student_rules(current, standing, now=context.now)
+        course = current
     placement = place_registration(_seat_counters(locked))
     if seat_required and placement.status != RegistrationStatus.ENROLLED:
         raise SwapNeedsSeat()

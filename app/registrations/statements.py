@@ -60,7 +60,8 @@ STANDING = _sql(
 LOCK_COURSE = _sql(
     """
     SELECT c.id, c.semester_id, c.max_capacity, c.reserve_limit, c.enrolled_count, c.reserved_count,
-           c.credits, c.cancelled_at IS NOT NULL AS cancelled, s.registration_start, s.registration_end
+           c.credits, c.meetings, c.prerequisites, c.cancelled_at IS NOT NULL AS cancelled,
+           s.registration_start, s.registration_end
     FROM courses c JOIN semesters s ON s.id = c.semester_id
     WHERE c.id = :course
     FOR UPDATE OF c

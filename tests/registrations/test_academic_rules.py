@@ -1,6 +1,8 @@
 """The student's side of registering, through the API against real PostgreSQL:
 each rule in its order, swap, my-status, my-history and the events a change writes."""
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -278,3 +280,39 @@ def test_a_refused_attempt_writes_no_event(client, factory, engine):
 def test_an_unknown_semester_is_404(client, factory, path):
     response = client.get(f"/semesters/2147483000/{path}", headers=factory.auth(factory.student()))
     refused(response, 404, "SEMESTER_NOT_FOUND")
+
+
+def test_rules_changed_between_the_read_and_the_course_lock_are_judged_again(factory, engine):
+    """The course's credits change while a registration waits for the course lock: the
+    registration is judged on the new credits, and counts them."""
+    from app.registrations import service
+    from app.registrations.errors import CreditLimitExceeded
+
+    semester = factory.semester()
+    course = factory.course(semester, credits=3)
+    student = factory.student()
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE students SET max_credits = 4 WHERE id = :id"), {"id": student.id})
+    registered = threading.Event()
+    outcome: list[object] = []
+
+    def attempt():
+        with Session(engine) as session:
+            try:
+                outcome.append(
+                    service.register(session, student_id=student.id, course_id=course.id, now=datetime.now(UTC))
+                )
+            except CreditLimitExceeded as error:
+                outcome.append(error)
+        registered.set()
+
+    with engine.connect() as editor:
+        transaction = editor.begin()
+        editor.execute(text("SELECT 1 FROM courses WHERE id = :c FOR UPDATE"), {"c": course.id})
+        worker = threading.Thread(target=attempt)
+        worker.start()
+        time.sleep(0.5)  # the registration has read the rules (3 credits) and waits for the lock
+        editor.execute(text("UPDATE courses SET credits = 5 WHERE id = :c"), {"c": course.id})
+        transaction.commit()
+    worker.join(timeout=10)
+    assert isinstance(outcome[0], CreditLimitExceeded)
