@@ -1,12 +1,19 @@
 """Request-body field types shared by several domains."""
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _written_as_text(value: Any) -> Any:
+    """ISO 8601 text only: pydantic would also read a number as seconds since 1970."""
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO 8601 date and time, with an offset or Z")
+    return value
 
 
 def _plausible(value: datetime) -> datetime:
@@ -18,4 +25,4 @@ def _plausible(value: datetime) -> datetime:
 
 
 # With an offset or Z: a time without one would be read in the server's zone.
-Timestamp = Annotated[AwareDatetime, AfterValidator(_plausible)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_written_as_text), AfterValidator(_plausible)]

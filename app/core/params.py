@@ -34,5 +34,7 @@ CourseId = Annotated[int, Path(ge=1, le=MAX_INT4, description="Course id"), Stri
 MAX_INT8 = 2**63 - 1
 # No NUL: PostgreSQL text cannot hold one (psycopg2 refuses it before sending the query).
 NO_NUL = r"^[^\x00]*$"
-StudentNumber = Annotated[str, Path(min_length=1, max_length=32, pattern=NO_NUL, description="Student number")]
+StudentNumber = Annotated[
+    str, Path(min_length=1, max_length=32, pattern=NO_NUL, description="Student number", examples=["STU10000"])
+]
 HoldId = Annotated[int, Path(ge=1, le=MAX_INT8, description="Hold id"), StrictInt]

@@ -1,6 +1,6 @@
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from app.core.params import NO_NUL
 
@@ -50,13 +50,13 @@ class CourseCreate(BaseModel):
     code: CourseCode = Field(description="Unique in the semester")
     course_name: str = Field(min_length=1, max_length=200, pattern=NO_NUL, description="Unique in the semester")
     professor: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
-    credits: int = Field(default=3, ge=0, le=12)
+    credits: StrictInt = Field(default=3, ge=0, le=12)
     meetings: list[Meeting] = Field(default=[], max_length=MAX_MEETINGS)
     prerequisites: list[CourseCode] = Field(
         default=[], max_length=20, description="Codes of the courses a student must have completed"
     )
-    max_capacity: int = Field(ge=0, le=MAX_SEATS)
-    reserve_limit: int = Field(default=10, ge=0, le=MAX_SEATS)
+    max_capacity: StrictInt = Field(ge=0, le=MAX_SEATS)
+    reserve_limit: StrictInt = Field(default=10, ge=0, le=MAX_SEATS)
     schedule: str | None = Field(
         default=None,
         min_length=1,
@@ -74,11 +74,11 @@ class CourseUpdate(BaseModel):
     code: CourseCode | None = None
     course_name: str | None = Field(default=None, min_length=1, max_length=200, pattern=NO_NUL)
     professor: str | None = Field(default=None, min_length=1, max_length=200, pattern=NO_NUL)
-    credits: int | None = Field(default=None, ge=0, le=12)
+    credits: StrictInt | None = Field(default=None, ge=0, le=12)
     meetings: list[Meeting] | None = Field(default=None, max_length=MAX_MEETINGS)
     prerequisites: list[CourseCode] | None = Field(default=None, max_length=20)
-    max_capacity: int | None = Field(default=None, ge=0, le=MAX_SEATS)
-    reserve_limit: int | None = Field(default=None, ge=0, le=MAX_SEATS)
+    max_capacity: StrictInt | None = Field(default=None, ge=0, le=MAX_SEATS)
+    reserve_limit: StrictInt | None = Field(default=None, ge=0, le=MAX_SEATS)
     schedule: str | None = Field(default=None, min_length=1, max_length=200, pattern=NO_NUL)
 
 

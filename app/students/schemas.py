@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from app.core.fields import Timestamp
 from app.core.params import NO_NUL
@@ -24,7 +24,7 @@ class StudentCreate(BaseModel):
         pattern=NO_NUL,
         description=f"At least 8 characters, at most {BCRYPT_MAX_PASSWORD_BYTES} bytes in UTF-8",
     )
-    max_credits: int | None = _MAX_CREDITS
+    max_credits: StrictInt | None = _MAX_CREDITS
 
     @field_validator("password")
     @classmethod
@@ -38,7 +38,7 @@ class StudentUpdate(BaseModel):
     """Only the fields sent change; `max_credits: null` gives the student the default limit again."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200, pattern=NO_NUL, description="Null: unchanged")
-    max_credits: int | None = _MAX_CREDITS
+    max_credits: StrictInt | None = _MAX_CREDITS
 
 
 class HoldCreate(BaseModel):
