@@ -95,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BrowserCORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_credentials=False,  # bearer tokens, never cookies: so "*" can never leak credentials
-        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],  # the last three: /admin
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
         expose_headers=["X-Request-ID", "X-Total-Count", "Retry-After", "Idempotent-Replayed"],
     )

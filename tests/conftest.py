@@ -110,6 +110,12 @@ def factory(engine, settings) -> Factory:
     return Factory(engine, settings, hash_password(TEST_PASSWORD, rounds=settings.bcrypt_rounds))
 
 
+@pytest.fixture
+def registrar(factory) -> dict[str, str]:
+    """The Authorization header of a fresh registrar account."""
+    return factory.staff_auth(factory.staff())
+
+
 # ---- a real server -----------------------------------------------------------
 
 

@@ -2,12 +2,14 @@
 
 The permission is taken once, here, for the whole router (never an `if` in a
 handler): no token 401, a student token (or a staff token of another role) 403
-FORBIDDEN. Handlers that need the registrar take `CurrentRegistrar`; FastAPI
-runs the check once per request either way.
+FORBIDDEN. The routers included below inherit it, with the prefix and the tag.
+Handlers that need the registrar (as the actor of a change) take
+`CurrentRegistrar` or `RegistrarContext`; FastAPI runs the check once per request.
 """
 
 from fastapi import APIRouter, Response
 
+from app.admin import courses, semesters, students
 from app.auth.dependencies import CurrentRegistrar, RequireRegistrar
 from app.core.db import ReadEngineDep
 from app.core.openapi import DATABASE, REGISTRAR, errors
@@ -24,3 +26,7 @@ _STAFF = JSONBody(StaffRead)
 def read_current_registrar(registrar: CurrentRegistrar, engine: ReadEngineDep) -> Response:
     """The staff account the token names."""
     return _STAFF.response(staff_service.get_staff(engine, staff_id=registrar.staff_id))
+
+
+for area in (semesters.router, courses.router, students.router):
+    router.include_router(area)

@@ -154,6 +154,8 @@ INTERNAL_ERROR = register_code("INTERNAL_ERROR", 500, "Internal server error")
 _LOCK_NOT_AVAILABLE = "55P03"
 _QUERY_CANCELED = "57014"
 _FOREIGN_KEY_VIOLATION = "23503"
+# Public: services that name what was taken (a semester's name, ...) catch this one.
+UNIQUE_VIOLATION = "23505"
 
 
 def _error_body(detail: Any, code: str, **extra: Any) -> dict[str, Any]:

@@ -30,3 +30,11 @@ StrictInt = BeforeValidator(decimal_digits)
 # into the OpenAPI schema as `ge`/`le` instead of `minimum`/`maximum`.
 SemesterId = Annotated[int, Path(ge=1, le=MAX_INT4, description="Semester id"), StrictInt]
 CourseId = Annotated[int, Path(ge=1, le=MAX_INT4, description="Course id"), StrictInt]
+
+MAX_INT8 = 2**63 - 1
+# No NUL: PostgreSQL text cannot hold one (psycopg2 refuses it before sending the query).
+NO_NUL = r"^[^\x00]*$"
+StudentNumber = Annotated[
+    str, Path(min_length=1, max_length=32, pattern=NO_NUL, description="Student number", examples=["STU10000"])
+]
+HoldId = Annotated[int, Path(ge=1, le=MAX_INT8, description="Hold id"), StrictInt]

@@ -72,3 +72,24 @@ class EventRead(BaseModel):
     reserve_position: int | None
     actor: str
     details: dict[str, Any]
+
+
+class AdminEventRead(EventRead):
+    """An event as a registrar sees it: whose, in which semester, and from which request."""
+
+    student_id: uuid.UUID | None
+    semester_id: int | None
+    request_id: str | None
+
+
+class RosterEntry(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    student_number: str
+    name: str
+    status: RegistrationStatus
+    reserve_position: int | None
+    registered_at: datetime
+
+
+ROSTER_CSV_COLUMNS = tuple(RosterEntry.model_fields)

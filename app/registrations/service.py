@@ -22,13 +22,13 @@ decision O(1) in the size of the course.
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import Field
-from sqlalchemy import DateTime, Engine, Row, RowMapping, Uuid, bindparam, select, text
+from sqlalchemy import Connection, DateTime, Engine, Row, RowMapping, Uuid, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from app.auth.errors import InvalidToken
@@ -56,6 +56,7 @@ from app.registrations.rules import (
 from app.registrations.schemas import DropRead, RegistrationRead, SwapRead
 from app.semesters.errors import SemesterNotFound
 from app.semesters.service import ensure_semester_exists
+from app.students.models import Student
 
 DEFAULT_IDEMPOTENCY_TTL = timedelta(hours=24)
 DEFAULT_MAX_CREDITS = 18
@@ -463,30 +464,45 @@ def change_capacity(
     at once, first come first served, as many as the new seats allow, in the same
     transaction. Locks the course only: promotion needs no student's lock."""
     with session.begin():
-        locked = _lock_courses(session, [course_id])[course_id]
-        seats = _seat_counters(locked)
-        new_capacity = seats.max_capacity if max_capacity is None else max_capacity
-        new_reserve_limit = seats.reserve_limit if reserve_limit is None else reserve_limit
-        change = resize(seats, max_capacity=new_capacity, reserve_limit=new_reserve_limit)
-        event = {"course": course_id, "semester": locked.semester_id, "actor": context.actor}
-        event["request_id"] = context.request_id
-        if change.promote:
-            session.execute(statements.PROMOTE_HEADS, {**event, "promote": change.promote})
-        session.execute(
-            statements.SET_LIMITS,
-            {
-                **event,
-                "new_max_capacity": new_capacity,
-                "new_reserve_limit": new_reserve_limit,
-                "new_enrolled_count": change.enrolled_count,
-                "new_reserved_count": change.reserved_count,
-                "details": _details(
-                    max_capacity=[seats.max_capacity, new_capacity],
-                    reserve_limit=[seats.reserve_limit, new_reserve_limit],
-                    promoted=change.promote,
-                ),
-            },
+        return apply_capacity_change(
+            session, course_id=course_id, max_capacity=max_capacity, reserve_limit=reserve_limit, context=context
         )
+
+
+def apply_capacity_change(
+    session: Session,
+    *,
+    course_id: int,
+    max_capacity: int | None,
+    reserve_limit: int | None,
+    context: WriteContext,
+) -> Resize:
+    """`change_capacity` inside a transaction the caller holds (a registrar's course
+    edit changes other fields in the same one): locks the course, promotes, records."""
+    locked = _lock_courses(session, [course_id])[course_id]
+    seats = _seat_counters(locked)
+    new_capacity = seats.max_capacity if max_capacity is None else max_capacity
+    new_reserve_limit = seats.reserve_limit if reserve_limit is None else reserve_limit
+    change = resize(seats, max_capacity=new_capacity, reserve_limit=new_reserve_limit)
+    event = {"course": course_id, "semester": locked.semester_id, "actor": context.actor}
+    event["request_id"] = context.request_id
+    if change.promote:
+        session.execute(statements.PROMOTE_HEADS, {**event, "promote": change.promote})
+    session.execute(
+        statements.SET_LIMITS,
+        {
+            **event,
+            "new_max_capacity": new_capacity,
+            "new_reserve_limit": new_reserve_limit,
+            "new_enrolled_count": change.enrolled_count,
+            "new_reserved_count": change.reserved_count,
+            "details": _details(
+                max_capacity=[seats.max_capacity, new_capacity],
+                reserve_limit=[seats.reserve_limit, new_reserve_limit],
+                promoted=change.promote,
+            ),
+        },
+    )
     return change
 
 
@@ -580,4 +596,71 @@ def list_my_history(engine: Engine, *, student_id: uuid.UUID, semester_id: int, 
         result = _MY_HISTORY.fetch(connection, page, semester=semester_id, student=student_id)
         if result.total == 0:
             ensure_semester_exists(connection, semester_id=semester_id)
+    return result
+
+
+# ---- a registrar's reads: the roster and the trail of a course -------------------------------------
+
+_COURSE_EXISTS = select(Course.id).where(Course.id == bindparam("course"))
+
+
+def ensure_course_exists(connection: Connection, *, course_id: int) -> None:
+    if connection.scalar(_COURSE_EXISTS, {"course": course_id}) is None:
+        raise CourseNotFound()
+
+
+# Shaped like RosterEntry: the enrolled in the order they registered, then the reserve list in position order.
+_ROSTER = (
+    select(
+        Student.student_number,
+        Student.name,
+        CourseRegistration.status,
+        CourseRegistration.reserve_position,
+        CourseRegistration.created_at.label("registered_at"),
+    )
+    .join(Student, Student.id == CourseRegistration.student_id)
+    .where(CourseRegistration.course_id == bindparam("course"))
+    .order_by(
+        CourseRegistration.reserve_position.asc().nulls_first(),
+        CourseRegistration.created_at,
+        CourseRegistration.id,
+    )
+)
+
+
+def course_roster(engine: Engine, *, course_id: int) -> Sequence[RowMapping]:
+    """Everyone registered for the course, on the read engine: one statement (two for an empty course)."""
+    with engine.connect() as connection:
+        rows = connection.execute(_ROSTER, {"course": course_id}).mappings().all()
+        if not rows:
+            ensure_course_exists(connection, course_id=course_id)
+    return rows
+
+
+# Shaped like AdminEventRead, newest first.
+ADMIN_EVENT_COLUMNS = (
+    RegistrationEvent.id,
+    RegistrationEvent.occurred_at,
+    RegistrationEvent.event_type,
+    RegistrationEvent.course_id,
+    RegistrationEvent.reserve_position,
+    RegistrationEvent.actor,
+    RegistrationEvent.details,
+    RegistrationEvent.student_id,
+    RegistrationEvent.semester_id,
+    RegistrationEvent.request_id,
+)
+_COURSE_EVENTS = PagedQuery(
+    select(*ADMIN_EVENT_COLUMNS)
+    .where(RegistrationEvent.course_id == bindparam("course"))
+    .order_by(RegistrationEvent.id.desc())
+)
+
+
+def list_course_events(engine: Engine, *, course_id: int, page: PageParams) -> Page[RowMapping]:
+    """The course's trail, newest first, on the read engine."""
+    with engine.connect() as connection:
+        result = _COURSE_EVENTS.fetch(connection, page, course=course_id)
+        if result.total == 0:
+            ensure_course_exists(connection, course_id=course_id)
     return result

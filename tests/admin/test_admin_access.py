@@ -138,3 +138,14 @@ def test_the_access_log_names_the_staff_member(client, factory, caplog):
         client.get("/admin/whoami", headers=factory.staff_auth(staff))
     lines = [json.loads(record.getMessage()) for record in caplog.records if record.name == "app.access"]
     assert [(line["staff_id"], line["student_id"]) for line in lines] == [(str(staff.id), None)]
+
+
+@pytest.mark.parametrize("method", ["PATCH", "PUT", "DELETE"])
+def test_a_browser_may_send_the_admin_methods_from_an_allowed_origin(client, method):
+    """A registrar's browser tool (a dev server origin here) is let through the preflight."""
+    response = client.options(
+        "/admin/courses/1",
+        headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": method},
+    )
+    assert response.status_code == 200
+    assert method in response.headers["access-control-allow-methods"]

@@ -29,8 +29,12 @@ def test_production_refuses_a_secret_key_shorter_than_32_bytes(secret_key):
 
 
 def test_no_route_takes_a_student_id_from_the_client(app):
-    """Object-level authorization: the acting student comes only from the token."""
+    """Object-level authorization: the acting student comes only from the token. The
+    registrar's routes name students on purpose (a registrar acts on anybody's record);
+    every one of them needs a registrar token (tests/admin/test_admin_access.py)."""
     for path, operations in app.openapi()["paths"].items():
+        if path.startswith("/admin/"):
+            continue
         assert "student" not in path.lower(), path
         for operation in operations.values():
             for parameter in operation.get("parameters", []):

@@ -1,0 +1,28 @@
+"""Request-body field types shared by several domains."""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
+
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _written_as_text(value: Any) -> Any:
+    """ISO 8601 text only: pydantic would also read a number as seconds since 1970."""
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO 8601 date and time, with an offset or Z")
+    return value
+
+
+def _plausible(value: datetime) -> datetime:
+    """Far enough from year 1 and 9999 that no time zone can push it out of what
+    Python's datetime reads back from PostgreSQL."""
+    if not _EARLIEST <= value < _LATEST:
+        raise ValueError("must be between 1970 and 9000")
+    return value
+
+
+# With an offset or Z: a time without one would be read in the server's zone.
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_written_as_text), AfterValidator(_plausible)]
