@@ -1,43 +1,17 @@
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.security import BCRYPT_MAX_PASSWORD_BYTES
-
-# In the schema too, so a generated client knows the limits the server enforces.
-_NO_NUL = r"^[^\x00]*$"
+from app.core.fields import Password
+from app.core.params import NO_NUL
 
 
 class LoginRequest(BaseModel):
     student_number: str = Field(
-        min_length=1, max_length=32, pattern=_NO_NUL, examples=["STU10000"], description="No NUL characters"
+        min_length=1, max_length=32, pattern=NO_NUL, examples=["STU10000"], description="No NUL characters"
     )
-    password: str = Field(
-        min_length=1,
-        max_length=BCRYPT_MAX_PASSWORD_BYTES,
-        pattern=_NO_NUL,
-        examples=["test123"],
-        description=f"At most {BCRYPT_MAX_PASSWORD_BYTES} bytes in UTF-8 (bcrypt reads no more); no NUL characters",
-    )
-
-    @field_validator("student_number", "password")
-    @classmethod
-    def _no_nul_characters(cls, value: str) -> str:
-        # PostgreSQL text cannot hold NUL (psycopg2 raises ValueError before sending
-        # the query), and C bcrypt implementations stop reading a password at NUL:
-        # refuse it here, as a 422, instead of failing deeper down with a 500.
-        if "\x00" in value:
-            raise ValueError("must not contain NUL characters")
-        return value
-
-    @field_validator("password")
-    @classmethod
-    def _fits_bcrypt(cls, value: str) -> str:
-        # bcrypt only reads 72 bytes; refuse rather than silently ignore the rest.
-        if len(value.encode()) > BCRYPT_MAX_PASSWORD_BYTES:
-            raise ValueError(f"password must be at most {BCRYPT_MAX_PASSWORD_BYTES} bytes")
-        return value
+    password: Password = Field(examples=["test123"])
 
 
 class Token(BaseModel):

@@ -3,7 +3,10 @@
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
+
+from app.core.params import NO_NUL
+from app.core.security import BCRYPT_MAX_PASSWORD_BYTES
 
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
@@ -26,3 +29,26 @@ def _plausible(value: datetime) -> datetime:
 
 # With an offset or Z: a time without one would be read in the server's zone.
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_written_as_text), AfterValidator(_plausible)]
+
+
+def _fits_bcrypt(value: str) -> str:
+    """bcrypt reads 72 bytes at most: refuse more rather than silently ignore the rest."""
+    if len(value.encode()) > BCRYPT_MAX_PASSWORD_BYTES:
+        raise ValueError(f"password must be at most {BCRYPT_MAX_PASSWORD_BYTES} bytes")
+    return value
+
+
+# A password as the login and account routes take it. No NUL (the pattern, in the
+# schema too, so a generated client knows): PostgreSQL text cannot hold it and C
+# bcrypt implementations stop reading at it. The length in characters is what a
+# schema can say; the bytes are checked after.
+Password = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=BCRYPT_MAX_PASSWORD_BYTES,
+        pattern=NO_NUL,
+        description=f"At most {BCRYPT_MAX_PASSWORD_BYTES} bytes in UTF-8 (bcrypt reads no more); no NUL characters",
+    ),
+    AfterValidator(_fits_bcrypt),
+]

@@ -2,10 +2,11 @@
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from app.core.fields import Timestamp
+from app.core.fields import Password, Timestamp
 from app.core.params import NO_NUL
 from app.core.security import BCRYPT_MAX_PASSWORD_BYTES
 from app.courses.schemas import CourseCode
@@ -18,20 +19,11 @@ _MAX_CREDITS = Field(
 class StudentCreate(BaseModel):
     student_number: str = Field(min_length=1, max_length=32, pattern=NO_NUL, examples=["STU20000"])
     name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
-    password: str = Field(
-        min_length=8,
-        max_length=BCRYPT_MAX_PASSWORD_BYTES,
-        pattern=NO_NUL,
-        description=f"At least 8 characters, at most {BCRYPT_MAX_PASSWORD_BYTES} bytes in UTF-8",
-    )
+    password: Annotated[
+        Password,
+        Field(min_length=8, description=f"At least 8 characters, at most {BCRYPT_MAX_PASSWORD_BYTES} bytes in UTF-8"),
+    ]
     max_credits: StrictInt | None = _MAX_CREDITS
-
-    @field_validator("password")
-    @classmethod
-    def _fits_bcrypt(cls, value: str) -> str:
-        if len(value.encode()) > BCRYPT_MAX_PASSWORD_BYTES:
-            raise ValueError(f"password must be at most {BCRYPT_MAX_PASSWORD_BYTES} bytes")
-        return value
 
 
 class StudentUpdate(BaseModel):
