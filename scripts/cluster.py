@@ -37,12 +37,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import httpx
 import psycopg2
 from psycopg2.extensions import connection as PgConnection  # noqa: N812
 
@@ -377,8 +378,9 @@ def start_node(layout: Layout, index: int, extra_env: Mapping[str, str] = {}) ->
 
 def ready(url: str) -> bool:
     try:
-        return httpx.get(url + "/ready", timeout=2).status_code == 200
-    except httpx.HTTPError:
+        with urllib.request.urlopen(url + "/ready", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):  # HTTPError (a 503) is a URLError
         return False
 
 
@@ -472,7 +474,8 @@ def start_haproxy(layout: Layout) -> int:
 
 def haproxy_stats(layout: Layout) -> dict[str, dict[str, str]]:
     """HAProxy's CSV statistics of each API node (by server name: api1, ...)."""
-    text = httpx.get(f"http://{HOST}:{layout.stats_port}/stats;csv", timeout=5).text
+    with urllib.request.urlopen(f"http://{HOST}:{layout.stats_port}/stats;csv", timeout=5) as response:
+        text = response.read().decode()
     lines = text.splitlines()
     header = lines[0].lstrip("# ").split(",")
     rows = [dict(zip(header, line.split(","), strict=False)) for line in lines[1:] if line]

@@ -33,8 +33,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from scripts.cluster import (
     DEFAULT_ROOT,
     ClusterError,
@@ -62,14 +60,16 @@ class FailoverReport:
     rejoined_by: str | None  # "pg_rewind" or "pg_basebackup"
 
 
-def processes_in(data_dir: Path) -> list[psutil.Process]:
+def processes_in(data_dir: Path) -> list[int]:
     """Processes running in a server's data folder (a postmaster and its backends run there)."""
     found = []
-    for process in psutil.process_iter(["cwd"]):
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
-            if process.info["cwd"] == str(data_dir):
-                found.append(process)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            if os.readlink(entry / "cwd") == str(data_dir):
+                found.append(int(entry.name))
+        except OSError:  # gone meanwhile, or not ours to read
             continue
     return found
 
@@ -80,9 +80,9 @@ def wait_until_gone(data_dir: Path, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while processes_in(data_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
-    for process in processes_in(data_dir):
-        log(f"killing leftover process {process.pid} of the old primary")
-        os.kill(process.pid, signal.SIGKILL)
+    for pid in processes_in(data_dir):
+        log(f"killing leftover process {pid} of the old primary")
+        os.kill(pid, signal.SIGKILL)
 
 
 def promote(layout: Layout) -> tuple[str, str]:
