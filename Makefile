@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8500
 WORKERS ?= 2
 
-.PHONY: install install-dev run test lint lock migrate seed clean-data load bench
+.PHONY: install install-dev run test lint lock migrate seed clean-data load bench haproxy cluster cluster-down test-cluster
 
 # Every install takes its versions from requirements.lock (-c: a constraints file), so that
 # the packages' own dependencies are pinned too; `make lock` writes it (README "Dependencies").
@@ -33,9 +33,33 @@ install-dev: $(VENV)/.dev-installed
 run: install
 	$(PY) -m scripts.run_dev --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
-## The whole suite against a throwaway PostgreSQL (or TEST_DATABASE_URL).
-test: install-dev
+## The whole suite against a throwaway PostgreSQL (or TEST_DATABASE_URL). The cluster tests
+## (tests/cluster, about 30 s) need haproxy: installed from Debian's packages when missing.
+test: install-dev haproxy
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## The cluster tests alone (marker `cluster`): PostgreSQL primary + synchronous standby, three
+## API nodes and HAProxy, each test with a fault (docs/deployment.md).
+test-cluster: install-dev haproxy
+	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
+
+## Debian's haproxy (2.6), for `make cluster` and the cluster tests; apt-get only when missing.
+haproxy:
+	@command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || { \
+		echo "installing haproxy (apt-get install haproxy)"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq haproxy; }
+
+## A local cluster on 127.0.0.1 (scripts/cluster.py, docs/deployment.md): PostgreSQL primary and
+## synchronous standby (.data/cluster/, kept between runs), 3 API nodes (ports 8501-8503,
+## WORKERS each), HAProxy on port 8500 (stats on 8404/stats); returns once HAProxy answers
+## /ready. `make load` runs against it unchanged. Failover: .venv/bin/python -m scripts.failover
+cluster: install haproxy
+	$(PY) -m scripts.cluster up --port 8500 --nodes 3 --workers $(WORKERS)
+
+## Stop HAProxy, the API nodes and both PostgreSQL servers (the data stays; `make clean-data` deletes it).
+cluster-down: install
+	$(PY) -m scripts.cluster down
 
 ## The inner loop, well under a minute: everything but the tests marked live_server, fuzz,
 ## slow or load (pyproject.toml); `make test` still runs them all.

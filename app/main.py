@@ -14,7 +14,7 @@ from app.core.admission import AdmissionGate
 from app.core.cache import ResponseCache
 from app.core.config import Settings, get_settings
 from app.core.cors import BrowserCORSMiddleware
-from app.core.db import create_db_engine, create_read_engine, create_session_factory
+from app.core.db import create_catalogue_engine, create_db_engine, create_read_engine, create_session_factory
 from app.core.edge import AllowedHostsMiddleware, HeadAsGetMiddleware
 from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimitMiddleware
@@ -42,6 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         app.state.engine.dispose()
         app.state.read_engine.dispose()
+        if app.state.catalogue_engine is not app.state.read_engine:
+            app.state.catalogue_engine.dispose()
 
     app = FastAPI(
         title="Course Registration Service",
@@ -61,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = create_db_engine(settings)
     app.state.session_factory = create_session_factory(app.state.engine)
     app.state.read_engine = create_read_engine(settings)
+    # The catalogue's reads: a standby when DATABASE_READ_URL is set, else read_engine itself.
+    app.state.catalogue_engine = create_catalogue_engine(settings, app.state.read_engine)
     app.state.response_cache = ResponseCache(ttl_seconds=settings.catalogue_cache_seconds)
     app.state.access_tokens = AccessTokens(settings)
     app.state.write_gate = AdmissionGate(

@@ -11,15 +11,33 @@ MIN_PRODUCTION_SECRET_KEY_BYTES = 32
 
 
 def normalize_database_url(url: str) -> str:
-    """Name the psycopg2 driver explicitly.
+    """Name the psycopg2 driver explicitly, and keep libpq's multi-host form working.
 
     SQLAlchemy 2.1 maps a bare ``postgresql://`` URL to psycopg 3, which we do
     not install; ``postgres://`` (Heroku style) is not recognised at all.
+
+    libpq's multi-host form, ``postgresql://u@h1:5432,h2:5433/db?target_session_attrs=read-write``,
+    is refused by SQLAlchemy's URL parser (it reads ``5432,h2:5433`` as one port), so
+    the hosts move into the query as SQLAlchemy's own form for it,
+    ``postgresql+psycopg2://u@/db?host=h1:5432&host=h2:5433&target_session_attrs=read-write``;
+    the psycopg2 dialect hands libpq ``host=h1,h2 port=5432,5433`` again.
     """
     for prefix in ("postgresql+psycopg2://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix) :]
+            return "postgresql+psycopg2://" + _hosts_in_query(url[len(prefix) :])
     return url
+
+
+def _hosts_in_query(rest: str) -> str:
+    """``user@h1:p1,h2:p2/db?x=y`` -> ``user@/db?host=h1:p1&host=h2:p2&x=y``; one host: unchanged."""
+    cut = min((index for index in (rest.find("/"), rest.find("?")) if index >= 0), default=len(rest))
+    netloc, tail = rest[:cut], rest[cut:]
+    userinfo, at, hosts = netloc.rpartition("@")
+    if "," not in hosts:
+        return rest
+    path, question, query = tail.partition("?")
+    host_params = "&".join(f"host={host}" for host in hosts.split(",") if host)
+    return f"{userinfo}{at}{path or '/'}?{host_params}{'&' + query if question and query else ''}"
 
 
 class Settings(BaseSettings):
@@ -27,8 +45,18 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
 
-    # Database. Unset in development: `make run` starts an embedded PostgreSQL.
+    # Database. Unset in development: `make run` starts an embedded PostgreSQL. May name
+    # several hosts (libpq's multi-host form) with target_session_attrs=read-write: every
+    # new connection then finds whichever of them is the primary now (docs/deployment.md).
     database_url: str = ""
+    # Optional: where the catalogue (semesters, courses and their seat counts) is read,
+    # typically a standby first (target_session_attrs=prefer-standby). Unset: the primary.
+    # A student's own reads and every write stay on DATABASE_URL (read-your-writes).
+    database_read_url: str = ""
+    # Test each pooled connection with a round trip before handing it out. Off: a
+    # connection broken by a failover fails once (a retryable 503) and SQLAlchemy then
+    # discards every connection of the pool that is older (docs/deployment.md).
+    db_pool_pre_ping: bool = False
     # Threads serving plain `def` endpoints, per worker process (anyio's default is
     # 40). Each login waiting for its password check holds one, so a login storm
     # must not be able to take them all.
@@ -136,7 +164,7 @@ class Settings(BaseSettings):
     # One structured line per request on the "app.access" logger.
     request_log: bool = True
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_read_url")
     @classmethod
     def _normalize_database_url(cls, value: str) -> str:
         return normalize_database_url(value)

@@ -32,8 +32,15 @@ class TimestampMixin:
     )
 
 
-def create_db_engine(settings: Settings, **overrides: Any) -> Engine:
-    """One engine per process; its pool is sized to the request threadpool."""
+def create_db_engine(settings: Settings, url: str | None = None, **overrides: Any) -> Engine:
+    """One engine per process; its pool is sized to the request threadpool.
+
+    With a multi-host DATABASE_URL (target_session_attrs=read-write) every new
+    connection goes to the primary of the moment. A connection broken by a failover
+    raises a disconnect error once (a retryable 503); SQLAlchemy then invalidates
+    the whole pool (every connection older than that error), so the next checkout
+    connects afresh and finds the new primary: no restart needed.
+    """
     options = {
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
@@ -46,13 +53,15 @@ def create_db_engine(settings: Settings, **overrides: Any) -> Engine:
             ),
             "connect_timeout": 5,
         },
+        "pool_pre_ping": settings.db_pool_pre_ping,
     }
     options.update(overrides)
-    return create_engine(settings.require_database_url(), **options)
+    return create_engine(url or settings.require_database_url(), **options)
 
 
-def create_read_engine(settings: Settings) -> Engine:
-    """The engine for reads that are a single statement (the catalogue, my-courses).
+def create_read_engine(settings: Settings, url: str | None = None) -> Engine:
+    """The engine for reads that are a single statement, on the primary: a student's
+    own data (my-courses, my-status, my-history), token checks, the admin's whoami.
 
     Autocommit: psycopg2 sends no BEGIN and no COMMIT, so such a read is one round
     trip instead of three, and a single statement still sees one consistent
@@ -61,10 +70,24 @@ def create_read_engine(settings: Settings) -> Engine:
     """
     return create_db_engine(
         settings,
+        url,
         isolation_level="AUTOCOMMIT",
         pool_size=settings.db_read_pool_size,
         max_overflow=settings.db_read_max_overflow,
     )
+
+
+def create_catalogue_engine(settings: Settings, read_engine: Engine) -> Engine:
+    """The engine for the catalogue (semesters, courses, seat counts): DATABASE_READ_URL
+    when set (a standby, typically: the catalogue already tolerates a second of lag),
+    otherwise the primary read engine itself (one pool, not two).
+
+    Only the catalogue may lag: a student's own reads stay on the primary, so a
+    registration just answered 200 always shows in my-courses.
+    """
+    if not settings.database_read_url:
+        return read_engine
+    return create_read_engine(settings, settings.database_read_url)
 
 
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -107,3 +130,12 @@ async def get_read_engine(request: Request) -> Engine:
 
 
 ReadEngineDep = Annotated[Engine, Depends(get_read_engine)]
+
+
+async def get_catalogue_engine(request: Request) -> Engine:
+    """The catalogue's engine (a standby when DATABASE_READ_URL names one); see get_read_engine."""
+    engine: Engine = request.app.state.catalogue_engine
+    return engine
+
+
+CatalogueEngineDep = Annotated[Engine, Depends(get_catalogue_engine)]

@@ -7,7 +7,7 @@ lag by at most that long. Registering always decides on the locked course row.""
 from fastapi import APIRouter, Response
 
 from app.core.cache import CachedRoute
-from app.core.db import ReadEngineDep
+from app.core.db import CatalogueEngineDep
 from app.core.openapi import DATABASE, INPUT, TOTAL_COUNT_HEADER_DOC, errors, ok
 from app.core.pagination import PageDep, total_header
 from app.core.params import CourseId, SemesterId
@@ -26,7 +26,7 @@ _COURSE_LIST = JSONBody(list[CourseRead])
     response_model=list[CourseRead],
     responses={**ok(total=TOTAL_COUNT_HEADER_DOC), **errors(INPUT, DATABASE, ("SEMESTER_NOT_FOUND",))},
 )
-def list_semester_courses(semester_id: SemesterId, page: PageDep, engine: ReadEngineDep) -> Response:
+def list_semester_courses(semester_id: SemesterId, page: PageDep, engine: CatalogueEngineDep) -> Response:
     """The semester's courses with their seat counts (at most `CATALOGUE_CACHE_SECONDS`
     old); the total is in `X-Total-Count`."""
     result = service.list_semester_courses(engine, semester_id=semester_id, page=page)
@@ -34,6 +34,6 @@ def list_semester_courses(semester_id: SemesterId, page: PageDep, engine: ReadEn
 
 
 @router.get("/courses/{course_id}", response_model=CourseRead, responses=errors(INPUT, DATABASE, ("COURSE_NOT_FOUND",)))
-def read_course(course_id: CourseId, engine: ReadEngineDep) -> Response:
+def read_course(course_id: CourseId, engine: CatalogueEngineDep) -> Response:
     """One course with its seat counts (at most `CATALOGUE_CACHE_SECONDS` old)."""
     return _COURSE.response(service.get_course(engine, course_id=course_id))

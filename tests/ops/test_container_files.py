@@ -14,7 +14,7 @@ import yaml
 
 from tests.support.environment import PROJECT_ROOT
 
-SERVICES = {"db", "migrate", "api", "locust-master", "locust-worker"}
+SERVICES = {"db", "db-standby", "migrate", "api", "haproxy", "locust-master", "locust-worker"}
 LOCUST_MASTER_PORT = 5557  # Locust's default --master-port / --master-bind-port
 
 
@@ -381,7 +381,7 @@ def test_dockerfile_healthcheck_probes_health_on_the_served_port():
 # ---- docker-compose.yml ---------------------------------------------------------------------
 
 
-def test_compose_has_the_five_services(services):
+def test_compose_has_its_services(services):
     assert set(services) == SERVICES
 
 
@@ -441,19 +441,81 @@ def test_db_is_postgresql_with_a_named_volume_and_a_healthcheck(compose, service
     assert {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"} <= env.keys()
 
 
+def database_url_parts(url: str) -> tuple[str, str, list[str], str, str]:
+    """(user, password, ["host:port", ...], database, query) of a libpq URL, multi-host or not."""
+    match = re.fullmatch(r"postgresql://([^:]+):([^@]+)@([\w:,-]+)/(\w+)(?:\?(.*))?", url)
+    assert match, url
+    user, password, hosts, database, query = match.groups()
+    return user, password, hosts.split(","), database, query or ""
+
+
 def test_every_service_reaches_the_database_the_db_service_creates(services):
     db_env = environment_of(services["db"])
     for name in ("migrate", "api", "locust-master"):
-        url = environment_of(services[name])["DATABASE_URL"]
-        match = re.fullmatch(r"postgresql://([^:]+):([^@]+)@([\w-]+):(\d+)/(\w+)", url)
-        assert match, url
-        user, password, host, port, database = match.groups()
+        user, password, hosts, database, query = database_url_parts(environment_of(services[name])["DATABASE_URL"])
         assert (user, password, database) == (
             db_env["POSTGRES_USER"],
             db_env["POSTGRES_PASSWORD"],
             db_env["POSTGRES_DB"],
         ), name
-        assert host == "db" and port == "5432", name
+        # The primary first; the standby (once promoted) after it; libpq takes whichever accepts writes.
+        assert hosts == ["db:5432", "db-standby:5432"], name
+        assert query == "target_session_attrs=read-write", name
+
+
+def test_the_api_reads_the_catalogue_from_the_standby_when_it_runs(services):
+    db_env = environment_of(services["db"])
+    user, password, hosts, database, query = database_url_parts(environment_of(services["api"])["DATABASE_READ_URL"])
+    assert (user, password, database) == (db_env["POSTGRES_USER"], db_env["POSTGRES_PASSWORD"], db_env["POSTGRES_DB"])
+    assert set(hosts) == {"db:5432", "db-standby:5432"}
+    assert query == "target_session_attrs=prefer-standby", "falls back to db when there is no standby"
+
+
+def test_the_standby_is_an_optional_streaming_copy_of_db(services):
+    db, standby = services["db"], services["db-standby"]
+    assert standby["profiles"] == ["standby"], "optional: docker compose --profile standby up"
+    assert standby["image"] == db["image"]
+    assert standby["depends_on"]["db"]["condition"] == "service_healthy"
+    assert {volume.split(":")[0] for volume in standby["volumes"]}.isdisjoint(
+        {volume.split(":")[0] for volume in db["volumes"]}
+    ), "a data volume of its own"
+    script = command_of(standby)[2]
+    basebackup = shlex.split(script.split("||", 1)[1].split("&&")[0])
+    assert basebackup[0] == "pg_basebackup" and flag(basebackup, "-h") == "db" and "-R" in basebackup
+    assert "exec postgres" in script
+    # db lets it stream (a replication line in pg_hba.conf, made once by the init script) and
+    # keeps what pg_rewind needs to rejoin it after a failover.
+    settings = [word for word in command_of(db) if "=" in word]
+    assert "wal_log_hints=on" in settings and "wal_level=replica" in settings
+    [init_mount] = [volume for volume in db["volumes"] if "docker-entrypoint-initdb.d" in volume]
+    init_dir = PROJECT_ROOT / init_mount.split(":")[0]
+    assert any("host replication" in path.read_text() for path in init_dir.glob("*.sh"))
+    assert "synchronous_standby_names=" in settings[-1], "empty unless the standby runs: a commit would wait forever"
+
+
+def test_haproxy_balances_every_api_replica_and_checks_ready(services):
+    from app.core.errors import ERROR_CODES
+
+    haproxy, api = services["haproxy"], services["api"]
+    port = int(flag(served_command(), "--port"))
+    assert (8500, 8500) in published_ports(haproxy)
+    assert api["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert haproxy["depends_on"]["api"]["condition"] == "service_healthy"
+    [mount] = haproxy["volumes"]
+    folder = PROJECT_ROOT / mount.split(":")[0]
+    config = (folder / "haproxy.cfg").read_text()
+    assert re.search(r"^\s*bind :8500$", config, re.MULTILINE)
+    assert re.search(rf"^\s*server-template api \d+-\d+ api:{port}$", config, re.MULTILINE), "every replica of api"
+    assert "http-check send meth GET uri /ready" in config
+    assert '"/ready"' in (PROJECT_ROOT / "app" / "health.py").read_text()
+    # When no replica is ready, HAProxy answers the API's own retryable 503 body.
+    [error_file] = re.findall(r"errorfile 503 (\S+)", config)
+    raw = (folder / Path(error_file).name).read_bytes()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 ")
+    assert f"Content-Length: {len(body)}".encode() in head
+    assert b"Retry-After: 1" in head
+    assert ERROR_CODES[yaml.safe_load(body)["code"]].status_code == 503
 
 
 def test_migrate_waits_for_the_database_migrates_and_seeds_once(services):
@@ -475,9 +537,10 @@ def test_migrate_waits_for_the_database_migrates_and_seeds_once(services):
     assert (PROJECT_ROOT / "alembic" / "env.py").is_file()
 
 
-def test_api_publishes_the_port_it_serves_on_after_migrations(services):
+def test_api_scales_behind_haproxy_on_the_port_it_serves_on_after_migrations(services):
     api = services["api"]
-    assert published_ports(api) == [(8500, int(flag(served_command(), "--port")))]
+    assert published_ports(api) == [], "no fixed host port: --scale api=N; HAProxy publishes 8500"
+    assert [int(port) for port in api["expose"]] == [int(flag(served_command(), "--port"))]
     assert api["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert "command" not in api, "the image's CMD serves the API"
     assert int(environment_of(api)["WEB_CONCURRENCY"]) >= 2
@@ -493,8 +556,8 @@ def test_locust_master_serves_its_web_ui_on_8585_and_runs_a_preset(services):
     assert web_port == 8585
     assert published_ports(master) == [(8585, web_port)]
     assert flag(words, "--web-host") == "0.0.0.0"
-    assert flag(words, "--host") == f"http://api:{flag(served_command(), '--port')}"
-    assert master["depends_on"]["api"]["condition"] == "service_healthy"
+    assert flag(words, "--host") == "http://haproxy:8500", "the load goes through the load balancer"
+    assert "haproxy" in master["depends_on"]
     env = environment_of(master)
     assert (PROJECT_ROOT / "locustfiles" / f"{env['LOAD_PRESET']}.py").is_file()
     assert env["LOAD_MODE"] in ("web", "headless")
@@ -567,10 +630,11 @@ def test_every_setting_in_env_example_reaches_the_app_containers(services, name,
         "pass .env to the container, optional as for `make run`"
     )
     env = container_environment(service, example if with_dotenv else {})
-    assert "@db:5432/" in env["DATABASE_URL"], "the stack's own database, whatever .env says"
+    assert "@db:5432," in env["DATABASE_URL"], "the stack's own database, whatever .env says"
 
     settings = {field.upper(): field for field in Settings.model_fields}
-    documented = sorted((env_example_names() & settings.keys()) - {"DATABASE_URL"})
+    # The stack names its own databases (checked above), whatever .env says.
+    documented = sorted((env_example_names() & settings.keys()) - {"DATABASE_URL", "DATABASE_READ_URL"})
     assert documented, ".env.example documents no setting?"
     for variable in documented:
         field = Settings.model_fields[settings[variable]]
