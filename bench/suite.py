@@ -68,6 +68,7 @@ STORM_READERS = 10  # background readers during the login storm...
 STORM_READER_THINK_MS = 100  # ...each pausing this long between requests
 PGBENCH_CLIENTS = (1, 4, 16, 50)
 PGBENCH_STUDENTS = 200_000  # enough distinct students for one pgbench run at 50,000 TPS x 4 s
+PGBENCH_STUDENT = "('b0000000-0000-4000-8000-' || lpad(to_hex({n}), 12, '0'))::uuid"  # the n-th one's id
 PASSWORD = "bench-password"
 SCENARIOS = ("pgbench", "trivial", "hot", "full", "many", "reads", "storm")
 
@@ -116,6 +117,20 @@ def _insert_courses(
     return sorted(rows)
 
 
+def seed_pgbench_students(connection: Connection, password_hash: str, count: int) -> None:
+    """pgbench's students: ids it can compute from a sequence (PGBENCH_STUDENT), with no
+    lookup. They are real rows: the rules shape locks each one, as the service does."""
+    connection.execute(
+        text(
+            "INSERT INTO students (id, student_number, password_hash, name) "
+            "SELECT " + PGBENCH_STUDENT.format(n="g") + ", 'PGB' || g, :hash, "
+            "'pgbench ' || g FROM generate_series(1, :n) AS g"
+        ),
+        {"hash": password_hash, "n": count},
+    )
+    connection.execute(text("CREATE SEQUENCE bench_student_seq"))
+
+
 def seed(url: str, settings: Settings) -> Fixture:
     """Students, semesters and courses; registrations come later (after pgbench)."""
     now = datetime.now(UTC)
@@ -144,16 +159,7 @@ def seed(url: str, settings: Settings) -> Fixture:
             ).all(),
             key=lambda row: row.student_number,
         )
-        # pgbench's students: ids it can compute from a sequence, with no lookup.
-        connection.execute(
-            text(
-                "INSERT INTO students (id, student_number, password_hash, name) "
-                "SELECT ('b0000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, 'PGB' || g, :hash, "
-                "'pgbench ' || g FROM generate_series(1, :n) AS g"
-            ),
-            {"hash": password_hash, "n": PGBENCH_STUDENTS},
-        )
-        connection.execute(text("CREATE SEQUENCE bench_student_seq"))
+        seed_pgbench_students(connection, password_hash, PGBENCH_STUDENTS)
 
         for number, (name, professor, schedule, _capacity, _reserve) in enumerate(CATALOGUE):
             connection.execute(
@@ -266,7 +272,6 @@ LOCK_COURSE = (
     "s.registration_start, s.registration_end FROM courses c JOIN semesters s ON s.id = c.semester_id "
     "WHERE c.id = :course_id FOR UPDATE OF c;\n"
 )
-PGBENCH_STUDENT = "('b0000000-0000-4000-8000-' || lpad(to_hex({n}), 12, '0'))::uuid"
 
 REGISTER_SQL = (
     "BEGIN;\n"
@@ -365,7 +370,7 @@ def _reset_pgbench_writes(connection: Connection) -> None:
     connection.execute(text("UPDATE courses SET enrolled_count = 0, reserved_count = 0"))
 
 
-def _check_rules_writes(connection: Connection, name: str, transactions: int) -> None:
+def check_rules_writes(connection: Connection, name: str, transactions: int) -> None:
     """Every committed rules transaction wrote its row, its credits and its event
     (a script that silently wrote nothing would make a fast, false ceiling)."""
     written = connection.execute(
@@ -434,7 +439,7 @@ def pgbench_ceilings(
             )
             if name.endswith("+rules"):
                 with engine.connect() as connection:
-                    _check_rules_writes(connection, f"{name}@{clients}", result.transactions)
+                    check_rules_writes(connection, f"{name}@{clients}", result.transactions)
             print(
                 f"  pgbench {name:9} {clients:>2} clients: {result.tps:>9,.0f} TPS"
                 f"  (pgbench used {result.cpu_cores.get('load_generator', 0):.2f} cores)"
