@@ -370,7 +370,7 @@ def _chart(path: Path, results: dict[str, Any]) -> None:
             clients,
             [pg[f"hot+rules@{c}"]["tps"] for c in clients],
             "o--",
-            label="pgbench: hot row + rules (7 round trips)",
+            label="pgbench: hot row + rules (6 round trips)",
         )
     ax.plot([50], [hot["rate_per_s"]], "r*", markersize=14, label="API: hot course")
     ax.plot([50], [results["many_courses"]["rate_per_s"]], "m^", markersize=11, label="API: many courses")

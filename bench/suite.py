@@ -398,7 +398,7 @@ def pgbench_ceilings(
     """The service's transaction shapes, straight to PostgreSQL over its Unix socket
     (simple protocol, like psycopg2): no HTTP, no Python. `hot` and `random100` are
     the shape before the rules (4 round trips); `hot+rules` is the shape the service
-    sends now (7: the student's lock and the standing read come first)."""
+    sends now (6: the student's lock and the standing read come first)."""
     uri = pg.raw_uri("bench")
     socket_dir = parse_qs(urlparse(uri).query)["host"][0]
     hot = f"\\set course_id {fixture.pgbench_hot_course}\n"
