@@ -70,6 +70,7 @@ PGBENCH_CLIENTS = (1, 4, 16, 50)
 PGBENCH_STUDENTS = 200_000  # enough distinct students for one pgbench run at 50,000 TPS x 4 s
 PGBENCH_STUDENT = "('b0000000-0000-4000-8000-' || lpad(to_hex({n}), 12, '0'))::uuid"  # the n-th one's id
 PASSWORD = "bench-password"
+BENCH_MAX_CREDITS = 60  # the schema's highest (ck_students_max_credits_in_range): 20 three-credit courses
 SCENARIOS = ("pgbench", "trivial", "hot", "full", "many", "reads", "storm")
 
 
@@ -148,14 +149,18 @@ def seed(url: str, settings: Settings) -> Fixture:
             .scalars()
             .all()
         )
+        # A bench student registers for more courses in one term than a real one (warm-up,
+        # three hot courses, then spread courses for as long as the run lasts): the
+        # highest limit a registrar may set keeps rule 7 (credits) checked on every
+        # request without refusing the many-courses run's later rounds.
         students = sorted(
             connection.execute(
                 text(
-                    "INSERT INTO students (student_number, password_hash, name) "
-                    "SELECT 'STU' || (10000 + g), :hash, 'Bench Student ' || g "
+                    "INSERT INTO students (student_number, password_hash, name, max_credits) "
+                    "SELECT 'STU' || (10000 + g), :hash, 'Bench Student ' || g, :max_credits "
                     "FROM generate_series(0, :n - 1) AS g ORDER BY g RETURNING id, student_number"
                 ),
-                {"hash": password_hash, "n": STUDENTS},
+                {"hash": password_hash, "n": STUDENTS, "max_credits": BENCH_MAX_CREDITS},
             ).all(),
             key=lambda row: row.student_number,
         )
