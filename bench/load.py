@@ -418,7 +418,7 @@ def run_pgbench(
     seconds: int,
     socket_dir: str,
     database: str,
-    defines: dict[str, int],
+    defines: dict[str, str],
     cpu_groups: dict[str, int],
     env: dict[str, str],
 ) -> PgbenchResult:

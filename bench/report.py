@@ -14,6 +14,15 @@ READS_VS_TRIVIAL = 0.3
 LOGINS_VS_BCRYPT = 0.9
 P99_LIMIT_MS = 50.0
 
+# The pgbench shapes (bench/suite.py): the service's transaction before the rules on
+# one hot row (the hot course's target is against it) and on 100 random rows, and
+# the transaction the service sends now, with the rules, on the hot row.
+PGBENCH_SHAPES = (
+    ("hot", "one hot row"),
+    ("random100", "100 random rows"),
+    ("hot+rules", "hot row + rules (student lock, standing, event)"),
+)
+
 
 class Figure(TypedDict):
     """One row of the table (and of results.json's "figures")."""
@@ -83,7 +92,9 @@ def evaluate(results: dict[str, Any]) -> list[Figure]:
     hot = results.get("hot_course")
     figures: list[Figure] = []
     if pg:
-        for shape, label in (("hot", "one hot row"), ("random100", "100 random rows")):
+        for shape, label in PGBENCH_SHAPES:
+            if f"{shape}@50" not in pg:  # hot+rules: not in results.json of runs before it existed
+                continue
             tps = ", ".join(f"{pg[f'{shape}@{c}']['tps']:,.0f}" for c in (1, 4, 16, 50))
             figures.append(_figure(f"Ceiling: pgbench, {label} (1/4/16/50 clients)", f"{tps} TPS"))
         figures.append(_figure("Ceiling: pgbench, full-course shape (50 clients)", f"{pg['full@50']['tps']:,.0f} TPS"))
@@ -115,6 +126,16 @@ def evaluate(results: dict[str, Any]) -> list[Figure]:
                 _at_least(ratio, HOT_VS_PGBENCH) and _unexpected(hot, {"200"}) == 0,
             )
         )
+        rules = pg.get("hot+rules@50") if pg else None
+        if rules:
+            figures.append(
+                _figure(
+                    "Hot course: against the rules shape",
+                    f"{hot['rate_per_s']:,.0f} /s",
+                    f"pgbench hot+rules@50 {rules['tps']:,.0f}",
+                    _ratio(hot["rate_per_s"], rules["tps"]),
+                )
+            )
         figures.append(
             _figure(
                 "Hot course: latency p50 / p95 / p99",
@@ -251,6 +272,7 @@ def print_table(results: dict[str, Any]) -> str:
     runs = (
         ("pgbench hot@50", ("pgbench", "hot@50")),
         ("pgbench random100@50", ("pgbench", "random100@50")),
+        ("pgbench hot+rules@50", ("pgbench", "hot+rules@50")),
         ("trivial endpoint", ("trivial",)),
         ("hot course", ("hot_course",)),
         ("full course", ("full_course",)),
@@ -343,6 +365,13 @@ def _chart(path: Path, results: dict[str, Any]) -> None:
     clients = [1, 4, 16, 50]
     ax.plot(clients, [pg[f"hot@{c}"]["tps"] for c in clients], "o-", label="pgbench: one hot row")
     ax.plot(clients, [pg[f"random100@{c}"]["tps"] for c in clients], "s-", label="pgbench: 100 random rows")
+    if "hot+rules@50" in pg:
+        ax.plot(
+            clients,
+            [pg[f"hot+rules@{c}"]["tps"] for c in clients],
+            "o--",
+            label="pgbench: hot row + rules (6 round trips)",
+        )
     ax.plot([50], [hot["rate_per_s"]], "r*", markersize=14, label="API: hot course")
     ax.plot([50], [results["many_courses"]["rate_per_s"]], "m^", markersize=11, label="API: many courses")
     ax.set_xscale("log")

