@@ -64,7 +64,7 @@ cluster-down: install
 ## The inner loop, well under a minute: everything but the tests marked live_server, fuzz,
 ## slow or load (pyproject.toml); `make test` still runs them all.
 .PHONY: test-fast
-test-fast: install
+test-fast: install-dev
 	$(PY) -m pytest -m "not live_server and not fuzz and not slow and not load" $(PYTEST_ARGS)
 
 ## Load test, against `make run` unless HOST is given (docs/load-testing.md):
