@@ -18,15 +18,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    ignored_auth,
-    negative_data_rejection,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
@@ -39,23 +30,13 @@ from app.semesters.models import Semester
 from app.staff.models import StaffAccount, StaffRole
 from app.students.models import Student, StudentHold
 from scripts import migrate
+from tests.support.fuzz import CHECKS, UNCONNECTED_SETTINGS, FuzzTarget
 
 pytestmark = pytest.mark.fuzz
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_ADMIN_MAX_EXAMPLES", "15"))
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    response_schema_conformance,
-    content_type_conformance,
-    response_headers_conformance,
-    negative_data_rejection,
-    ignored_auth,
-]
 
-_SETTINGS = Settings(
-    environment="test", log_level="WARNING", database_url="postgresql+psycopg2://nobody@/never-connected"
-)
+_SETTINGS = UNCONNECTED_SETTINGS
 schema = schemathesis.openapi.from_dict(create_app(_SETTINGS).openapi()).include(path_regex="^/admin/")
 
 REGISTRAR_ID = uuid.uuid4()
@@ -65,16 +46,7 @@ REGISTRAR_TOKEN = create_staff_access_token(
 SEEDED_STUDENT_ID = uuid.uuid4()
 
 
-class _FuzzTarget:
-    """The ASGI app schemathesis calls; the `fuzz_admin_app` fixture sets it."""
-
-    app = None
-
-    async def __call__(self, scope, receive, send):
-        await self.app(scope, receive, send)
-
-
-_target = _FuzzTarget()
+_target = FuzzTarget()
 schema.app = _target
 
 

@@ -26,16 +26,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    ignored_auth,
-    negative_data_rejection,
-    positive_data_acceptance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
@@ -47,29 +38,13 @@ from app.registrations import service
 from app.semesters.models import Semester
 from app.students.models import Student
 from scripts import migrate
+from tests.support.fuzz import CHECKS, UNCONNECTED_SETTINGS, FuzzTarget
 
 pytestmark = pytest.mark.fuzz
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "30"))
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    response_schema_conformance,
-    content_type_conformance,
-    response_headers_conformance,
-    negative_data_rejection,
-    ignored_auth,
-]
 
-# Collection needs the schema before any fixture runs: render it from an app that
-# is never called (the engine connects lazily, so no database is needed).
-# (`schemathesis.pytest.from_fixture` would load it at test time instead, but its
-# loader fails under pytest 9.2: it sets `Function._nodeid`, which is gone.)
-_SETTINGS = Settings(
-    environment="test",
-    log_level="WARNING",  # as TEST_ENV: create_app configures logging
-    database_url="postgresql+psycopg2://nobody@/never-connected",
-)
+_SETTINGS = UNCONNECTED_SETTINGS
 schema = schemathesis.openapi.from_dict(create_app(_SETTINGS).openapi())
 
 # Known before the database exists, because schemathesis builds some cases at collection.
@@ -77,18 +52,7 @@ SEEDED_STUDENT_ID = uuid.uuid4()
 SEEDED_TOKEN = create_access_token(student_id=SEEDED_STUDENT_ID, student_number="STU10000", settings=_SETTINGS)
 
 
-class _FuzzTarget:
-    """The ASGI app schemathesis calls. It forwards to the app the `fuzz_app`
-    fixture builds; schemathesis wants an app at collection time, and its own
-    probes (`ignored_auth`) go to the schema's app, not to one passed per call."""
-
-    app = None
-
-    async def __call__(self, scope, receive, send):
-        await self.app(scope, receive, send)
-
-
-_target = _FuzzTarget()
+_target = FuzzTarget()
 schema.app = _target
 answered: Counter = Counter()  # (operation, status) -> count, for the happy-path test below
 
