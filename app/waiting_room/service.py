@@ -145,8 +145,10 @@ _STATUS = text(
 
 
 def load_room(engine: Engine, *, semester_id: int, now: datetime, settings: Settings) -> RoomState | None:
-    """The room as it is now, its frontier moved first if due; None when there is no such semester."""
-    with engine.connect() as connection:
+    """The room as it is now, its frontier moved first if due; None when there is no such semester.
+    (`begin()`: on the read engine, in autocommit, it sends no BEGIN and no COMMIT; on another
+    engine it still commits what it wrote.)"""
+    with engine.begin() as connection:
         row = connection.execute(_ROOM, {"semester": semester_id}).one_or_none()
         if row is None:
             return None
@@ -209,7 +211,7 @@ def take_place(
     if not room.registration_open:
         raise RegistrationClosed()
     parameters = {"student": student_id, "semester": room.semester_id}
-    with engine.connect() as connection:
+    with engine.begin() as connection:
         ticket = connection.scalar(_TAKE_PLACE, parameters)
         if ticket is None:  # another call of the same student took it a moment ago
             ticket = connection.scalar(_FIND_PLACE, parameters)
