@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 # A client waiting longer than this is told to come back after this long anyway, so it
 # sees a fresh estimate (the pace adapts); and no answer makes it wait less than 1 s.
 MAX_RETRY_AFTER_SECONDS = 30
+# No estimate reaches further than this (a crawling pace would otherwise say "in a century").
+MAX_ESTIMATE_SECONDS = 7 * 24 * 3600.0
 
 
 def room_is_on(
@@ -61,9 +63,10 @@ def estimate(*, ticket: int, room: RoomState, now: datetime, monotonic_now: floa
     if room.admits(ticket):
         return Estimate(admitted=True, position=0, estimated_admission_at=now, retry_after=None)
     position = ticket - room.admitted_through
-    rate = max(room.rate_per_s, min_rate_per_s)
+    # The pace the frontier last moved at; before its first move, the adaptive floor.
+    rate = room.rate_per_s if room.rate_per_s > 0 else min_rate_per_s
     since_read = monotonic_now - room.read_at
-    wait = max(0.0, room.frontier_offset_s + position / rate - since_read)
+    wait = min(MAX_ESTIMATE_SECONDS, max(0.0, room.frontier_offset_s + position / rate - since_read))
     retry_after = min(MAX_RETRY_AFTER_SECONDS, max(1, math.ceil(wait)))
     return Estimate(
         admitted=False,

@@ -1,6 +1,18 @@
 from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool
+
+
+def _a_json_number(value: Any) -> Any:
+    """A JSON number only: pydantic would also read "5" or true as a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number")
+    return value
+
+
+# From one student every 100 s to a million a second.
+Pace = Annotated[float, BeforeValidator(_a_json_number), Field(ge=0.01, le=1_000_000)]
 
 
 class QueuePlaceRead(BaseModel):
@@ -20,21 +32,19 @@ class QueuePlaceRead(BaseModel):
 
 
 class WaitingRoomUpdate(BaseModel):
-    enabled: bool | None = Field(
+    enabled: StrictBool | None = Field(
         description="true: on while registration is open; false: off; null: the default (on for the first "
         "WAITING_ROOM_DEFAULT_MINUTES of the registration window)"
     )
-    rate_per_s: float | None = Field(
+    rate_per_s: Pace | None = Field(
         default=None,
-        gt=0,
-        le=1_000_000,
         description="Students admitted per second; null: adaptive (the pace at which students are being served)",
     )
 
 
 class WaitingRoomRead(BaseModel):
     semester_id: int
-    enabled: bool | None = Field(description="The registrar's switch; null: the default rule")
+    enabled: StrictBool | None = Field(description="The registrar's switch; null: the default rule")
     active: bool = Field(description="Whether the room is on now")
     fixed_rate_per_s: float | None = Field(description="The registrar's pace; null: adaptive")
     rate_per_s: float = Field(description="The pace the frontier last moved at, students per second")

@@ -11,7 +11,13 @@ from app.auth.errors import InvalidToken
 from app.core.config import Settings
 from app.core.security import JWT_ALGORITHM, create_access_token, decode_access_token
 from app.waiting_room.errors import AdmissionTokenInvalid
-from app.waiting_room.rules import MAX_RETRY_AFTER_SECONDS, RoomState, estimate, room_is_on
+from app.waiting_room.rules import (
+    MAX_ESTIMATE_SECONDS,
+    MAX_RETRY_AFTER_SECONDS,
+    RoomState,
+    estimate,
+    room_is_on,
+)
 from app.waiting_room.tokens import create_admission_token, decode_admission_token
 
 NOW = datetime(2027, 1, 10, 9, 0, tzinfo=UTC)
@@ -70,10 +76,17 @@ def test_the_estimate_counts_from_the_frontiers_last_move_and_the_age_of_the_sta
     assert guess.retry_after == 1  # never less than a second
 
 
-def test_the_pace_is_never_taken_below_the_floor_and_retry_after_is_capped():
+def test_before_the_frontiers_first_move_the_estimate_takes_the_floor_and_retry_after_is_capped():
     guess = estimate(ticket=100_100, room=room(rate_per_s=0.0), now=NOW, monotonic_now=0, min_rate_per_s=20)
     assert guess.estimated_admission_at == NOW + timedelta(seconds=100_000 / 20)
     assert guess.retry_after == MAX_RETRY_AFTER_SECONDS
+
+
+def test_a_registrars_pace_below_the_floor_is_the_pace_and_no_estimate_runs_off_the_calendar():
+    slow = estimate(ticket=110, room=room(rate_per_s=0.5), now=NOW, monotonic_now=0, min_rate_per_s=20)
+    assert slow.estimated_admission_at == NOW + timedelta(seconds=20)
+    crawl = estimate(ticket=10**15, room=room(rate_per_s=0.01), now=NOW, monotonic_now=0, min_rate_per_s=20)
+    assert crawl.estimated_admission_at == NOW + timedelta(seconds=MAX_ESTIMATE_SECONDS)
 
 
 # ---- tokens ----------------------------------------------------------------------------------

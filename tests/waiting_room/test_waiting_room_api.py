@@ -283,8 +283,10 @@ def test_the_switch_for_an_unknown_semester_is_404_and_a_bad_pace_422(client, re
     assert (response.status_code, response.json()["code"]) == (404, "SEMESTER_NOT_FOUND")
     read = client.get("/admin/semesters/2000000000/waiting-room", headers=registrar)
     assert (read.status_code, read.json()["code"]) == (404, "SEMESTER_NOT_FOUND")
-    for rate in (0, -1):
-        assert set_room(client, registrar, 1, enabled=True, rate=rate).status_code == 422
+    for rate in (0, -1, 0.001, "5", True):
+        assert set_room(client, registrar, 1, enabled=True, rate=rate).status_code == 422, rate
+    for enabled in (0, "true"):
+        assert set_room(client, registrar, 1, enabled=enabled).status_code == 422, enabled
 
 
 @pytest.fixture
