@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from app.core.security import create_access_token
 from app.main import create_app
@@ -320,3 +320,37 @@ def test_the_admission_token_header_is_in_the_openapi_document(app):
     operation = app.openapi()["paths"]["/courses/{course_id}/register"]["post"]
     assert ADMISSION_HEADER in [parameter["name"] for parameter in operation["parameters"]]
     assert "Retry-After" in operation["responses"]["409"]["headers"]
+
+
+def test_a_student_already_registered_in_the_semester_gets_a_place_in_their_existing_row(
+    client, factory, semester, course, raw_engine
+):
+    student = factory.student()
+    assert client.post(f"/courses/{course.id}/register", headers=factory.auth(student)).status_code == 200
+    place = take_place(client, factory, student, semester).json()
+    with raw_engine.connect() as connection:
+        row = connection.execute(
+            text("SELECT credits, queue_ticket FROM student_terms WHERE student_id = :st AND semester_id = :s"),
+            {"st": student.id, "s": semester.id},
+        ).one()
+    assert (row.credits, row.queue_ticket) == (course.credits, ticket_of(place["admission_token"]))
+
+
+def test_a_refusal_by_the_room_costs_no_query_once_the_worker_knows_the_room(
+    settings, factory, registrar, semester, course
+):
+    app = create_app(settings.model_copy(update={"waiting_room_tick_seconds": 5}))  # the room kept 5 s
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    with TestClient(app) as client:
+        set_room(client, registrar, semester.id, enabled=True, rate=CRAWL)
+        headers = factory.auth(factory.student())
+        assert client.post(f"/courses/{course.id}/register", headers=headers).status_code == 409  # learns the room
+        for engine in (app.state.engine, app.state.read_engine):
+            event.listen(engine, "before_cursor_execute", record)
+        response = client.post(f"/courses/{course.id}/register", headers=headers)
+    assert (response.status_code, response.json()["code"]) == (409, "NOT_YET_ADMITTED")
+    assert statements == []  # no statement, and so no connection and no thread
