@@ -11,6 +11,7 @@ from sqlalchemy import event, text
 from app.core.security import create_access_token
 from app.main import create_app
 from app.waiting_room.tokens import create_admission_token
+from tests.support.environment import PROJECT_ROOT
 from tests.support.waiting_room import (
     ADMISSION_HEADER,
     my_place,
@@ -354,3 +355,15 @@ def test_a_refusal_by_the_room_costs_no_query_once_the_worker_knows_the_room(
         response = client.post(f"/courses/{course.id}/register", headers=headers)
     assert (response.status_code, response.json()["code"]) == (409, "NOT_YET_ADMITTED")
     assert statements == []  # no statement, and so no connection and no thread
+
+
+def test_the_readmes_five_line_client_gets_through_the_room_and_registers(
+    client, factory, registrar, semester, course, raw_engine
+):
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    flow = readme[readme.index("A client, in five lines") :].split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(flow.strip().splitlines()) == 5
+    set_room(client, registrar, semester.id, enabled=True, rate=20)
+    student = factory.student()
+    exec(flow, {"client": client, "auth": factory.auth(student), "sid": semester.id, "cid": course.id, "time": time})
+    assert registrations(raw_engine, course)[:2] == (1, 1)
