@@ -26,6 +26,8 @@ from app.health import router as health_router
 from app.registrations.router import router as registrations_router
 from app.semesters.router import router as semesters_router
 from app.staff.router import router as staff_router
+from app.waiting_room.router import router as waiting_room_router
+from app.waiting_room.state import WaitingRooms
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -72,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         queue_limit=settings.write_admission_queue,
         max_wait_seconds=settings.admission_max_wait_seconds,
     )
+    app.state.waiting_rooms = WaitingRooms(engine=app.state.read_engine, settings=settings)
     app.state.read_gate = AdmissionGate(
         capacity=settings.read_admission_capacity or settings.db_read_pool_size,
         queue_limit=settings.read_admission_queue,
@@ -87,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         semesters_router,
         courses_router,
         registrations_router,
+        waiting_room_router,
         admin_router,
     ):
         app.include_router(router)
@@ -100,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_origins=settings.cors_origins,
         allow_credentials=False,  # bearer tokens, never cookies: so "*" can never leak credentials
         allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],  # the last three: /admin
-        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Admission-Token", "X-Request-ID"],
         expose_headers=["X-Request-ID", "X-Total-Count", "Retry-After", "Idempotent-Replayed"],
     )
     app.add_middleware(HeadAsGetMiddleware)

@@ -8,6 +8,7 @@ from app.registrations.models import CourseRegistration, EventType, Registration
 from app.semesters.models import Semester
 from app.staff.models import StaffAccount
 from app.students.models import CompletedCourse, Student, StudentHold, StudentTerm
+from app.waiting_room.models import WaitingRoom
 
 __all__ = [
     "Base",
@@ -25,4 +26,5 @@ __all__ = [
     "Student",
     "StudentHold",
     "StudentTerm",
+    "WaitingRoom",
 ]

@@ -7,6 +7,13 @@ anything else (5xx, 401, 404, 422, 429, a timeout, a body that breaks the
 contract) is a failure. Register, drop and swap answers are counted as
 registration outcomes, and every refusal by its code.
 
+It behaves as a real client should (README, "The waiting room"): once logged in
+it asks for its place in the semester's waiting room and, until the place is
+admitted, waits as long as `Retry-After` says before asking again; it sends its
+admission token with every register, drop and swap. A 503 SERVICE_BUSY (the
+server shedding load) is waited out for its `Retry-After` and counted by its
+code, like a 409 NOT_YET_ADMITTED (after which it asks for its place again).
+
 A student chooses courses as a real one would: none it already holds, none
 whose meetings overlap one it holds, none whose prerequisites it has not
 completed, none past its credit limit (as far as /auth/me and the course list
@@ -38,7 +45,14 @@ EXPECTED_REFUSALS = {
     "SCHEDULE_CONFLICT": 409,
     "CREDIT_LIMIT_EXCEEDED": 409,
     "SWAP_NEEDS_SEAT": 409,
+    # The waiting room and admission control: wait for Retry-After, then go on.
+    "NOT_YET_ADMITTED": 409,
+    "SERVICE_BUSY": 503,
 }
+# Refusals every request may meet and waits out (Retry-After) before its next step.
+WAIT_AND_RETRY = ("SERVICE_BUSY",)
+# The longest a client waits on one Retry-After (the server never says more than 30 s).
+MAX_WAIT_SECONDS = 30.0
 DAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 
 
@@ -47,6 +61,22 @@ class Reply(NamedTuple):
     status: int  # 0 when no response came back
     body: Any
     code: str | None  # the error code of a JSON error body
+    retry_after: float | None = None  # seconds, when the answer said Retry-After
+
+
+def _retry_after(response) -> float | None:
+    try:
+        return min(MAX_WAIT_SECONDS, max(0.0, float(response.headers.get("Retry-After"))))
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def _check_place(body) -> str | None:
+    if not isinstance(body, dict) or not isinstance(body.get("admitted"), bool) or not body.get("admission_token"):
+        return "a place says whether it is admitted and carries its admission token"
+    if body["admitted"] != (body.get("position") == 0):
+        return f"admitted {body['admitted']} at position {body.get('position')}"
+    return None
 
 
 def _check_token(body) -> str | None:
@@ -185,6 +215,7 @@ class RegistrationUser(FastHttpUser):
         self.on_hold = False
         self.wait_until = 0.0  # monotonic time of the appointment, after APPOINTMENT_NOT_STARTED
         self.refused: set[int] = set()  # courses a rule refused that will not change this run
+        self.admission_token: str | None = None  # our admitted place in the semester's waiting room
 
     # -- set-up
 
@@ -203,7 +234,20 @@ class RegistrationUser(FastHttpUser):
             self.read_me()
             self.list_courses()
             self.list_my_courses()
-        return True
+        # The waiting room's admitted place (asked for again after NOT_YET_ADMITTED).
+        return self.admission_token is not None or self.wait_for_turn()
+
+    def wait_for_turn(self) -> bool:
+        """The waiting room: ask for a place (the same one every time), then wait as told
+        (Retry-After) until it is admitted. With the room off it is admitted at once."""
+        path = f"/semesters/{self.semester_id}/queue"
+        reply = self.call("POST", path, name="/semesters/{id}/queue", check=_check_place)
+        while reply.ok and not reply.body["admitted"]:
+            time.sleep(reply.retry_after or 1.0)
+            reply = self.call("GET", path + "/me", name="/semesters/{id}/queue/me", check=_check_place)
+        if reply.ok:
+            self.admission_token = reply.body["admission_token"]
+        return reply.ok
 
     @property
     def race_course_id(self) -> int | None:
@@ -232,14 +276,17 @@ class RegistrationUser(FastHttpUser):
         JSON error whose code is in `allowed` with that code's status
         (EXPECTED_REFUSALS), is a success; anything else fails."""
         headers = {"Authorization": f"Bearer {self.token}"} if authorized else None
+        if headers is not None and self.admission_token:
+            headers["X-Admission-Token"] = self.admission_token
         with self.client.request(method, path, name=name, json=json, headers=headers, catch_response=True) as response:
             status = response.status_code or 0
             body = _json(response)
             code = body.get("code") if isinstance(body, dict) else None
+            retry_after = _retry_after(response)
             if status == 200:
                 problem = check(body) if check else None
                 problem = problem and f"200 but {problem}"
-            elif code in allowed and status == EXPECTED_REFUSALS.get(code):
+            elif (code in allowed or code in WAIT_AND_RETRY) and status == EXPECTED_REFUSALS.get(code):
                 problem = None
                 REFUSALS[code] += 1
             elif status:
@@ -252,7 +299,11 @@ class RegistrationUser(FastHttpUser):
                 response.success()
         if status == 401:
             self.token = None  # log in again on the next turn
-        return Reply(problem is None, status, body, code)
+        if code == "NOT_YET_ADMITTED":
+            self.admission_token = None  # ask for the place again on the next turn
+        if code in ("NOT_YET_ADMITTED", *WAIT_AND_RETRY) and status == EXPECTED_REFUSALS.get(code):
+            time.sleep(retry_after or 1.0)  # as the server asks; a greenlet's sleep under Locust
+        return Reply(problem is None, status, body, code, retry_after)
 
     def login(self) -> bool:
         reply = self.call(
@@ -393,7 +444,8 @@ class RegistrationUser(FastHttpUser):
 
     def register(self, course_id: int) -> str | None:
         """ENROLLED, RESERVED, FULL, ALREADY_REGISTERED, or REFUSED (a rule, by its code
-        in REFUSALS); None on a failure."""
+        in REFUSALS); WAITED when told to wait (not admitted yet, or the server busy); None
+        on a failure."""
         reply = self.call(
             "POST",
             f"/courses/{course_id}/register",
@@ -407,11 +459,15 @@ class RegistrationUser(FastHttpUser):
                 "PREREQUISITE_MISSING",
                 "SCHEDULE_CONFLICT",
                 "CREDIT_LIMIT_EXCEEDED",
+                "NOT_YET_ADMITTED",
             ),
             check=_check_position,
         )
         if not reply.ok:
             return None
+        if reply.code in ("NOT_YET_ADMITTED", *WAIT_AND_RETRY):
+            OUTCOMES["WAITED"] += 1  # waited out its Retry-After (the code is in REFUSALS too)
+            return "WAITED"
         if reply.status == 200:
             outcome = reply.body["status"]
             self.mine[course_id] = outcome
@@ -429,7 +485,15 @@ class RegistrationUser(FastHttpUser):
         return outcome
 
     def drop(self, course_id: int) -> None:
-        reply = self.call("POST", f"/courses/{course_id}/drop", name=self._name(course_id, "drop"), check=_check_drop)
+        reply = self.call(
+            "POST",
+            f"/courses/{course_id}/drop",
+            name=self._name(course_id, "drop"),
+            allowed=("NOT_YET_ADMITTED",),
+            check=_check_drop,
+        )
+        if reply.code in ("NOT_YET_ADMITTED", *WAIT_AND_RETRY):
+            return  # still registered: drop it once admitted
         self.mine.pop(course_id, None)
         if reply.ok:
             OUTCOMES["DROPPED"] += 1
@@ -453,10 +517,11 @@ class RegistrationUser(FastHttpUser):
                 "PREREQUISITE_MISSING",
                 "SCHEDULE_CONFLICT",
                 "CREDIT_LIMIT_EXCEEDED",
+                "NOT_YET_ADMITTED",
             ),
             check=_check_swap,
         )
-        if not reply.ok:
+        if not reply.ok or reply.code in ("NOT_YET_ADMITTED", *WAIT_AND_RETRY):
             return False
         if reply.status != 200:
             OUTCOMES["SWAP_REFUSED"] += 1

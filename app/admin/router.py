@@ -9,7 +9,7 @@ Handlers that need the registrar (as the actor of a change) take
 
 from fastapi import APIRouter, Response
 
-from app.admin import courses, semesters, students
+from app.admin import courses, semesters, students, waiting_rooms
 from app.auth.dependencies import CurrentRegistrar, RequireRegistrar
 from app.core.db import ReadEngineDep
 from app.core.openapi import DATABASE, REGISTRAR, errors
@@ -28,5 +28,5 @@ def read_current_registrar(registrar: CurrentRegistrar, engine: ReadEngineDep) -
     return _STAFF.response(staff_service.get_staff(engine, staff_id=registrar.staff_id))
 
 
-for area in (semesters.router, courses.router, students.router):
+for area in (semesters.router, courses.router, students.router, waiting_rooms.router):
     router.include_router(area)

@@ -153,6 +153,23 @@ class Settings(BaseSettings):
     read_admission_queue: int = 200
     admission_max_wait_seconds: float = 2.0
 
+    # The waiting room (app/waiting_room/; README, "The waiting room"). On for a semester
+    # when the registrar switches it on, or by default during the first this-many minutes
+    # of its registration window; 0: never by default (only the registrar's switch).
+    waiting_room_default_minutes: float = Field(default=0, ge=0)
+    # The frontier moves at most once per this many seconds, cluster-wide (a guarded
+    # UPDATE of the room's row), and a worker keeps a room's state this long, so an
+    # admission check costs no query.
+    waiting_room_tick_seconds: float = Field(default=0.25, gt=0, le=5)
+    # The adaptive pace (no fixed rate set): students served per second in the semester
+    # (those with a registration event in the last WINDOW seconds), times HEADROOM, never
+    # below MIN students per second.
+    waiting_room_rate_window_seconds: float = Field(default=10, gt=0)
+    waiting_room_headroom: float = Field(default=1.2, gt=0)
+    waiting_room_min_rate_per_s: float = Field(default=20, gt=0)
+    # How long an admission token (X-Admission-Token) stays valid after it is issued.
+    admission_token_expire_minutes: int = Field(default=720, ge=1)
+
     # Registration rules: the credit limit of a student who has none of their own.
     default_max_credits: int = 18
 

@@ -47,6 +47,13 @@ class ErrorBody(BaseModel):
     credits: int | None = Field(default=None, description="CREDIT_LIMIT_EXCEEDED: the student's credits now")
     course_credits: int | None = Field(default=None, description="CREDIT_LIMIT_EXCEEDED: the course's credits")
     max_credits: int | None = Field(default=None, description="CREDIT_LIMIT_EXCEEDED: the student's limit")
+    # What NOT_YET_ADMITTED says (the waiting room, app/waiting_room/).
+    position: int | None = Field(
+        default=None, description="NOT_YET_ADMITTED: places ahead of the student's, itself included; null: no place yet"
+    )
+    estimated_admission_at: datetime | None = Field(
+        default=None, description="NOT_YET_ADMITTED: when the student's place should be admitted"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,6 +68,8 @@ _HEADERS_BY_STATUS = {
     429: RETRY_AFTER_HEADER_DOC,
     503: RETRY_AFTER_HEADER_DOC,
 }
+# Codes whose answers carry a header their status does not always carry.
+_HEADERS_BY_CODE = {"NOT_YET_ADMITTED": RETRY_AFTER_HEADER_DOC}
 
 
 def errors(*groups: Iterable[str]) -> dict[int | str, dict[str, Any]]:
@@ -76,14 +78,17 @@ def errors(*groups: Iterable[str]) -> dict[int | str, dict[str, Any]]:
     by_status: dict[int, list[str]] = {}
     for code in codes:
         by_status.setdefault(ERROR_CODES[code].status_code, []).append(code)
-    return {
-        status: {
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status, status_codes in sorted(by_status.items()):
+        headers = dict(_HEADERS_BY_STATUS.get(status, {}))
+        for code in status_codes:
+            headers.update(_HEADERS_BY_CODE.get(code, {}))
+        responses[status] = {
             "model": ErrorBody,
             "description": f"{_STATUS_SUMMARIES.get(status, 'Error')}: {', '.join(sorted(status_codes))}",
-            **({"headers": _HEADERS_BY_STATUS[status]} if status in _HEADERS_BY_STATUS else {}),
+            **({"headers": headers} if headers else {}),
         }
-        for status, status_codes in sorted(by_status.items())
-    }
+    return responses
 
 
 def ok(**headers: dict[str, Any]) -> dict[int | str, dict[str, Any]]:

@@ -30,6 +30,7 @@ from app.registrations.schemas import (
     SwapRead,
     SwapRequest,
 )
+from app.waiting_room.dependencies import ADMISSION, AdmittedFromWaitingRoom
 
 router = APIRouter(tags=["registrations"])
 
@@ -106,12 +107,17 @@ def _replay_header(result: service.RegistrationResult | service.DropResult | ser
 
 @router.post(
     "/courses/{course_id}/register",
-    dependencies=[AdmittedWrite],
+    dependencies=[AdmittedFromWaitingRoom, AdmittedWrite],
     response_model=RegistrationRead,
     responses={
         **ok(replayed=REPLAYED_HEADER_DOC),
         **errors(
-            AUTHENTICATED, INPUT, WRITE, RULE_REFUSALS, ("COURSE_NOT_FOUND", "COURSE_FULL", "IDEMPOTENCY_KEY_REUSED")
+            AUTHENTICATED,
+            INPUT,
+            WRITE,
+            ADMISSION,
+            RULE_REFUSALS,
+            ("COURSE_NOT_FOUND", "COURSE_FULL", "IDEMPOTENCY_KEY_REUSED"),
         ),
     },
 )
@@ -128,7 +134,7 @@ def register_for_course(
 
 @router.post(
     "/courses/{course_id}/drop",
-    dependencies=[AdmittedWrite],
+    dependencies=[AdmittedFromWaitingRoom, AdmittedWrite],
     response_model=DropRead,
     responses={
         **ok(replayed=REPLAYED_HEADER_DOC),
@@ -136,6 +142,7 @@ def register_for_course(
             AUTHENTICATED,
             INPUT,
             WRITE,
+            ADMISSION,
             ("COURSE_NOT_FOUND", "NOT_REGISTERED", "REGISTRATION_CLOSED", "IDEMPOTENCY_KEY_REUSED"),
         ),
     },
@@ -150,7 +157,7 @@ def drop_course(
 
 @router.post(
     "/courses/{course_id}/swap",
-    dependencies=[AdmittedWrite],
+    dependencies=[AdmittedFromWaitingRoom, AdmittedWrite],
     response_model=SwapRead,
     responses={
         **ok(replayed=REPLAYED_HEADER_DOC),
@@ -158,6 +165,7 @@ def drop_course(
             AUTHENTICATED,
             BODY,
             WRITE,
+            ADMISSION,
             RULE_REFUSALS,
             ("COURSE_NOT_FOUND", "NOT_REGISTERED", "COURSE_FULL", "SWAP_NEEDS_SEAT", "SWAP_SAME_COURSE"),
             ("IDEMPOTENCY_KEY_REUSED",),

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Integer,
     SmallInteger,
     String,
+    UniqueConstraint,
     Uuid,
     func,
     text,
@@ -69,10 +70,18 @@ class StudentTerm(Base):
     only under the student's lock), so the credit limit is checked in O(1)."""
 
     __tablename__ = "student_terms"
-    __table_args__ = (CheckConstraint("credits >= 0", name="credits_non_negative"),)
+    __table_args__ = (
+        CheckConstraint("credits >= 0", name="credits_non_negative"),
+        # A waiting-room ticket is one place: never two students on one. The index also
+        # walks a semester's waiting tickets in order (the frontier, app/waiting_room/service.py).
+        UniqueConstraint("semester_id", "queue_ticket"),
+    )
 
     student_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"), primary_key=True)
     semester_id: Mapped[int] = mapped_column(ForeignKey("semesters.id", ondelete="CASCADE"), primary_key=True)
     credits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # NULL: registration opens for this student with the semester.
     registration_opens_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The student's place in the semester's waiting room (app/waiting_room/): a ticket from
+    # the `waiting_room_tickets` sequence, issued once; NULL: never asked for one.
+    queue_ticket: Mapped[int | None] = mapped_column(BigInteger)

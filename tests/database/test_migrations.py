@@ -61,6 +61,7 @@ CHECK_CONSTRAINTS = {
     "ck_student_terms_credits_non_negative": ("student_terms", "credits >= 0"),
     "ck_staff_accounts_role_known": ("staff_accounts", "role"),
     "ck_refresh_tokens_subject_kind_known": ("refresh_tokens", "subject_kind"),
+    "ck_waiting_rooms_fixed_rate_positive": ("waiting_rooms", "fixed_rate_per_s > "),
 }
 
 

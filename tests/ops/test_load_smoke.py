@@ -15,6 +15,7 @@ import json
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 
 import psycopg2
 import pytest
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from app.core.security import hash_password
 from app.students.models import CompletedCourse, Student, StudentHold
+from app.waiting_room.service import set_room
 from bench import run_load
 from scripts import migrate
 from scripts.seed_students import DEMO_PASSWORD
@@ -57,7 +59,7 @@ def load_presets():
 
 
 @pytest.fixture(scope="module")
-def smoke_data(engine, factory):
+def smoke_data(engine, factory, settings):
     """An open semester of our own with small and large courses, and students of our own
     (numbered like the seeded STU10000..., under a prefix no other test uses)."""
     semester = factory.semester()
@@ -76,6 +78,11 @@ def smoke_data(engine, factory):
     with Session(engine) as session, session.begin():
         session.add_all(CompletedCourse(student_id=s.id, course_code="SMOKE101") for s in students[::2])
         session.add_all(StudentHold(student_id=students[n].id, reason="Smoke test hold") for n in HELD_STUDENTS)
+    # The waiting room on, at a pace that lets the ~30 users in within a couple of seconds:
+    # the users ask for their places, wait as told, and register with their admission tokens.
+    with Session(engine) as session:
+        now = datetime.now(UTC)
+        set_room(session, semester_id=semester.id, enabled=True, fixed_rate_per_s=15, now=now, settings=settings)
     return semester, prefix
 
 
@@ -125,7 +132,10 @@ def test_smoke_run_of_all_five_scenarios_passes_its_verdict(live_server, databas
         assert outcomes[outcome] > 0, (outcome, outcomes)
     # Every register request ended in exactly one counted outcome, summed over both workers.
     registers = sum(e["requests"] for e in summary["endpoints"] if e["name"].endswith("/register"))
-    assert registers == sum(outcomes[o] for o in ("ENROLLED", "RESERVED", "FULL", "ALREADY_REGISTERED", "REFUSED"))
+    counted = ("ENROLLED", "RESERVED", "FULL", "ALREADY_REGISTERED", "REFUSED", "WAITED")
+    assert registers == sum(outcomes.get(o, 0) for o in counted)
+    # Every user went through the waiting room (on for this semester) before registering.
+    assert {"POST /semesters/{id}/queue", "GET /semesters/{id}/queue/me"} <= names
     # Refusals are reported by code, and every one was expected (none is among the failures).
     assert summary["refusals"].get("COURSE_FULL", 0) >= outcomes["FULL"]
     assert summary["refusals"].get("REGISTRATION_HOLD", 0) > 0, summary["refusals"]

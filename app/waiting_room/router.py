@@ -1,0 +1,88 @@
+"""A student's place in a semester's waiting room (README, "The waiting room")."""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from app.auth.dependencies import CurrentStudent
+from app.core.db import ReadEngineDep
+from app.core.openapi import AUTHENTICATED, DATABASE, INPUT, RETRY_AFTER_HEADER_DOC, errors, ok
+from app.core.params import SemesterId
+from app.core.responses import JSONBody
+from app.registrations.router import AdmittedRead
+from app.semesters.errors import SemesterNotFound
+from app.waiting_room import service
+from app.waiting_room.rules import RoomState
+from app.waiting_room.schemas import QueuePlaceRead
+from app.waiting_room.state import WaitingRooms
+
+router = APIRouter(tags=["waiting room"])
+
+_PLACE = JSONBody(QueuePlaceRead)
+_RETRY_AFTER_DOC = {
+    "Retry-After": {
+        **RETRY_AFTER_HEADER_DOC["Retry-After"],
+        "description": "Not admitted yet: seconds to wait before asking again",
+    }
+}
+
+
+async def current_room(request: Request, semester_id: SemesterId) -> RoomState:
+    """The semester's room as this worker knows it (at most WAITING_ROOM_TICK_SECONDS old)."""
+    rooms: WaitingRooms = request.app.state.waiting_rooms
+    room = await rooms.room(semester_id)
+    if room is None:
+        raise SemesterNotFound()
+    return room
+
+
+CurrentRoom = Annotated[RoomState, Depends(current_room)]
+
+
+def _headers(place: service.QueuePlace) -> dict[str, str]:
+    return {"Retry-After": str(place.retry_after)} if place.retry_after is not None else {}
+
+
+@router.post(
+    "/semesters/{semester_id}/queue",
+    dependencies=[AdmittedRead],
+    response_model=QueuePlaceRead,
+    responses={
+        **ok(retry_after=_RETRY_AFTER_DOC),
+        **errors(
+            AUTHENTICATED, INPUT, DATABASE, ("SEMESTER_NOT_FOUND", "REGISTRATION_CLOSED", "REFERENCED_ROW_NOT_FOUND")
+        ),
+    },
+)
+def join_waiting_room(
+    semester_id: SemesterId, student: CurrentStudent, room: CurrentRoom, engine: ReadEngineDep, request: Request
+) -> Response:
+    """My place in the semester's waiting room: issued on the first call, the same on every
+    later one (retrying, reconnecting or refreshing never loses it). Answers at once with the
+    position, the estimated admission time and the admission token; with `Retry-After` while
+    not admitted. With the room off, the place is admitted at once. Only while registration
+    is open (409 REGISTRATION_CLOSED)."""
+    place = service.take_place(
+        engine, student_id=student.student_id, room=room, now=datetime.now(UTC), settings=request.app.state.settings
+    )
+    return _PLACE.response(place, headers=_headers(place))
+
+
+@router.get(
+    "/semesters/{semester_id}/queue/me",
+    dependencies=[AdmittedRead],
+    response_model=QueuePlaceRead,
+    responses={
+        **ok(retry_after=_RETRY_AFTER_DOC),
+        **errors(AUTHENTICATED, INPUT, DATABASE, ("SEMESTER_NOT_FOUND", "NO_QUEUE_PLACE")),
+    },
+)
+def read_my_place(
+    semester_id: SemesterId, student: CurrentStudent, room: CurrentRoom, engine: ReadEngineDep, request: Request
+) -> Response:
+    """The current estimate for my place (404 NO_QUEUE_PLACE when I never asked for one)."""
+    place = service.find_place(
+        engine, student_id=student.student_id, room=room, now=datetime.now(UTC), settings=request.app.state.settings
+    )
+    return _PLACE.response(place, headers=_headers(place))

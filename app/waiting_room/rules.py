@@ -1,0 +1,76 @@
+"""The waiting room's decisions, as pure functions: is a room on, and what a place's
+estimate is. Unit-tested without a database (tests/waiting_room/test_room_rules.py)."""
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+# A client waiting longer than this is told to come back after this long anyway, so it
+# sees a fresh estimate (the pace adapts); and no answer makes it wait less than 1 s.
+MAX_RETRY_AFTER_SECONDS = 30
+# No estimate reaches further than this (a crawling pace would otherwise say "in a century").
+MAX_ESTIMATE_SECONDS = 7 * 24 * 3600.0
+
+
+def room_is_on(
+    *,
+    enabled: bool | None,
+    registration_start: datetime,
+    registration_end: datetime,
+    now: datetime,
+    default_minutes: float,
+) -> bool:
+    """Only while registration is open (outside the window the rules refuse anyway); then
+    the registrar's switch when set, else on for the window's first `default_minutes`."""
+    if not registration_start <= now < registration_end:
+        return False
+    if enabled is not None:
+        return enabled
+    return default_minutes > 0 and now < registration_start + timedelta(minutes=default_minutes)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomState:
+    """A room as one worker last read it (at `read_at`, its monotonic clock)."""
+
+    semester_id: int
+    on: bool
+    registration_open: bool = True
+    admitted_through: int = 0
+    rate_per_s: float = 0.0
+    # Seconds from the read to the frontier's last move, by the database's clock (<= 0):
+    # estimates never compare two machines' clocks.
+    frontier_offset_s: float = 0.0
+    read_at: float = 0.0
+
+    def admits(self, ticket: int) -> bool:
+        return not self.on or ticket <= self.admitted_through
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    admitted: bool
+    # Tickets ahead of this one up to the frontier, itself included (0 once admitted). Tickets
+    # are numbered across every room, so with two rooms filling at once this is an upper bound.
+    position: int
+    estimated_admission_at: datetime
+    # Seconds a client should wait before asking again (None once admitted).
+    retry_after: int | None
+
+
+def estimate(*, ticket: int, room: RoomState, now: datetime, monotonic_now: float, min_rate_per_s: float) -> Estimate:
+    """When `ticket` should be admitted, at the room's pace from its frontier's last move."""
+    if room.admits(ticket):
+        return Estimate(admitted=True, position=0, estimated_admission_at=now, retry_after=None)
+    position = ticket - room.admitted_through
+    # The pace the frontier last moved at; before its first move, the adaptive floor.
+    rate = room.rate_per_s if room.rate_per_s > 0 else min_rate_per_s
+    since_read = monotonic_now - room.read_at
+    wait = min(MAX_ESTIMATE_SECONDS, max(0.0, room.frontier_offset_s + position / rate - since_read))
+    retry_after = min(MAX_RETRY_AFTER_SECONDS, max(1, math.ceil(wait)))
+    return Estimate(
+        admitted=False,
+        position=position,
+        estimated_admission_at=now + timedelta(seconds=wait),
+        retry_after=retry_after,
+    )

@@ -1,0 +1,305 @@
+"""The waiting room's queries: a student's place, a room's state and its frontier, and
+the registrar's switch.
+
+Every statement runs alone on the read engine (autocommit: one round trip, its own
+pool): the crowd asking for places at the opening never waits for the connections
+that registrations hold. A place is a ticket from the one `waiting_room_tickets`
+sequence, kept in the student's `student_terms` row (an upsert of a single row, no
+lock on the student: no rule reads the ticket). The frontier moves in one guarded
+statement (`_ADVANCE`): whichever worker of whichever node first finds it due moves
+it, at most once per WAITING_ROOM_TICK_SECONDS; the others skip the locked row and
+read it.
+"""
+
+import time
+import uuid
+from datetime import datetime, timedelta
+
+from pydantic import Field
+from sqlalchemy import Connection, Engine, RowMapping, Uuid, bindparam, text
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.registrations.errors import RegistrationClosed
+from app.semesters.service import ensure_semester_exists
+from app.waiting_room.errors import NoQueuePlace
+from app.waiting_room.rules import RoomState, estimate, room_is_on
+from app.waiting_room.schemas import QueuePlaceRead
+from app.waiting_room.tokens import create_admission_token
+
+
+class QueuePlace(QueuePlaceRead):
+    """The answer to a place, as the client sees it."""
+
+    # Seconds before asking again, for the Retry-After header (None once admitted); never in the body.
+    retry_after: int | None = Field(default=None, exclude=True)
+
+
+_STUDENT = bindparam("student", type_=Uuid())
+
+# The student's ticket when they have one; otherwise the next ticket, kept in their row.
+# Two first calls of one student at once: the second's upsert finds the first's ticket
+# and returns nothing (its ticket number is skipped), and the caller reads it again.
+_TAKE_PLACE = text(
+    """
+    WITH existing AS (
+        SELECT queue_ticket FROM student_terms
+        WHERE student_id = :student AND semester_id = :semester AND queue_ticket IS NOT NULL
+    ), issued AS (
+        INSERT INTO student_terms (student_id, semester_id, queue_ticket)
+        SELECT CAST(:student AS uuid), CAST(:semester AS integer), nextval('waiting_room_tickets')
+        WHERE NOT EXISTS (SELECT FROM existing)
+        ON CONFLICT (student_id, semester_id) DO UPDATE SET queue_ticket = EXCLUDED.queue_ticket
+            WHERE student_terms.queue_ticket IS NULL
+        RETURNING queue_ticket
+    )
+    SELECT queue_ticket FROM existing UNION ALL SELECT queue_ticket FROM issued
+    """
+).bindparams(_STUDENT)
+
+_FIND_PLACE = text(
+    "SELECT queue_ticket FROM student_terms WHERE student_id = :student AND semester_id = :semester"
+).bindparams(_STUDENT)
+
+_ROOM = text(
+    """
+    SELECT s.registration_start, s.registration_end, w.enabled, w.semester_id IS NOT NULL AS has_room
+    FROM semesters s LEFT JOIN waiting_rooms w ON w.semester_id = s.id
+    WHERE s.id = :semester
+    """
+)
+
+# A room on by default has no row until it is first needed.
+_OPEN_ROOM = text("INSERT INTO waiting_rooms (semester_id) VALUES (:semester) ON CONFLICT (semester_id) DO NOTHING")
+
+# Move the frontier, if it is due (last moved at least :tick seconds ago) and no other worker
+# is moving it right now (SKIP LOCKED): by the pace times the time since its last move, over
+# exactly that many of this room's waiting tickets, in ticket order. With fewer waiting, all
+# of them, and the clock restarts (no credit piles up for a later burst). The pace: the
+# registrar's, or students served per second (with a registration event in the last
+# :window seconds) times :headroom, at least :min_rate. Then the room's state, moved or not.
+_ADVANCE = text(
+    """
+    WITH due AS (
+        SELECT w.semester_id, w.admitted_through, w.frontier_at,
+               COALESCE(w.fixed_rate_per_s, GREATEST(CAST(:min_rate AS float8), :headroom * (
+                   SELECT count(DISTINCT e.student_id) FROM registration_events e
+                   WHERE e.semester_id = w.semester_id
+                     AND e.occurred_at > now() - make_interval(secs => CAST(:window AS float8))
+               ) / CAST(:window AS float8))) AS rate
+        FROM waiting_rooms w
+        WHERE w.semester_id = :semester AND w.frontier_at <= now() - make_interval(secs => CAST(:tick AS float8))
+        FOR UPDATE SKIP LOCKED
+    ), step AS (
+        SELECT d.*, floor(d.rate * extract(epoch FROM now() - d.frontier_at))::bigint AS n FROM due d
+    ), target AS (
+        SELECT s.semester_id, s.rate, s.n, max(t.queue_ticket) AS through, count(t.queue_ticket) AS taken
+        FROM step s LEFT JOIN LATERAL (
+            SELECT queue_ticket FROM student_terms
+            WHERE semester_id = s.semester_id AND queue_ticket > s.admitted_through
+            ORDER BY queue_ticket LIMIT s.n
+        ) t ON true
+        GROUP BY s.semester_id, s.rate, s.n
+    ), advanced AS (
+        UPDATE waiting_rooms w
+        SET admitted_through = COALESCE(t.through, w.admitted_through),
+            frontier_at = CASE WHEN t.taken < t.n THEN now()
+                               ELSE w.frontier_at + make_interval(secs => t.n / t.rate) END,
+            rate_per_s = t.rate
+        FROM target t
+        WHERE w.semester_id = t.semester_id
+        RETURNING w.admitted_through, w.rate_per_s, w.frontier_at
+    )
+    SELECT admitted_through, rate_per_s, extract(epoch FROM frontier_at - now()) AS frontier_offset_s FROM advanced
+    UNION ALL
+    SELECT admitted_through, rate_per_s, extract(epoch FROM frontier_at - now()) FROM waiting_rooms
+    WHERE semester_id = :semester AND NOT EXISTS (SELECT FROM advanced)
+    """
+)
+
+_COURSE_SEMESTER = text("SELECT semester_id FROM courses WHERE id = :course")
+
+_SET_ROOM = text(
+    """
+    INSERT INTO waiting_rooms (semester_id, enabled, fixed_rate_per_s) VALUES (:semester, :enabled, :fixed_rate)
+    ON CONFLICT (semester_id) DO UPDATE
+    SET enabled = EXCLUDED.enabled, fixed_rate_per_s = EXCLUDED.fixed_rate_per_s, updated_at = now()
+    """
+)
+
+_STATUS = text(
+    """
+    SELECT s.id AS semester_id, s.registration_start, s.registration_end, w.enabled, w.fixed_rate_per_s,
+           COALESCE(w.rate_per_s, 0) AS rate_per_s, COALESCE(w.admitted_through, 0) AS admitted_through,
+           (SELECT count(*) FROM student_terms t
+            WHERE t.semester_id = s.id AND t.queue_ticket IS NOT NULL) AS places,
+           (SELECT count(*) FROM student_terms t
+            WHERE t.semester_id = s.id AND t.queue_ticket > COALESCE(w.admitted_through, 0)) AS waiting
+    FROM semesters s LEFT JOIN waiting_rooms w ON w.semester_id = s.id
+    WHERE s.id = :semester
+    """
+)
+
+
+# ---- a room's state (read by app/waiting_room/state.py, once per tick per worker) ------------------
+
+
+def load_room(engine: Engine, *, semester_id: int, now: datetime, settings: Settings) -> RoomState | None:
+    """The room as it is now, its frontier moved first if due; None when there is no such semester.
+    (`begin()`: on the read engine, in autocommit, it sends no BEGIN and no COMMIT; on another
+    engine it still commits what it wrote.)"""
+    with engine.begin() as connection:
+        row = connection.execute(_ROOM, {"semester": semester_id}).one_or_none()
+        if row is None:
+            return None
+        registration_open = row.registration_start <= now < row.registration_end
+        on = room_is_on(
+            enabled=row.enabled,
+            registration_start=row.registration_start,
+            registration_end=row.registration_end,
+            now=now,
+            default_minutes=settings.waiting_room_default_minutes,
+        )
+        if not on:
+            return RoomState(semester_id, on=False, registration_open=registration_open, read_at=time.monotonic())
+        if not row.has_room:
+            connection.execute(_OPEN_ROOM, {"semester": semester_id})
+        frontier = _advance(connection, semester_id=semester_id, settings=settings)
+    return RoomState(
+        semester_id,
+        on=True,
+        registration_open=registration_open,
+        admitted_through=frontier.admitted_through,
+        rate_per_s=frontier.rate_per_s,
+        frontier_offset_s=float(frontier.frontier_offset_s),
+        read_at=time.monotonic(),
+    )
+
+
+def _advance(connection: Connection, *, semester_id: int, settings: Settings) -> RowMapping:
+    return (
+        connection.execute(
+            _ADVANCE,
+            {
+                "semester": semester_id,
+                "tick": settings.waiting_room_tick_seconds,
+                "window": settings.waiting_room_rate_window_seconds,
+                "headroom": settings.waiting_room_headroom,
+                "min_rate": settings.waiting_room_min_rate_per_s,
+            },
+        )
+        .mappings()
+        .one()
+    )
+
+
+def course_semester(engine: Engine, *, course_id: int) -> int | None:
+    with engine.connect() as connection:
+        semester_id: int | None = connection.scalar(_COURSE_SEMESTER, {"course": course_id})
+    return semester_id
+
+
+# ---- a student's place ------------------------------------------------------------------------------
+
+
+def take_place(
+    engine: Engine, *, student_id: uuid.UUID, room: RoomState, now: datetime, settings: Settings
+) -> QueuePlace:
+    """The student's place in the room: issued on the first call, the same one on every later
+    call. Only while registration is open (else RegistrationClosed): a place taken before the
+    opening would let early arrivals in ahead of the room's order."""
+    if not room.registration_open:
+        raise RegistrationClosed()
+    parameters = {"student": student_id, "semester": room.semester_id}
+    with engine.begin() as connection:
+        ticket = connection.scalar(_TAKE_PLACE, parameters)
+        if ticket is None:  # another call of the same student took it a moment ago
+            ticket = connection.scalar(_FIND_PLACE, parameters)
+    assert ticket is not None
+    return _place(ticket, student_id=student_id, room=room, now=now, settings=settings)
+
+
+def find_place(
+    engine: Engine, *, student_id: uuid.UUID, room: RoomState, now: datetime, settings: Settings
+) -> QueuePlace:
+    """The student's place as it stands now; NoQueuePlace when they never asked for one."""
+    with engine.connect() as connection:
+        ticket = connection.scalar(_FIND_PLACE, {"student": student_id, "semester": room.semester_id})
+    if ticket is None:
+        raise NoQueuePlace()
+    return _place(ticket, student_id=student_id, room=room, now=now, settings=settings)
+
+
+def _place(ticket: int, *, student_id: uuid.UUID, room: RoomState, now: datetime, settings: Settings) -> QueuePlace:
+    guess = estimate(
+        ticket=ticket,
+        room=room,
+        now=now,
+        monotonic_now=time.monotonic(),
+        min_rate_per_s=settings.waiting_room_min_rate_per_s,
+    )
+    token = create_admission_token(
+        student_id=student_id,
+        semester_id=room.semester_id,
+        ticket=ticket,
+        secret_key=settings.secret_key,
+        now=now,
+        lifetime=timedelta(minutes=settings.admission_token_expire_minutes),
+    )
+    return QueuePlace(
+        semester_id=room.semester_id,
+        position=guess.position,
+        admitted=guess.admitted,
+        estimated_admission_at=guess.estimated_admission_at,
+        admission_token=token,
+        retry_after=guess.retry_after,
+    )
+
+
+# ---- the registrar's switch -------------------------------------------------------------------------
+
+
+def set_room(
+    session: Session,
+    *,
+    semester_id: int,
+    enabled: bool | None,
+    fixed_rate_per_s: float | None,
+    now: datetime,
+    settings: Settings,
+) -> dict[str, object]:
+    """Switch the room on or off (or back to the default rule) and set its pace (None: adaptive).
+    Places already given keep their order: switched on mid-rush, the room admits them first,
+    at its pace. Every worker sees the change within WAITING_ROOM_TICK_SECONDS."""
+    with session.begin():
+        connection = session.connection()
+        ensure_semester_exists(connection, semester_id=semester_id)
+        connection.execute(_SET_ROOM, {"semester": semester_id, "enabled": enabled, "fixed_rate": fixed_rate_per_s})
+        return _status(connection, semester_id=semester_id, now=now, settings=settings)
+
+
+def room_status(engine: Engine, *, semester_id: int, now: datetime, settings: Settings) -> dict[str, object]:
+    with engine.connect() as connection:
+        ensure_semester_exists(connection, semester_id=semester_id)
+        return _status(connection, semester_id=semester_id, now=now, settings=settings)
+
+
+def _status(connection: Connection, *, semester_id: int, now: datetime, settings: Settings) -> dict[str, object]:
+    row = connection.execute(_STATUS, {"semester": semester_id}).mappings().one()
+    active = room_is_on(
+        enabled=row["enabled"],
+        registration_start=row["registration_start"],
+        registration_end=row["registration_end"],
+        now=now,
+        default_minutes=settings.waiting_room_default_minutes,
+    )
+    return {
+        "semester_id": row["semester_id"],
+        "enabled": row["enabled"],
+        "active": active,
+        "fixed_rate_per_s": row["fixed_rate_per_s"],
+        "rate_per_s": row["rate_per_s"],
+        "admitted_through": row["admitted_through"],
+        "places": row["places"],
+        "waiting": row["waiting"] if active else 0,
+    }

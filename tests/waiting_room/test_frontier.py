@@ -1,0 +1,121 @@
+"""The frontier in PostgreSQL: its pace (fixed or adaptive), its order, its guard."""
+
+import time
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from app.waiting_room import service
+from app.waiting_room.rules import RoomState
+
+
+@pytest.fixture
+def room_settings(settings):
+    return settings.model_copy(
+        update={
+            "waiting_room_tick_seconds": 0.2,
+            "waiting_room_rate_window_seconds": 10,
+            "waiting_room_headroom": 2.0,
+            "waiting_room_min_rate_per_s": 1.0,
+        }
+    )
+
+
+def open_room(engine, semester, *, rate: float | None, idle_seconds: float = 0.0) -> None:
+    """The room's row, switched on, its frontier last moved `idle_seconds` ago."""
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO waiting_rooms (semester_id, enabled, fixed_rate_per_s, frontier_at)"
+                " VALUES (:s, true, :rate, now() - make_interval(secs => :idle))"
+            ),
+            {"s": semester.id, "rate": rate, "idle": idle_seconds},
+        )
+
+
+def places(engine, settings, semester, students) -> list[int]:
+    """Each student's place, in this order; their tickets."""
+    room = RoomState(semester.id, on=True)
+    for student in students:
+        service.take_place(engine, student_id=student.id, room=room, now=datetime.now(UTC), settings=settings)
+    return [_ticket(engine, semester, student) for student in students]
+
+
+def _ticket(engine, semester, student) -> int:
+    with engine.connect() as connection:
+        ticket: int = connection.scalar(
+            text("SELECT queue_ticket FROM student_terms WHERE semester_id = :s AND student_id = :st"),
+            {"s": semester.id, "st": student.id},
+        )
+    return ticket
+
+
+def load(engine, settings, semester) -> RoomState:
+    state = service.load_room(engine, semester_id=semester.id, now=datetime.now(UTC), settings=settings)
+    assert state is not None and state.on
+    return state
+
+
+def test_the_adaptive_pace_is_the_students_served_per_second_with_headroom(engine, room_settings, factory):
+    semester = factory.semester()
+    open_room(engine, semester, rate=None, idle_seconds=1)
+    with engine.begin() as connection:
+        for _ in range(50):  # 50 students served in the window, one of them twice
+            connection.execute(
+                text(
+                    "INSERT INTO registration_events (event_type, semester_id, course_id, student_id, actor)"
+                    " VALUES ('ENROLLED', :s, 1, :st, 'test')"
+                ),
+                {"s": semester.id, "st": uuid.uuid4()},
+            )
+    assert load(engine, room_settings, semester).rate_per_s == pytest.approx(2.0 * 50 / 10)
+
+
+def test_with_nobody_served_the_adaptive_pace_is_the_floor(engine, room_settings, factory):
+    semester = factory.semester()
+    open_room(engine, semester, rate=None, idle_seconds=1)
+    assert load(engine, room_settings, semester).rate_per_s == pytest.approx(1.0)
+
+
+def test_the_frontier_admits_exactly_the_pace_times_the_time_in_ticket_order(engine, room_settings, factory):
+    semester = factory.semester()
+    students = factory.students(10)
+    tickets = places(engine, room_settings, semester, students)
+    open_room(engine, semester, rate=4, idle_seconds=1.1)  # due: 4 places
+    state = load(engine, room_settings, semester)
+    assert state.admitted_through == sorted(tickets)[3]
+    # The remainder carries over: the frontier's clock moved by exactly 4 / 4 s, not to now.
+    assert -0.3 < state.frontier_offset_s < 0
+
+
+def test_the_frontier_moves_at_most_once_per_tick(engine, room_settings, factory):
+    semester = factory.semester()
+    tickets = places(engine, room_settings, semester, factory.students(10))
+    open_room(engine, semester, rate=1000, idle_seconds=0)  # not due yet
+    assert load(engine, room_settings, semester).admitted_through == 0
+    time.sleep(room_settings.waiting_room_tick_seconds + 0.05)
+    assert load(engine, room_settings, semester).admitted_through == max(tickets)
+
+
+def test_other_rooms_places_do_not_slow_a_room_down(engine, room_settings, factory):
+    semester, other = factory.semester(), factory.semester()
+    students = factory.students(6)
+    mine: list[int] = []
+    for student in students:  # interleaved with another semester's places
+        mine += places(engine, room_settings, semester, [student])
+        places(engine, room_settings, other, factory.students(1))
+    open_room(engine, semester, rate=3, idle_seconds=1.05)  # due: 3 of this room's places
+    assert load(engine, room_settings, semester).admitted_through == sorted(mine)[2]
+
+
+def test_no_credit_piles_up_while_nobody_waits(engine, room_settings, factory):
+    semester = factory.semester()
+    open_room(engine, semester, rate=2, idle_seconds=3600)  # an hour idle, nobody waiting
+    state = load(engine, room_settings, semester)
+    assert state.admitted_through == 0 and state.frontier_offset_s > -0.1  # its clock restarted
+    tickets = places(engine, room_settings, semester, factory.students(20))
+    time.sleep(0.6)
+    # A burst after the idle hour is let in at the pace (about 1 place in 0.6 s), not all at once.
+    assert load(engine, room_settings, semester).admitted_through < min(tickets) + 3
