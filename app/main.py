@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from anyio import to_thread
 from fastapi import FastAPI
+from sqlalchemy import event
 
 from app.admin.router import router as admin_router
 from app.auth.router import router as auth_router
@@ -24,6 +25,7 @@ from app.core.security import LOGIN_TURNS, AccessTokens, dummy_password_hash
 from app.courses.router import router as courses_router
 from app.health import router as health_router
 from app.registrations.router import router as registrations_router
+from app.registrations.statements import prepare_on_connect
 from app.semesters.router import router as semesters_router
 from app.staff.router import router as staff_router
 from app.waiting_room.router import router as waiting_room_router
@@ -63,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The engine connects lazily: the app starts even while the database is down.
     app.state.settings = settings
     app.state.engine = create_db_engine(settings)
+    if settings.db_prepared_statements:
+        event.listen(app.state.engine, "connect", prepare_on_connect)
     app.state.session_factory = create_session_factory(app.state.engine)
     app.state.read_engine = create_read_engine(settings)
     # The catalogue's reads: a standby when DATABASE_READ_URL is set, else read_engine itself.

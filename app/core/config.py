@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     db_read_pool_size: int = 10
     db_read_max_overflow: int = 0
     # Bounds on how long one request may wait for a lock or run a statement.
+    # Prepare the registration transaction's hottest statements once per write
+    # connection (planned once, not on every registration). Turn off behind
+    # PgBouncer in transaction mode, where a connection's prepared statements
+    # are not the next transaction's.
+    db_prepared_statements: bool = True
     db_lock_timeout_ms: int = 5_000
     db_statement_timeout_ms: int = 15_000
 

@@ -128,7 +128,7 @@ def _standing(
 ) -> tuple[CourseRules, StudentStanding, int]:
     """The course's rules, the student's standing in its semester, and the semester's id."""
     row = session.execute(
-        statements.STANDING,
+        statements.STANDING_PREPARED if _prepared(session) else statements.STANDING,
         {"student": student_id, "course": course_id, "default_max_credits": context.default_max_credits},
     ).one_or_none()
     if row is None:
@@ -154,6 +154,11 @@ def _standing(
         ),
     )
     return course, standing, row.semester_id
+
+
+def _prepared(session: Session) -> bool:
+    """Whether this connection has the hot statements prepared (DB_PREPARED_STATEMENTS)."""
+    return bool(session.connection().info.get(statements.PREPARED_KEY))
 
 
 def _lock_courses(session: Session, course_ids: list[int]) -> dict[int, LockedCourse]:
@@ -204,7 +209,7 @@ def _insert_registration(
     if seat_required and placement.status != RegistrationStatus.ENROLLED:
         raise SwapNeedsSeat()
     inserted = session.execute(
-        statements.REGISTER,
+        statements.REGISTER_PREPARED if _prepared(session) else statements.REGISTER,
         {
             "student": student_id,
             "course": course.course_id,
