@@ -30,7 +30,7 @@ from app.semesters.models import Semester
 from app.staff.models import StaffAccount, StaffRole
 from app.students.models import Student, StudentHold
 from scripts import migrate
-from tests.support.fuzz import CHECKS, UNCONNECTED_SETTINGS, FuzzTarget
+from tests.support.fuzz import CHECKS, UNCONNECTED_SETTINGS, FuzzTarget, authorize_every_case
 
 pytestmark = pytest.mark.fuzz
 
@@ -50,13 +50,7 @@ _target = FuzzTarget()
 schema.app = _target
 
 
-@schema.auth(refresh_interval=None)
-class RegistrarToken:
-    def get(self, case, context):
-        return REGISTRAR_TOKEN
-
-    def set(self, case, data, context):
-        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+authorize_every_case(schema, REGISTRAR_TOKEN)
 
 
 @pytest.fixture(scope="module")

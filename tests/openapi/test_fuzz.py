@@ -38,7 +38,7 @@ from app.registrations import service
 from app.semesters.models import Semester
 from app.students.models import Student
 from scripts import migrate
-from tests.support.fuzz import CHECKS, UNCONNECTED_SETTINGS, FuzzTarget
+from tests.support.fuzz import CHECKS, UNCONNECTED_SETTINGS, FuzzTarget, authorize_every_case
 
 pytestmark = pytest.mark.fuzz
 
@@ -57,13 +57,7 @@ schema.app = _target
 answered: Counter = Counter()  # (operation, status) -> count, for the happy-path test below
 
 
-@schema.auth(refresh_interval=None)
-class SeededStudentToken:
-    def get(self, case, context):
-        return SEEDED_TOKEN
-
-    def set(self, case, data, context):
-        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+authorize_every_case(schema, SEEDED_TOKEN)
 
 
 @pytest.fixture(scope="module")

@@ -45,3 +45,16 @@ class FuzzTarget:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.app(scope, receive, send)
+
+
+def authorize_every_case(schema: Any, token: str) -> None:
+    """Every generated request carries this bearer token (schemathesis also sends secured
+    requests without it or with a broken one, and expects a 401)."""
+
+    @schema.auth(refresh_interval=None)
+    class BearerToken:
+        def get(self, case: Any, context: Any) -> str:
+            return token
+
+        def set(self, case: Any, data: str, context: Any) -> None:
+            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
