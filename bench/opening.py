@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlparse
 
-from sqlalchemy import TextClause, create_engine, text
+from sqlalchemy import TextClause, create_engine, make_url, text
 
 from app.core.config import Settings
 from app.core.security import create_access_token, hash_password
@@ -92,6 +92,7 @@ class OpeningOptions:
     think_s: tuple[float, float] = THINK_S
     warm_up_students: int = 200
     label: str = "opening"  # "opening-room" later (issue 17): the same figures, the waiting room on
+    database: str = "opening"  # on the bench's throwaway PostgreSQL
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -542,13 +543,14 @@ def _run_pgbench(
     clients: int,
     transactions: int,
     socket_dir: str,
+    database: str,
     cpu_groups: dict[str, int],
 ) -> dict[str, Any]:
     """pgbench for a counted number of transactions per client (bench/load.py's
     run_pgbench runs for a duration)."""
     command = [
         *(str(pgbench), "-n", "-M", "simple", "-c", str(clients), "-j", "1", "-t", str(transactions)),
-        *("-h", socket_dir, "-U", "postgres", "-f", str(script), "opening"),
+        *("-h", socket_dir, "-U", "postgres", "-f", str(script), database),
     ]
     watch = CpuWatch(cpu_groups).start()
     process = subprocess.Popen(
@@ -611,13 +613,15 @@ def pgbench_replay(
     per_client = len(replay) // clients
     if per_client == 0:
         raise RuntimeError(f"too few registrations ({len(replay)}) to replay with {clients} clients")
-    socket_dir = parse_qs(urlparse(pg.raw_uri("opening")).query)["host"][0]
+    database = make_url(url).database or "opening"
+    socket_dir = parse_qs(urlparse(pg.raw_uri(database)).query)["host"][0]
     result = _run_pgbench(
         pgbench,
         script=script,
         clients=clients,
         transactions=per_client,
         socket_dir=socket_dir,
+        database=database,
         cpu_groups=cpu_groups,
     )
     with engine.connect() as connection:
@@ -726,7 +730,7 @@ def run_scenario(
 ) -> dict[str, Any]:
     started = time.monotonic()
     catalogue = Catalogue(options.courses, zipf=options.zipf, seed=options.seed)
-    url = pg.create_database("opening")
+    url = pg.create_database(options.database)
     migrate.upgrade(url)
     most = max((options.students, *options.growth))
     print(
@@ -787,6 +791,7 @@ def run_scenario(
     ratio = main["saturation_per_s"] / ceiling["tps"] if ceiling and ceiling["tps"] else None
     growth = [
         {key: value for key, value in runner.runs[n].items() if key not in ("timeline", "latency", "integrity")}
+        | {"within_target": within_target(runner.runs[n])}
         for n in sorted(runner.runs)
     ]
     result.update(

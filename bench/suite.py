@@ -47,6 +47,9 @@ from app.registrations.invariants import check_invariants
 from app.runtime.embedded_postgres import EmbeddedPostgres
 from bench.live_server import LiveServer as Server
 from bench.load import LoadResult, LoadSummary, PgbenchSummary, WrkPlan, WrkRun, median, run_pgbench, run_wrk
+from bench.opening import GROWTH as OPENING_GROWTH
+from bench.opening import OpeningOptions
+from bench.opening import run_scenario as run_opening
 from bench.report import evaluate, print_table, write_report
 from scripts import migrate
 from scripts.seed_courses import CATALOGUE
@@ -64,7 +67,7 @@ STORM_READER_THINK_MS = 100  # ...each pausing this long between requests
 PGBENCH_CLIENTS = (1, 4, 16, 50)
 PGBENCH_STUDENTS = 200_000  # enough distinct students for one pgbench run at 50,000 TPS x 4 s
 PASSWORD = "bench-password"
-SCENARIOS = ("pgbench", "trivial", "hot", "full", "many", "reads", "storm")
+SCENARIOS = ("pgbench", "trivial", "hot", "full", "many", "reads", "storm", "opening")
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -684,6 +687,16 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=5, help="length of each timed HTTP run")
     parser.add_argument("--pgbench-seconds", type=int, default=4, help="length of each pgbench run")
     parser.add_argument("--pg-stats", action="store_true", help="record pg_stat_statements for the API runs")
+    opening = parser.add_argument_group("the opening minute (bench/opening.py)")
+    opening.add_argument("--students", type=int, default=5_000, help="students in the opening minute (default 5000)")
+    opening.add_argument("--zipf", type=float, default=1.1, help="exponent of the courses' popularity (default 1.1)")
+    opening.add_argument("--duration", type=float, default=60.0, help="the opening window in seconds (default 60)")
+    opening.add_argument(
+        "--opening-growth",
+        default=",".join(str(n) for n in OPENING_GROWTH),
+        help="students of the growth runs, comma-separated ('' for none)",
+    )
+    opening.add_argument("--opening-bisect", type=int, default=3, help="bisection runs for the largest N (default 3)")
     parser.add_argument("--reports", default=str(PROJECT_ROOT / "reports"))
     parser.add_argument("--label", default="", help="a note stored with the results")
     parser.add_argument(
@@ -809,6 +822,23 @@ def main() -> int:
                 )
             if args.pg_stats:
                 results["pg_stat_statements"] = top_statements(url)
+        if "opening" in only:
+            results["opening"] = run_opening(
+                pg,
+                settings,
+                OpeningOptions(
+                    students=args.students,
+                    zipf=args.zipf,
+                    duration=args.duration,
+                    growth=tuple(int(n) for n in args.opening_growth.split(",") if n.strip()),
+                    bisect_steps=args.opening_bisect,
+                ),
+                workdir=workdir,
+                postmaster=postmaster,
+                workers=args.workers,
+                launcher=args.launcher,
+                pgbench=PGBENCH,
+            )
         results["integrity"] = integrity_check(url)
         results["server_log_tail"] = (workdir / "api.log").read_text().splitlines()[-20:]
     finally:

@@ -38,6 +38,8 @@ EXPECTED_REFUSALS = {
     "SCHEDULE_CONFLICT": 409,
     "CREDIT_LIMIT_EXCEEDED": 409,
     "SWAP_NEEDS_SEAT": 409,
+    # Admission control past saturation: retried after Retry-After (locustfiles/opening.py).
+    "SERVICE_BUSY": 503,
 }
 DAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 
@@ -47,6 +49,7 @@ class Reply(NamedTuple):
     status: int  # 0 when no response came back
     body: Any
     code: str | None  # the error code of a JSON error body
+    retry_after: float | None = None  # seconds, from a 503's Retry-After header
 
 
 def _check_token(body) -> str | None:
@@ -252,7 +255,13 @@ class RegistrationUser(FastHttpUser):
                 response.success()
         if status == 401:
             self.token = None  # log in again on the next turn
-        return Reply(problem is None, status, body, code)
+        retry_after = None
+        if status == 503:
+            try:
+                retry_after = float(response.headers.get("Retry-After") or 1)
+            except ValueError:
+                retry_after = 1.0
+        return Reply(problem is None, status, body, code, retry_after)
 
     def login(self) -> bool:
         reply = self.call(
