@@ -10,7 +10,9 @@ student opens its own keep-alive connection, as a browser tab does, and then:
 3. reads "my courses" at the end, and closes the connection.
 
 A 503 SERVICE_BUSY is answered as a real client would: wait `Retry-After`
-seconds, then send the same request again (at most MAX_ATTEMPTS times).
+seconds (and up to a tenth more, so that thousands of clients are not in step),
+then send the same request again (at most MAX_ATTEMPTS times). A connection the
+server closed (`Connection: close`, or an idle keep-alive timed out) is reopened.
 
 The HTTP/1.1 client is a few lines over asyncio streams (uvloop's loop when it
 is installed): request bytes out, status line, headers and a Content-Length (or
@@ -97,14 +99,31 @@ class Connection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def request(self, method: str, path: str, token: str) -> Answer:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        assert self.reader is not None
-        self.writer.write(
+        """Send one request and read its answer. A kept-alive connection that the server
+        closed while it was idle (keep_alive_timeout_seconds) fails before any byte of an
+        answer: then, like any HTTP client's pool, reconnect and send once more."""
+        data = (
             f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {token}\r\n"
             f"Content-Length: 0\r\n\r\n".encode()
         )
-        head = await self.reader.readuntil(b"\r\n\r\n")
+        for last_try in (False, True):
+            reused = self.writer is not None
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            assert self.reader is not None and self.writer is not None
+            try:
+                self.writer.write(data)
+                head = await self.reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError) as error:
+                if reused and not last_try and not getattr(error, "partial", b""):
+                    self.close()
+                    continue
+                raise
+            return await self._answer(head)
+        raise AssertionError("unreachable")
+
+    async def _answer(self, head: bytes) -> Answer:
+        assert self.reader is not None
         lines = head.split(b"\r\n")
         status = int(lines[0].split(b" ", 2)[1])
         headers = {}
@@ -188,7 +207,8 @@ class StudentSession:
             if status not in (0, 503):
                 break
             if attempt < MAX_ATTEMPTS:
-                await asyncio.sleep(retry_after)
+                # Retry-After, and up to a tenth more: a real population's timers are never in step.
+                await asyncio.sleep(retry_after * (1 + random.random() / 10))
         return status, code, position
 
 

@@ -189,6 +189,13 @@ def opening_chart(path: Path, results: dict[str, Any]) -> None:
         fontsize=11,
     )
     markers = ("o", "s")
+    counts = sorted({run["students"] for _key, _label, opening in shown for run in opening["growth"]})
+
+    def students_axis(ax: Any) -> None:
+        ax.set_xscale("log")
+        ax.set_xticks(counts, [f"{n:,}" for n in counts], fontsize=8)
+        ax.minorticks_off()
+        ax.set_xlabel("students in the opening minute (log)")
 
     ax = axes[0][0]
     for (_key, label, opening), marker in zip(shown, markers, strict=False):
@@ -200,9 +207,8 @@ def opening_chart(path: Path, results: dict[str, Any]) -> None:
         )
     ax.axhline(REGISTER_P99_TARGET_MS, color="red", linewidth=1, label="register target 1 s")
     ax.axhline(MY_COURSES_P99_TARGET_MS, color="orange", linewidth=1, label="my-courses target 100 ms")
-    ax.set_xscale("log")
+    students_axis(ax)
     ax.set_yscale("log")
-    ax.set_xlabel("students in the opening minute")
     ax.set_ylabel("ms (log)")
     ax.set_title("p99 against students (register: first try to answer)", fontsize=10)
     ax.legend(fontsize=7)
@@ -219,9 +225,8 @@ def opening_chart(path: Path, results: dict[str, Any]) -> None:
                 marker + style,
                 label=f"{part.removesuffix('_ms')} ({label})",
             )
-    ax.set_xscale("log")
+    students_axis(ax)
     ax.set_ylim(bottom=0)
-    ax.set_xlabel("students in the opening minute")
     ax.set_ylabel("CPU ms per answered registration")
     ax.set_title("CPU per registration (API and PostgreSQL process trees, /proc)", fontsize=10)
     ax.legend(fontsize=7)
@@ -253,8 +258,7 @@ def opening_chart(path: Path, results: dict[str, Any]) -> None:
             ax.axhline(opening["ceiling_tps"], color="grey", linestyle="--", label="pgbench replay, same registrations")
         if opening["max_students_within_target"]:
             ax.axvline(opening["max_students_within_target"], color="green", linewidth=1, label="largest N within 1 s")
-    ax.set_xscale("log")
-    ax.set_xlabel("students in the opening minute")
+    students_axis(ax)
     ax.set_ylabel("registrations per second")
     ax.set_title("Throughput against the replay ceiling", fontsize=10)
     ax.legend(fontsize=7)

@@ -696,7 +696,7 @@ def main() -> int:
         default=",".join(str(n) for n in OPENING_GROWTH),
         help="students of the growth runs, comma-separated ('' for none)",
     )
-    opening.add_argument("--opening-bisect", type=int, default=3, help="bisection runs for the largest N (default 3)")
+    opening.add_argument("--opening-bisect", type=int, default=2, help="bisection runs for the largest N (default 2)")
     parser.add_argument("--reports", default=str(PROJECT_ROOT / "reports"))
     parser.add_argument("--label", default="", help="a note stored with the results")
     parser.add_argument(
