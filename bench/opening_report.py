@@ -192,7 +192,8 @@ def opening_chart(path: Path, results: dict[str, Any]) -> None:
     counts = sorted({run["students"] for _key, _label, opening in shown for run in opening["growth"]})
 
     def students_axis(ax: Any) -> None:
-        ax.set_xscale("log")
+        if len(counts) > 1:  # one run (a trial) has no scale to speak of
+            ax.set_xscale("log")
         ax.set_xticks(counts, [f"{n:,}" for n in counts], fontsize=8)
         ax.minorticks_off()
         ax.set_xlabel("students in the opening minute (log)")

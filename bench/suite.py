@@ -11,6 +11,8 @@ One run, on one machine and one PostgreSQL, measures side by side:
 4. Many courses: registrations spread over 100 courses, 50 clients.
 5. Reads: the semester's catalogue and a student's my-courses, 50 clients.
 6. Login storm: 200 logins at once while reads continue.
+7. The opening minute (bench/opening.py): registration day, thousands of students
+   with wish lists, its growth runs and its pgbench replay (docs/performance.md, 12).
 
 It prints one table (each figure, its ceiling, the ratio and the target) and
 writes reports/bench-<timestamp>/ with results.json, table.txt and chart.png.
