@@ -383,6 +383,7 @@ def summarize(
 
     errors_5xx = sum(1 for a in records.attempts if a.status >= 500 and not _is_busy(a))
     busy = sum(1 for a in records.attempts if _is_busy(a))
+    busy_at_connection_limit = sum(1 for a in records.attempts if _is_busy(a) and a.position == 1)
     connection_errors = sum(1 for a in records.attempts if a.status == 0)
     unexpected = Counter(f"{f.kind} {f.status} {f.code}".strip() for f in finals if not _expected(f))
 
@@ -463,6 +464,7 @@ def summarize(
         "latency": latency,
         "errors_5xx": errors_5xx,
         "busy_503": busy,
+        "busy_503_connection_limit": busy_at_connection_limit,  # the rest: the admission gates
         "connection_errors": connection_errors,
         "unexpected": dict(unexpected),
         "unfinished_students": records.unfinished,
@@ -702,7 +704,8 @@ class Runner:
             f"{figures['p99_my_courses_ms']:,.0f} ms, achieved {figures['achieved_per_s']:,.0f}/s "
             f"(best {WINDOW_S:.0f} s {figures['saturation_per_s']:,.0f}/s), "
             f"{figures['cpu_per_registration']['total_ms']:.2f} ms CPU/registration, 5xx {figures['errors_5xx']}, "
-            f"503 {figures['busy_503']}, violations {figures['violations']}, "
+            f"503 {figures['busy_503']} ({figures['busy_503_connection_limit']} at the connection limit), "
+            f"violations {figures['violations']}, "
             f"inversions {100 * figures['inversions_share']:.2f}%, last answer {figures['last_answer_s']:.0f} s, "
             f"generator {figures['load_generator']['cores']:.2f} cores"
         )

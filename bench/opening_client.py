@@ -50,7 +50,7 @@ FIELDS = (
     "end_us",
     "status",  # HTTP status; 0: no answer
     "code",  # ENROLLED, RESERVED, the error code, or the connection error's name
-    "position",  # the reserve position, else 0
+    "position",  # the reserve position; for a 503, 1 when it closed the connection (the connection limit); else 0
 )
 KINDS = ("status", "courses", "register", "my_courses")
 
@@ -196,6 +196,8 @@ class StudentSession:
                         code = str(body.get("status") or body.get("code") or "")
                         position = int(body.get("reserve_position") or 0)
                 if status == 503:
+                    # Past MAX_CONNECTIONS_PER_WORKER the answer closes the connection; the gates' do not.
+                    position = 1 if answer.headers.get(b"connection", b"").lower() == b"close" else 0
                     with contextlib.suppress(ValueError):
                         retry_after = float(answer.headers.get(b"retry-after", b"1"))
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError) as error:

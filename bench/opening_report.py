@@ -84,7 +84,8 @@ def opening_figures(results: dict[str, Any]) -> list[dict[str, Any]]:
             _row(
                 f"{name}: errors (5xx other than 503 busy; connection; unexpected answers)",
                 f"{main['errors_5xx']}; {main['connection_errors']}; {sum(main['unexpected'].values())} "
-                f"(503 SERVICE_BUSY: {main['busy_503']:,}, honoured)",
+                f"(503 SERVICE_BUSY: {main['busy_503']:,}, {main.get('busy_503_connection_limit', 0):,} of them at "
+                "the connection limit; retried after Retry-After)",
                 target="0 5xx",
                 met=main["errors_5xx"] == 0 and not main["unexpected"] and main["connection_errors"] == 0,
             )
