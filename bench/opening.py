@@ -235,7 +235,6 @@ class Attempt(NamedTuple):
 @dataclass
 class RunRecords:
     students: int
-    duration: float
     t0_us: int
     attempts: list[Attempt]
     unfinished: int
@@ -294,7 +293,6 @@ def run_client(plan: Plan, *, workdir: Path, name: str, cpu_groups: dict[str, in
         raise AssertionError("bench/opening_client.py and bench/opening.py disagree on the fields")
     return RunRecords(
         students=len(plan["students"]),
-        duration=0.0,
         t0_us=t0,
         attempts=attempts,
         unfinished=unfinished,

@@ -27,6 +27,8 @@ def _row(
     margin: float | None = None,
 ) -> dict[str, Any]:
     """A row shaped like bench/report.py's Figure (margin >= 1: met)."""
+    if margin is None and ratio is not None and target.startswith(">= "):
+        margin = ratio / float(target.split()[1])
     return {
         "figure": figure,
         "value": value,
@@ -111,6 +113,8 @@ def opening_figures(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{name}: fairness inversions (by send time of the answered try)",
                 f"{100 * share:.3f}% of {main['pairs']:,} pairs "
                 f"(by first try {100 * main['inversions_share_by_first_attempt']:.3f}%)",
+                ceiling=f"{100 * INVERSIONS_TARGET:.0f}%",
+                ratio=share / INVERSIONS_TARGET,
                 target=f"< {100 * INVERSIONS_TARGET:.0f}% (aim)",
                 met=share < INVERSIONS_TARGET,
                 margin=INVERSIONS_TARGET / max(share, 1e-6),

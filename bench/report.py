@@ -210,7 +210,7 @@ def evaluate(results: dict[str, Any]) -> list[Figure]:
             )
         )
 
-    if results.get("opening"):
+    if results.get("opening") or results.get("opening_room"):
         from bench.opening_report import opening_figures
 
         figures.extend(cast(list[Figure], opening_figures(results)))
@@ -270,10 +270,11 @@ def print_table(results: dict[str, Any]) -> str:
             node = node.get(key, {}) if isinstance(node, dict) else {}
         if node:
             lines.append(_cpu_line(name, node["cpu_cores"]))
-    if results.get("opening"):
-        from bench.opening_report import growth_table
+    if results.get("opening") or results.get("opening_room"):
+        from bench.opening_report import growth_table, variants
 
-        lines.append(_cpu_line("opening minute", results["opening"]["main"]["cpu_cores"]))
+        for _key, label, opening in variants(results):
+            lines.append(_cpu_line(f"opening ({label})", opening["main"]["cpu_cores"]))
         lines.extend(growth_table(results))
     table = "\n".join(lines)
     print("\n" + table)
@@ -284,7 +285,7 @@ def write_report(report_dir: Path, results: dict[str, Any], table: str) -> None:
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     (report_dir / "table.txt").write_text(table + "\n")
-    if results.get("opening"):
+    if results.get("opening") or results.get("opening_room"):
         try:
             from bench.opening_report import opening_chart
 
