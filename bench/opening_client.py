@@ -34,7 +34,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 MAX_ATTEMPTS = 20  # per request, 503s included
 REQUEST_TIMEOUT_S = 60.0
@@ -68,6 +68,9 @@ class Plan(TypedDict):
     think_s: list[float]  # [low, high]: uniform think time before each registration
     seed: int
     max_seconds: float  # the whole run's bound
+    # Refusals to wait out like a 503 (their Retry-After, else 1 s) and send again: none by
+    # default; the waiting room's variant (issue 17) adds e.g. NOT_YET_ADMITTED.
+    retry_codes: NotRequired[list[str]]
     students: list[StudentPlan]
 
 
@@ -174,12 +177,14 @@ class StudentSession:
     token: str
     connection: Connection
     recorder: Recorder
+    retry_codes: frozenset[str] = frozenset()
 
     async def call(
         self, kind: str, method: str, path: str, *, course: int = 0, wish: int = -1, choice: int = 0
     ) -> tuple[int, str, int]:
-        """One request, sent again after a 503 (honouring Retry-After) or a lost
-        connection; every attempt is recorded. Returns (status, code, position) of the last."""
+        """One request, sent again after a 503 or a refusal in `retry_codes` (honouring
+        Retry-After) or a lost connection; every attempt is recorded. Returns (status, code,
+        position) of the last."""
         first_send = 0
         status, code, position = 0, "", 0
         for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -198,15 +203,15 @@ class StudentSession:
                 if status == 503:
                     # Past MAX_CONNECTIONS_PER_WORKER the answer closes the connection; the gates' do not.
                     position = 1 if answer.headers.get(b"connection", b"").lower() == b"close" else 0
-                    with contextlib.suppress(ValueError):
-                        retry_after = float(answer.headers.get(b"retry-after", b"1"))
+                with contextlib.suppress(ValueError):
+                    retry_after = float(answer.headers.get(b"retry-after", b"1"))
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError) as error:
                 self.connection.close()
                 status, code, position = 0, type(error).__name__, 0
             self.recorder.add(
                 self.number, kind, course, wish, choice, attempt, first_send, send, _now_us(), status, code, position
             )
-            if status not in (0, 503):
+            if status not in (0, 503) and code not in self.retry_codes:
                 break
             if attempt < MAX_ATTEMPTS:
                 # Retry-After, and up to a tenth more: a real population's timers are never in step.
@@ -215,7 +220,13 @@ class StudentSession:
 
 
 async def _student(number: int, plan: Plan, student: StudentPlan, recorder: Recorder, rng: random.Random) -> None:
-    session = StudentSession(number, student["token"], Connection(plan["host"], plan["port"]), recorder)
+    session = StudentSession(
+        number,
+        student["token"],
+        Connection(plan["host"], plan["port"]),
+        recorder,
+        frozenset(plan.get("retry_codes", ())),
+    )
     semester = plan["semester_id"]
     low, high = plan["think_s"]
     try:
