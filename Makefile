@@ -81,11 +81,15 @@ load: install-dev
 ## 3 minutes: its own throwaway PostgreSQL and servers on 127.0.0.1; report in reports/bench-<time>/.
 ## Installs wrk (apt) when missing; the chart's libraries come with requirements-dev.txt.
 ##   make bench WORKERS=2 BENCH_ARGS="--seconds 5 --pgbench-seconds 4 --pg-stats"
+## The opening minute (registration day, ~10 minutes with its growth runs) is part of it; alone:
+##   make bench ONLY=opening STUDENTS=5000 ZIPF=1.1 DURATION=60
+##   make bench ONLY=opening STUDENTS=1000 DURATION=20 BENCH_ARGS="--opening-growth 500,2000 --opening-bisect 1"
 bench: install-dev
 	@command -v wrk >/dev/null 2>&1 || { \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk; }
-	$(PY) -m bench --workers $(WORKERS) $(BENCH_ARGS)
+	$(PY) -m bench --workers $(WORKERS) $(if $(ONLY),--only $(ONLY)) $(if $(STUDENTS),--students $(STUDENTS)) \
+		$(if $(ZIPF),--zipf $(ZIPF)) $(if $(DURATION),--duration $(DURATION)) $(BENCH_ARGS)
 
 ## ruff (lint and format) and mypy, settings in pyproject.toml; .pre-commit-config.yaml runs the same.
 lint: install-dev

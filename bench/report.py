@@ -2,7 +2,7 @@
 
 import json
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 from bench.load import LoadSummary
 
@@ -231,6 +231,11 @@ def evaluate(results: dict[str, Any]) -> list[Figure]:
             )
         )
 
+    if results.get("opening") or results.get("opening_room"):
+        from bench.opening_report import opening_figures
+
+        figures.extend(cast(list[Figure], opening_figures(results)))
+
     integrity = results.get("integrity")
     if integrity:
         figures.append(
@@ -287,6 +292,12 @@ def print_table(results: dict[str, Any]) -> str:
             node = node.get(key, {}) if isinstance(node, dict) else {}
         if node:
             lines.append(_cpu_line(name, node["cpu_cores"]))
+    if results.get("opening") or results.get("opening_room"):
+        from bench.opening_report import growth_table, variants
+
+        for _key, label, opening in variants(results):
+            lines.append(_cpu_line(f"opening ({label})", opening["main"]["cpu_cores"]))
+        lines.extend(growth_table(results))
     table = "\n".join(lines)
     print("\n" + table)
     return table
@@ -296,6 +307,13 @@ def write_report(report_dir: Path, results: dict[str, Any], table: str) -> None:
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     (report_dir / "table.txt").write_text(table + "\n")
+    if results.get("opening") or results.get("opening_room"):
+        try:
+            from bench.opening_report import opening_chart
+
+            opening_chart(report_dir / "opening.png", results)
+        except ImportError:
+            print("matplotlib is not installed: no opening chart")
     complete = all(
         key in results
         for key in ("pgbench", "trivial", "hot_course", "full_course", "many_courses", "reads", "login_storm")

@@ -14,6 +14,8 @@ One run, on one machine and one PostgreSQL, measures side by side:
 4. Many courses: registrations spread over 100 courses, 50 clients.
 5. Reads: the semester's catalogue and a student's my-courses, 50 clients.
 6. Login storm: 200 logins at once while reads continue.
+7. The opening minute (bench/opening.py): registration day, thousands of students
+   with wish lists, its growth runs and its pgbench replay (docs/performance.md, 12).
 
 It prints one table (each figure, its ceiling, the ratio and the target) and
 writes reports/bench-<timestamp>/ with results.json, table.txt and chart.png.
@@ -52,6 +54,9 @@ from app.registrations.invariants import check_invariants
 from app.runtime.embedded_postgres import EmbeddedPostgres
 from bench.live_server import LiveServer as Server
 from bench.load import LoadResult, LoadSummary, PgbenchSummary, WrkPlan, WrkRun, median, run_pgbench, run_wrk
+from bench.opening import GROWTH as OPENING_GROWTH
+from bench.opening import OpeningOptions
+from bench.opening import run_scenario as run_opening
 from bench.report import evaluate, print_table, write_report
 from scripts import migrate
 from scripts.seed_courses import CATALOGUE
@@ -71,7 +76,7 @@ PGBENCH_STUDENTS = 200_000  # enough distinct students for one pgbench run at 50
 PGBENCH_STUDENT = "('b0000000-0000-4000-8000-' || lpad(to_hex({n}), 12, '0'))::uuid"  # the n-th one's id
 PASSWORD = "bench-password"
 BENCH_MAX_CREDITS = 60  # the schema's highest (ck_students_max_credits_in_range): 20 three-credit courses
-SCENARIOS = ("pgbench", "trivial", "hot", "full", "many", "reads", "storm")
+SCENARIOS = ("pgbench", "trivial", "hot", "full", "many", "reads", "storm", "opening")
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -803,6 +808,16 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=5, help="length of each timed HTTP run")
     parser.add_argument("--pgbench-seconds", type=int, default=4, help="length of each pgbench run")
     parser.add_argument("--pg-stats", action="store_true", help="record pg_stat_statements for the API runs")
+    opening = parser.add_argument_group("the opening minute (bench/opening.py)")
+    opening.add_argument("--students", type=int, default=5_000, help="students in the opening minute (default 5000)")
+    opening.add_argument("--zipf", type=float, default=1.1, help="exponent of the courses' popularity (default 1.1)")
+    opening.add_argument("--duration", type=float, default=60.0, help="the opening window in seconds (default 60)")
+    opening.add_argument(
+        "--opening-growth",
+        default=",".join(str(n) for n in OPENING_GROWTH),
+        help="students of the growth runs, comma-separated ('' for none)",
+    )
+    opening.add_argument("--opening-bisect", type=int, default=2, help="bisection runs for the largest N (default 2)")
     parser.add_argument("--reports", default=str(PROJECT_ROOT / "reports"))
     parser.add_argument("--label", default="", help="a note stored with the results")
     parser.add_argument(
@@ -934,6 +949,23 @@ def main() -> int:
                 )
             if args.pg_stats:
                 results["pg_stat_statements"] = top_statements(url)
+        if "opening" in only:
+            results["opening"] = run_opening(
+                pg,
+                settings,
+                OpeningOptions(
+                    students=args.students,
+                    zipf=args.zipf,
+                    duration=args.duration,
+                    growth=tuple(int(n) for n in args.opening_growth.split(",") if n.strip()),
+                    bisect_steps=args.opening_bisect,
+                ),
+                workdir=workdir,
+                postmaster=postmaster,
+                workers=args.workers,
+                launcher=args.launcher,
+                pgbench=PGBENCH,
+            )
         results["integrity"] = integrity_check(url)
         results["server_log_tail"] = (workdir / "api.log").read_text().splitlines()[-20:]
     finally:

@@ -45,7 +45,8 @@ EXPECTED_REFUSALS = {
     "SCHEDULE_CONFLICT": 409,
     "CREDIT_LIMIT_EXCEEDED": 409,
     "SWAP_NEEDS_SEAT": 409,
-    # The waiting room and admission control: wait for Retry-After, then go on.
+    # The waiting room and admission control: wait for Retry-After, then go on
+    # (locustfiles/opening.py retries past saturation the same way).
     "NOT_YET_ADMITTED": 409,
     "SERVICE_BUSY": 503,
 }

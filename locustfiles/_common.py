@@ -171,6 +171,13 @@ def next_student_number(environment) -> str:
     return f"{option(environment, 'student_prefix', 'STU')}{first + serial % students}"
 
 
+# ---- more for the verdict ----------------------------------------------------------
+
+# Scenario modules add what their verdict needs (locustfiles/opening.py: fairness, wishes
+# met); each function gets the environment on the coordinator and returns verdict keys.
+VERDICT_EXTRAS: list = []
+
+
 # ---- registration outcomes -----------------------------------------------------------
 
 OUTCOMES: Counter = Counter()

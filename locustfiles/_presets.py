@@ -11,6 +11,9 @@ curve: a stage ends at `until` x run time and holds `users` x peak users.
 from dataclasses import dataclass
 
 USER_CLASSES = ("StudentUser", "PeakLoadUser", "RaceUser", "ReserveQueueUser", "DropPromotionUser")
+# Registration day (locustfiles/opening.py): a class of its own, outside the everyday mix.
+OPENING_CLASSES = ("OpeningUser",)
+KNOWN_CLASSES = USER_CLASSES + OPENING_CLASSES
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,15 @@ class Preset:
                 return max(1, round(stage.users * users))
         return None
 
+
+# The opening minute (issue 14): half of the students in the first 5 s, the rest by the end
+# of the first minute (steps of 5 s); the second minute lets the last ones finish.
+OPENING_RUN_TIME = 120
+OPENING_STAGES = (
+    Stage(5 / OPENING_RUN_TIME, 0.5),
+    *(Stage((5 + 5 * step) / OPENING_RUN_TIME, 0.5 + 0.5 * step / 11) for step in range(1, 12)),
+    Stage(1.0, 1.0),
+)
 
 _EVERYDAY_MIX = "StudentUser:3,PeakLoadUser:4,RaceUser:1,ReserveQueueUser:1,DropPromotionUser:1"
 
@@ -108,6 +120,18 @@ PRESETS = {
             slo_p95_ms=5000,
             slo_login_p95_ms=10000,
         ),
+        Preset(
+            name="opening",
+            summary="registration day: students arrive half in 5 s, all within a minute; five Zipf wishes each",
+            users=500,
+            spawn_rate=100,
+            run_time=OPENING_RUN_TIME,
+            stages=OPENING_STAGES,
+            mix="OpeningUser:1",
+            slo_error_rate=0.01,
+            slo_p95_ms=2000,
+            slo_login_p95_ms=None,
+        ),
     ]
 }
 
@@ -121,8 +145,8 @@ def parse_mix(text: str) -> dict[str, int]:
     mix: dict[str, int] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, _, weight_text = (piece.strip() for piece in item.partition(":"))
-        if name not in USER_CLASSES:
-            raise ValueError(f"unknown user class {name!r} in mix; choose from {', '.join(USER_CLASSES)}")
+        if name not in KNOWN_CLASSES:
+            raise ValueError(f"unknown user class {name!r} in mix; choose from {', '.join(KNOWN_CLASSES)}")
         if name in mix:
             raise ValueError(f"{name} appears twice in mix")
         try:

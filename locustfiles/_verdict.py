@@ -28,7 +28,17 @@ import gevent
 from locust import events
 from locust.runners import STATE_STOPPED, STATE_STOPPING, MasterRunner
 
-from _common import LOGIN, OUTCOME_NAMES, OUTCOMES, REFUSALS, RUN_MIX, is_coordinator, option, preset_of
+from _common import (
+    LOGIN,
+    OUTCOME_NAMES,
+    OUTCOMES,
+    REFUSALS,
+    RUN_MIX,
+    VERDICT_EXTRAS,
+    is_coordinator,
+    option,
+    preset_of,
+)
 from _presets import format_mix
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -130,7 +140,11 @@ def build_verdict(environment) -> dict:
         key=lambda failure: -failure["occurrences"],
     )
     checks = _checks(endpoints, total, error_rate, slo, invariants, len(runner.exceptions))
+    extras: dict = {}
+    for extra in VERDICT_EXTRAS:
+        extras.update(extra(environment))
     return {
+        **extras,
         "preset": preset.name if preset else None,
         "host": environment.host,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(_run["started"] or time.time())),
@@ -333,6 +347,14 @@ def render(verdict: dict, report_dir: str | None) -> list[str]:
         )
     else:
         lines.append(f"invariants {invariants.get('detail') or invariants['status']}")
+    if "opening" in verdict:
+        opening = verdict["opening"]
+        lines.append(
+            f"opening    wishes met {opening['wishes_met']}/{opening['wishes']}, first wish enrolled "
+            f"{opening['first_wish_enrolled']}/{opening['students']}; fairness inversions "
+            f"{100 * opening['inversions_share']:.3f}% of {opening['pairs']} pairs (by send time, "
+            f"{opening['courses']} courses); 503 SERVICE_BUSY retried {opening['busy_retries']}"
+        )
     lines.append("")
     for check in verdict["checks"]:
         lines.append(f"  [{'ok' if check['ok'] else 'FAIL':^4}] {check['name']:<14} {check['detail']}")

@@ -1,0 +1,275 @@
+"""The opening minute's rows in the bench table, its growth table and its chart.
+
+bench/report.py calls these when results.json has an `opening` object (and, once
+the waiting room exists, an `opening_room` object: every function here takes the
+variants by name and shows them side by side).
+"""
+
+from pathlib import Path
+from typing import Any
+
+from bench.opening import INVERSIONS_TARGET, MY_COURSES_P99_TARGET_MS, RATIO_TARGET, REGISTER_P99_TARGET_MS
+
+VARIANTS = (("opening", "room off"), ("opening_room", "room on"))
+
+
+def variants(results: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(key, label, results[key]) for key, label in VARIANTS if results.get(key)]
+
+
+def _row(
+    figure: str,
+    value: str,
+    ceiling: str = "",
+    ratio: float | None = None,
+    target: str = "",
+    met: bool | None = None,
+    margin: float | None = None,
+) -> dict[str, Any]:
+    """A row shaped like bench/report.py's Figure (margin >= 1: met)."""
+    if margin is None and ratio is not None and target.startswith(">= "):
+        margin = ratio / float(target.split()[1])
+    return {
+        "figure": figure,
+        "value": value,
+        "ceiling": ceiling,
+        "ratio": None if ratio is None else round(ratio, 3),
+        "target": target,
+        "met": met,
+        "margin": None if margin is None else round(margin, 3),
+    }
+
+
+def _below(value: float, limit: float) -> tuple[bool, float]:
+    return value < limit, limit / max(value, 1e-9)
+
+
+def opening_figures(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for key, _label, opening in variants(results):
+        name = "Opening" if key == "opening" else "Opening, room on"
+        main = opening["main"]
+        rows.append(
+            _row(
+                f"{name}: {opening['students']:,} students, {opening['duration_s']:.0f} s, "
+                f"{opening['courses']} courses (Zipf {opening['zipf']})",
+                f"offered {main['offered_per_s']:,.0f}/s (peak {main['offered_peak_per_s']:,.0f}), achieved "
+                f"{main['achieved_per_s']:,.0f}/s, best 5 s {main['saturation_per_s']:,.0f}/s; last answer "
+                f"{main['last_answer_s']:.0f} s",
+            )
+        )
+        met, margin = _below(main["p99_register_ms"], REGISTER_P99_TARGET_MS)
+        rows.append(
+            _row(
+                f"{name}: register p99 (first try to answer)",
+                f"{main['p99_register_ms']:,.0f} ms (each answer {main['p99_register_attempt_ms']:,.0f} ms)",
+                f"{REGISTER_P99_TARGET_MS:,.0f} ms",
+                main["p99_register_ms"] / REGISTER_P99_TARGET_MS,
+                f"< {REGISTER_P99_TARGET_MS:,.0f} ms",
+                met,
+                margin,
+            )
+        )
+        met, margin = _below(main["p99_my_courses_ms"], MY_COURSES_P99_TARGET_MS)
+        rows.append(
+            _row(
+                f"{name}: my-courses p99",
+                f"{main['p99_my_courses_ms']:,.0f} ms",
+                f"{MY_COURSES_P99_TARGET_MS:,.0f} ms",
+                main["p99_my_courses_ms"] / MY_COURSES_P99_TARGET_MS,
+                f"< {MY_COURSES_P99_TARGET_MS:,.0f} ms",
+                met,
+                margin,
+            )
+        )
+        rows.append(
+            _row(
+                f"{name}: errors (5xx other than 503 busy; connection; unexpected answers)",
+                f"{main['errors_5xx']}; {main['connection_errors']}; {sum(main['unexpected'].values())} "
+                f"(503 SERVICE_BUSY: {main['busy_503']:,}, {main.get('busy_503_connection_limit', 0):,} of them at "
+                "the connection limit; retried after Retry-After)",
+                target="0 5xx",
+                met=main["errors_5xx"] == 0 and not main["unexpected"] and main["connection_errors"] == 0,
+            )
+        )
+        rows.append(
+            _row(
+                f"{name}: outcomes of {main['registrations']:,} registrations",
+                f"ENROLLED {main['enrolled']:,} / RESERVED {main['reserved']:,} / FULL {main['full']:,}; wishes met "
+                f"{100 * main['wishes_met_share']:.1f}%, first wish {100 * main['first_wish_enrolled_share']:.1f}%",
+            )
+        )
+        rows.append(
+            _row(
+                f"{name}: invariant audit with the event replay",
+                f"{main['integrity']['registrations']:,} registrations",
+                target="0 violations",
+                met=main["violations"] == 0,
+            )
+        )
+        share = main["inversions_share"]
+        rows.append(
+            _row(
+                f"{name}: fairness inversions (by send time of the answered try)",
+                f"{100 * share:.3f}% of {main['pairs']:,} pairs "
+                f"(by first try {100 * main['inversions_share_by_first_attempt']:.3f}%)",
+                ceiling=f"{100 * INVERSIONS_TARGET:.0f}%",
+                ratio=share / INVERSIONS_TARGET,
+                target=f"< {100 * INVERSIONS_TARGET:.0f}% (aim)",
+                met=share < INVERSIONS_TARGET,
+                margin=INVERSIONS_TARGET / max(share, 1e-6),
+            )
+        )
+        cpu = main["cpu_per_registration"]
+        rows.append(
+            _row(
+                f"{name}: CPU per registration (API + PostgreSQL)",
+                f"{cpu['total_ms']:.2f} ms ({cpu['api_ms']:.2f} + {cpu['postgres_ms']:.2f}); load generator "
+                f"{main['load_generator']['cores']:.2f} cores",
+            )
+        )
+        if opening.get("ceiling_tps"):
+            rows.append(
+                _row(
+                    f"{name}: best 5 s against pgbench replaying the same registrations",
+                    f"{main['saturation_per_s']:,.0f} /s",
+                    f"pgbench replay@{opening['ceiling']['clients']} {opening['ceiling_tps']:,.0f}",
+                    opening["ratio"],
+                    f">= {RATIO_TARGET}",
+                    opening["ratio"] >= RATIO_TARGET,
+                )
+            )
+        bisection = opening["bisection"]
+        rows.append(
+            _row(
+                f"{name}: students per opening minute within register p99 {REGISTER_P99_TARGET_MS:,.0f} ms",
+                f"{'>= ' if bisection['beyond_largest_run'] else ''}{opening['max_students_within_target']:,}"
+                + (f" (fails at {bisection['first_failing']:,})" if bisection["first_failing"] else ""),
+            )
+        )
+    return rows
+
+
+def growth_table(results: dict[str, Any]) -> list[str]:
+    lines = []
+    for _key, label, opening in variants(results):
+        lines.append("")
+        lines.append(
+            f"opening minute ({label}), {opening['duration_s']:.0f} s window, by students "
+            f"(p99 register from the first try; CPU ms per registration; cores of the load generator):"
+        )
+        header = (
+            f"{'students':>9} {'offered/s':>9} {'achieved/s':>10} {'best5s/s':>8} {'p99 reg':>8} {'p99 my':>7} "
+            f"{'CPU ms':>7} {'api':>5} {'pg':>5} {'5xx':>4} {'503':>6} {'viol':>4} {'invers.':>7} {'last s':>6} "
+            f"{'gen':>5} {'target':>6}"
+        )
+        lines.append(header)
+        for run in opening["growth"]:
+            cpu = run["cpu_per_registration"]
+            lines.append(
+                f"{run['students']:>9,} {run['offered_per_s']:>9,.0f} {run['achieved_per_s']:>10,.0f} "
+                f"{run['saturation_per_s']:>8,.0f} {run['p99_register_ms']:>8,.0f} {run['p99_my_courses_ms']:>7,.0f} "
+                f"{cpu['total_ms']:>7.2f} {cpu['api_ms']:>5.2f} {cpu['postgres_ms']:>5.2f} {run['errors_5xx']:>4} "
+                f"{run['busy_503']:>6,} {run['violations']:>4} {100 * run['inversions_share']:>6.2f}% "
+                f"{run['last_answer_s']:>6.0f} {run['load_generator']['cores']:>5.2f} "
+                f"{'met' if run['within_target'] else 'MISSED':>6}"
+            )
+    return lines
+
+
+def opening_chart(path: Path, results: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = variants(results)
+    if not shown:
+        return
+    fig, axes = plt.subplots(2, 2, figsize=(14, 9.5))
+    first = shown[0][2]
+    fig.suptitle(
+        f"Opening minute {results.get('started', '')}: {first['courses']} courses, Zipf {first['zipf']}, "
+        f"{first['duration_s']:.0f} s window (half the students in the first 5 s)",
+        fontsize=11,
+    )
+    markers = ("o", "s")
+    counts = sorted({run["students"] for _key, _label, opening in shown for run in opening["growth"]})
+
+    def students_axis(ax: Any) -> None:
+        if len(counts) > 1:  # one run (a trial) has no scale to speak of
+            ax.set_xscale("log")
+        ax.set_xticks(counts, [f"{n:,}" for n in counts], fontsize=8)
+        ax.minorticks_off()
+        ax.set_xlabel("students in the opening minute (log)")
+
+    ax = axes[0][0]
+    for (_key, label, opening), marker in zip(shown, markers, strict=False):
+        growth = opening["growth"]
+        students = [run["students"] for run in growth]
+        ax.plot(students, [run["p99_register_ms"] for run in growth], marker + "-", label=f"register p99 ({label})")
+        ax.plot(
+            students, [run["p99_my_courses_ms"] for run in growth], marker + "--", label=f"my-courses p99 ({label})"
+        )
+    ax.axhline(REGISTER_P99_TARGET_MS, color="red", linewidth=1, label="register target 1 s")
+    ax.axhline(MY_COURSES_P99_TARGET_MS, color="orange", linewidth=1, label="my-courses target 100 ms")
+    students_axis(ax)
+    ax.set_yscale("log")
+    ax.set_ylabel("ms (log)")
+    ax.set_title("p99 against students (register: first try to answer)", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+
+    ax = axes[0][1]
+    for (_key, label, opening), marker in zip(shown, markers, strict=False):
+        growth = opening["growth"]
+        students = [run["students"] for run in growth]
+        for part, style in (("total_ms", "-"), ("api_ms", ":"), ("postgres_ms", "--")):
+            ax.plot(
+                students,
+                [run["cpu_per_registration"][part] for run in growth],
+                marker + style,
+                label=f"{part.removesuffix('_ms')} ({label})",
+            )
+    students_axis(ax)
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("CPU ms per answered registration")
+    ax.set_title("CPU per registration (API and PostgreSQL process trees, /proc)", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+
+    ax = axes[1][0]
+    for _key, label, opening in shown:
+        timeline = opening["main"]["timeline"]
+        seconds = range(len(timeline["answered_per_s"]))
+        ax.plot(seconds, timeline["answered_per_s"], label=f"registrations answered/s ({label})")
+        ax.plot(seconds, timeline["arrivals_per_s"], alpha=0.6, label=f"students arriving/s ({label})")
+        if any(timeline["busy_per_s"]):
+            ax.plot(seconds, timeline["busy_per_s"], alpha=0.6, label=f"503 busy/s ({label})")
+    ax.set_xlabel("seconds since the opening")
+    ax.set_ylabel("per second")
+    ax.set_title(f"The opening at {first['students']:,} students", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+
+    ax = axes[1][1]
+    for (_key, label, opening), marker in zip(shown, markers, strict=False):
+        growth = opening["growth"]
+        students = [run["students"] for run in growth]
+        offered = [run["offered_peak_per_s"] for run in growth]
+        achieved = [run["saturation_per_s"] for run in growth]
+        ax.plot(students, offered, marker + ":", label=f"offered, peak ({label})")
+        ax.plot(students, achieved, marker + "-", label=f"achieved, best 5 s ({label})")
+        if opening.get("ceiling_tps"):
+            ax.axhline(opening["ceiling_tps"], color="grey", linestyle="--", label="pgbench replay, same registrations")
+        if opening["max_students_within_target"]:
+            ax.axvline(opening["max_students_within_target"], color="green", linewidth=1, label="largest N within 1 s")
+    students_axis(ax)
+    ax.set_ylabel("registrations per second")
+    ax.set_title("Throughput against the replay ceiling", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
