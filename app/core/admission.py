@@ -25,6 +25,7 @@ from types import MappingProxyType
 from app.core.errors import ServiceBusy
 
 _RATE_WINDOW_SECONDS = 5.0
+MAX_RETRY_AFTER_SECONDS = 30
 
 
 class AdmissionGate:
@@ -46,6 +47,9 @@ class AdmissionGate:
         self._waiters: deque[asyncio.Future[None]] = deque()
         # When the last completions happened: the drain rate Retry-After is computed from.
         self._completions: deque[float] = deque()
+        # When the last refusals happened: refused clients come back, and Retry-After
+        # counts them too, so that they do not all come back in the same second.
+        self._refusals: deque[float] = deque()
 
     @property
     def holders(self) -> int:
@@ -61,17 +65,26 @@ class AdmissionGate:
         return len(self._completions) / _RATE_WINDOW_SECONDS
 
     def retry_after_seconds(self) -> int:
-        """How long until the queue ahead of a newcomer would have drained, at least 1 s."""
+        """How long until the work ahead of a refused client would have drained: the
+        requests in progress and waiting, and the ones refused in the last few seconds
+        (they come back too). At least 1 s, at most MAX_RETRY_AFTER_SECONDS."""
         rate = self.drain_rate()
         if rate <= 0:
             return 1
-        return max(1, math.ceil((self._holders + len(self._waiters)) / rate))
+        self._forget_old(self._refusals, self._clock())
+        ahead = self._holders + len(self._waiters) + len(self._refusals)
+        return min(MAX_RETRY_AFTER_SECONDS, max(1, math.ceil(ahead / rate)))
 
     def _forget_old_completions(self, now: float) -> None:
-        while self._completions and self._completions[0] < now - _RATE_WINDOW_SECONDS:
-            self._completions.popleft()
+        self._forget_old(self._completions, now)
+
+    @staticmethod
+    def _forget_old(times: deque[float], now: float) -> None:
+        while times and times[0] < now - _RATE_WINDOW_SECONDS:
+            times.popleft()
 
     def refuse(self) -> ServiceBusy:
+        self._refusals.append(self._clock())
         error = ServiceBusy()
         error.headers = MappingProxyType({"Retry-After": str(self.retry_after_seconds())})
         return error

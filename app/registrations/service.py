@@ -125,8 +125,9 @@ def _student_write(
 
 def _standing(
     session: Session, *, student_id: uuid.UUID, course_id: int, context: WriteContext
-) -> tuple[CourseRules, StudentStanding, int]:
-    """The course's rules, the student's standing in its semester, and the semester's id."""
+) -> tuple[CourseRules, StudentStanding, int, SeatCounters]:
+    """The course's rules, the student's standing in its semester, the semester's id, and
+    the course's seats as they were a moment ago (read without the course lock)."""
     row = session.execute(
         statements.STANDING_PREPARED if _prepared(session) else statements.STANDING,
         {"student": student_id, "course": course_id, "default_max_credits": context.default_max_credits},
@@ -153,7 +154,22 @@ def _standing(
             Registered(r["course_id"], r["credits"], parse_meetings(r["meetings"])) for r in row.registered
         ),
     )
-    return course, standing, row.semester_id
+    seats = SeatCounters(row.max_capacity, row.reserve_limit, row.enrolled_count, row.reserved_count)
+    return course, standing, row.semester_id, seats
+
+
+def _refuse_if_full(seats: SeatCounters, *, seat_required: bool = False) -> None:
+    """A course that was full a moment ago is refused without waiting for its lock.
+
+    A refusal writes nothing, so answering it from counters read a moment ago is
+    correct: the course was full at that moment, as it would have been for a
+    request that came then. On a popular course most requests are refusals, and
+    each one queued for the row lock before; now only a request that may get a
+    place waits for it (the lock decides again, on the live counters).
+    """
+    placement = place_registration(seats)  # raises CourseFull past seats and reserve list
+    if seat_required and placement.status != RegistrationStatus.ENROLLED:
+        raise SwapNeedsSeat()
 
 
 def _prepared(session: Session) -> bool:
@@ -302,8 +318,11 @@ def register(
     context = context or _own_context(student_id, now, idempotency_key, idempotency_ttl)
 
     def decide_and_write() -> RegistrationResult:
-        course, standing, semester_id = _standing(session, student_id=student_id, course_id=course_id, context=context)
+        course, standing, semester_id, seats = _standing(
+            session, student_id=student_id, course_id=course_id, context=context
+        )
         check_student_rules(course, standing, now=context.now)
+        _refuse_if_full(seats)
         locked = _lock_courses(session, [course_id])[course_id]
         return _insert_registration(
             session,
@@ -382,10 +401,13 @@ def swap(
     context = context or _own_context(student_id, now, idempotency_key, idempotency_ttl)
 
     def decide_and_write() -> SwapResult:
-        course, standing, semester_id = _standing(session, student_id=student_id, course_id=course_id, context=context)
+        course, standing, semester_id, seats = _standing(
+            session, student_id=student_id, course_id=course_id, context=context
+        )
         if not any(r.course_id == drop_course_id for r in standing.registered):
             raise NotRegistered()  # not in the old course (or it is in another semester)
         check_student_rules(course, standing.without(drop_course_id), now=context.now)
+        _refuse_if_full(seats, seat_required=True)
         locked = _lock_courses(session, [course_id, drop_course_id])
         registered = _insert_registration(
             session,

@@ -36,6 +36,7 @@ STANDING = _sql(
     """
     SELECT c.id AS course_id, c.semester_id, c.code, c.credits, c.meetings, c.prerequisites,
            c.cancelled_at IS NOT NULL AS cancelled, s.registration_start, s.registration_end,
+           c.max_capacity, c.reserve_limit, c.enrolled_count, c.reserved_count,
            COALESCE(st.max_credits, :default_max_credits) AS max_credits,
            COALESCE(t.credits, 0) AS term_credits, t.registration_opens_at,
            ARRAY(SELECT h.reason FROM student_holds h

@@ -203,3 +203,34 @@ def test_a_storm_of_writes_meets_503s_at_once_while_reads_keep_answering(databas
         assert sorted(status for status, _, _, _ in answers).count(200) == 5  # the admitted and the queued
     finally:
         server.stop()
+
+
+def test_retry_after_counts_the_clients_already_refused():
+    """Refused clients come back: the more were refused lately, the later the next is told to return."""
+
+    async def scenario():
+        clock = [0.0]
+        gate = AdmissionGate(capacity=1, queue_limit=0, max_wait_seconds=5, clock=lambda: clock[0])
+        for _ in range(10):  # two completions per second over the last 5 s
+            async with gate.admit():
+                clock[0] += 0.5
+        hold = asyncio.Event()
+
+        async def holder():
+            async with gate.admit():
+                await hold.wait()
+
+        task = asyncio.create_task(holder())
+        await asyncio.sleep(0.01)
+        told = []
+        for _ in range(20):
+            with pytest.raises(ServiceBusy) as refused:
+                async with gate.admit():
+                    pass
+            told.append(int(refused.value.headers["Retry-After"]))
+        assert told[0] == 1 and told[-1] == 11  # 1 in progress + 20 refused, at 2 per second
+        assert told == sorted(told)
+        hold.set()
+        await task
+
+    run(scenario())

@@ -316,3 +316,22 @@ def test_rules_changed_between_the_read_and_the_course_lock_are_judged_again(fac
         transaction.commit()
     worker.join(timeout=10)
     assert isinstance(outcome[0], CreditLimitExceeded)
+
+
+def test_a_full_course_is_refused_without_waiting_for_its_lock(factory, engine):
+    """A refusal writes nothing, so it is answered from the counters read a moment ago:
+    while somebody holds the course's row, a request for the full course is not queued."""
+    from app.registrations import service
+    from app.registrations.errors import CourseFull
+
+    course = factory.course(capacity=1, reserve_limit=0)
+    holder, latecomer = factory.students(2)
+    with Session(engine) as session:
+        service.register(session, student_id=holder.id, course_id=course.id, now=datetime.now(UTC))
+    with engine.connect() as editor:
+        transaction = editor.begin()
+        editor.execute(text("SELECT 1 FROM courses WHERE id = :c FOR UPDATE"), {"c": course.id})
+        # Held for as long as the test runs: waiting for it would end in LOCK_TIMEOUT instead.
+        with Session(engine) as session, pytest.raises(CourseFull):
+            service.register(session, student_id=latecomer.id, course_id=course.id, now=datetime.now(UTC))
+        transaction.rollback()
