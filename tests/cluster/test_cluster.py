@@ -12,15 +12,18 @@ one fails the primary over, leaving pg2 the primary and pg1 its standby.
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -43,16 +46,20 @@ CLUSTER_ENV = {**TEST_ENV, "DB_POOL_TIMEOUT_SECONDS": "3", "DB_STATEMENT_TIMEOUT
 
 
 @pytest.fixture(scope="module")
-def layout(tmp_path_factory) -> Iterator[cluster.Layout]:
+def layout() -> Iterator[cluster.Layout]:
     if cluster.shutil.which("haproxy") is None and not os.path.exists("/usr/sbin/haproxy"):
         pytest.fail("haproxy is not installed: `make test-cluster` installs it (apt-get install haproxy)")
-    root = tmp_path_factory.mktemp("cluster")
+    # Not under pytest's own temporary folder: the servers run as another user, and any
+    # pytest process that starts meanwhile makes /tmp/pytest-of-<user> private again.
+    root = Path(tempfile.mkdtemp(prefix="course-reg-cluster-"))
+    os.chmod(root, 0o755)
     layout = cluster.Layout.with_free_ports(root, nodes=3, workers=1)
     cluster.up(layout, extra_env=CLUSTER_ENV, seed=False)
     try:
         yield layout
     finally:
         cluster.down(layout, purge=True)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
