@@ -78,7 +78,8 @@ load: install-dev
 		$(if $(PROCESSES),--processes $(PROCESSES)) $(LOAD_ARGS)
 
 ## Registrations/s and the rest against this machine's own ceilings (docs/performance.md), about
-## about 15 minutes with the opening minute (3 without: ONLY=pgbench,trivial,hot,full,many,reads,storm): its own throwaway PostgreSQL and servers on 127.0.0.1; report in reports/bench-<time>/.
+## 15 minutes with the opening minute (3 without it: ONLY=pgbench,trivial,hot,full,many,reads,storm):
+## its own throwaway PostgreSQL and servers on 127.0.0.1; report in reports/bench-<time>/.
 ## Installs wrk (apt) when missing; the chart's libraries come with requirements-dev.txt.
 ##   make bench WORKERS=2 BENCH_ARGS="--seconds 5 --pgbench-seconds 4 --pg-stats"
 ## The opening minute (registration day, ~10 minutes with its growth runs) is part of it; alone:
