@@ -85,6 +85,9 @@ load: install-dev
 ## The opening minute (registration day, ~10 minutes with its growth runs) is part of it; alone:
 ##   make bench ONLY=opening STUDENTS=5000 ZIPF=1.1 DURATION=60
 ##   make bench ONLY=opening STUDENTS=1000 DURATION=20 BENCH_ARGS="--opening-growth 500,2000 --opening-bisect 1"
+## The same with the semester's waiting room on (issue 17; BENCH_ARGS="--opening-room-rate 150" for a fixed pace):
+##   make bench ONLY=opening-room STUDENTS=10000
+##   make bench ONLY=opening,opening-room STUDENTS=2500 BENCH_ARGS="--opening-growth 2500 --opening-bisect 0"
 bench: install-dev
 	@command -v wrk >/dev/null 2>&1 || { \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \

@@ -16,6 +16,10 @@
    fairness, CPU per registration (the API's and PostgreSQL's process trees, /proc).
 4. The ceiling: pgbench replays the same registrations (same students, courses
    and order) in the service's transaction shape at the API's write concurrency.
+   With `room` (`--only opening-room`, issue 17) the semester's waiting room is on
+   (switched on in this database before each run, at the adaptive pace or
+   `room_rate_per_s`): every student first takes a place, waits to be admitted,
+   then registers with its admission token (results.json's `opening_room`).
 5. Growth: the same opening minute at 1,250 ... 10,000 students, then a bisection
    over N for the largest that keeps register p99 under 1 s.
 
@@ -92,8 +96,10 @@ class OpeningOptions:
     replay: bool = True
     think_s: tuple[float, float] = THINK_S
     warm_up_students: int = 200
-    label: str = "opening"  # "opening-room" later (issue 17): the same figures, the waiting room on
+    label: str = "opening"  # "opening-room" (issue 17): the same figures, the waiting room on
     database: str = "opening"  # on the bench's throwaway PostgreSQL
+    room: bool = False  # the semester's waiting room on (issue 17)
+    room_rate_per_s: float | None = None  # the room's pace; None: adaptive
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -181,6 +187,22 @@ def reset(url: str, fixture: OpeningFixture) -> None:
     engine.dispose()
 
 
+def open_room(url: str, fixture: OpeningFixture, *, rate_per_s: float | None) -> None:
+    """The semester's waiting room on, afresh: its frontier at 0 and its clock now (as
+    `PUT /admin/semesters/{id}/waiting-room` sets it, plus a fresh frontier for every run)."""
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM waiting_rooms WHERE semester_id = :s"), {"s": fixture.semester_id})
+        connection.execute(
+            text(
+                "INSERT INTO waiting_rooms (semester_id, enabled, fixed_rate_per_s, admitted_through, frontier_at) "
+                "VALUES (:s, true, :rate, (SELECT last_value FROM waiting_room_tickets), now())"
+            ),
+            {"s": fixture.semester_id, "rate": rate_per_s},
+        )
+    engine.dispose()
+
+
 def make_plan(
     fixture: OpeningFixture,
     catalogue: Catalogue,
@@ -211,6 +233,8 @@ def make_plan(
         "seed": options.seed,
         "max_seconds": duration + DRAIN_ALLOWANCE_S,
         "students": plan_students,
+        "room": options.room,
+        "retry_codes": ["NOT_YET_ADMITTED"] if options.room else [],
     }
 
 
@@ -367,7 +391,8 @@ def summarize(
     first_wish = sum(1 for f in answered if f.wish == 0 and f.choice == 0 and f.code == "ENROLLED")
 
     latency: dict[str, dict[str, Any]] = {}
-    for kind in ("status", "courses", "register", "my_courses"):
+    kinds = ("place", "wait", "status", "courses", "register", "my_courses")
+    for kind in [k for k in kinds if any(f.kind == k for f in finals)]:
         mine = [f for f in finals if f.kind == kind]
         latency[kind] = {
             # What the student waited for an answer: from the first attempt's send to the
@@ -414,6 +439,15 @@ def summarize(
     fair_door: Fairness = fairness(
         (f.course, f.first_send_us, outcome_rank(f.code, f.position or None)) for f in answered
     )
+    # Arrival at the door: the student's first request (with the room on, its POST /queue).
+    door: dict[int, int] = {}
+    for attempt in records.attempts:
+        if attempt.student not in door or attempt.first_send_us < door[attempt.student]:
+            door[attempt.student] = attempt.first_send_us
+    fair_arrival: Fairness = fairness(
+        (f.course, door[f.student], outcome_rank(f.code, f.position or None)) for f in answered
+    )
+    first_arrival = min(door.values(), default=t0)
 
     seconds = {name: records.cores.get(name, 0.0) * records.wall_s for name in (*cpu_groups, "load_generator")}
     per_registration = {
@@ -425,10 +459,8 @@ def summarize(
     arrivals_per_s = [0] * timeline_bins
     answered_per_s = [0] * timeline_bins
     busy_per_s = [0] * timeline_bins
-    first_of_student: dict[int, int] = {}
+    first_of_student = door
     for attempt in records.attempts:
-        if attempt.kind == "status" and attempt.attempt == 1:
-            first_of_student[attempt.student] = attempt.send_us
         if _is_busy(attempt):
             busy_per_s[max(0, (attempt.end_us - t0) // 1_000_000)] += 1
     for moment in first_of_student.values():
@@ -455,7 +487,11 @@ def summarize(
         "achieved_per_s": round(achieved, 1),
         "saturation_per_s": _best_window(f.end_us for f in answered),
         "last_answer_s": round((last_answer - t0) / 1e6, 2),
-        "drain_s": round((last_answer - t0) / 1e6, 2),  # first arrival (the opening) to the last answer
+        "drain_s": round((last_answer - first_arrival) / 1e6, 2),  # first arrival to the last answer
+        "p99_place_ms": latency["place"]["until_answered"]["p99_ms"] if "place" in latency else None,
+        "p99_wait_answer_ms": latency["wait"]["per_attempt"]["p99_ms"] if "wait" in latency else None,
+        "admission_waits": sum(1 for a in records.attempts if a.kind == "wait"),
+        "not_yet_admitted": sum(1 for a in records.attempts if a.code == "NOT_YET_ADMITTED"),
         "p99_register_ms": latency["register"]["until_answered"]["p99_ms"],
         "p99_register_attempt_ms": latency["register"]["per_attempt"]["p99_ms"],
         "p99_my_courses_ms": latency["my_courses"]["until_answered"]["p99_ms"],
@@ -472,6 +508,7 @@ def summarize(
         "pairs": fair.pairs,
         "inversions_share": round(fair.share, 6),
         "inversions_share_by_first_attempt": round(fair_door.share, 6),
+        "inversions_share_by_door": round(fair_arrival.share, 6),  # by the student's first request
         "worst_course": {"course_id": fair.worst_course, "share": fair.worst_share},
         "hottest_courses": hottest,
         "cpu_cores": records.cores,
@@ -682,6 +719,8 @@ class Runner:
 
     def run(self, students: int, *, name: str | None = None, keep: bool = True) -> dict[str, Any]:
         reset(self.url, self.fixture)
+        if self.options.room:
+            open_room(self.url, self.fixture, rate_per_s=self.options.room_rate_per_s)
         duration = self.options.duration
         plan = make_plan(
             self.fixture,
@@ -704,7 +743,10 @@ class Runner:
             f"{figures['cpu_per_registration']['total_ms']:.2f} ms CPU/registration, 5xx {figures['errors_5xx']}, "
             f"503 {figures['busy_503']} ({figures['busy_503_connection_limit']} at the connection limit), "
             f"violations {figures['violations']}, "
-            f"inversions {100 * figures['inversions_share']:.2f}%, last answer {figures['last_answer_s']:.0f} s, "
+            f"inversions {100 * figures['inversions_share']:.2f}% (by door "
+            f"{100 * figures['inversions_share_by_door']:.2f}%)"
+            + (f", place p99 {figures['p99_place_ms']:,.0f} ms" if figures["p99_place_ms"] is not None else "")
+            + f", last answer {figures['last_answer_s']:.0f} s, "
             f"generator {figures['load_generator']['cores']:.2f} cores"
         )
         return figures
@@ -750,6 +792,9 @@ def run_scenario(
     pgbench: Path,
 ) -> dict[str, Any]:
     started = time.monotonic()
+    if options.room:  # its own folder: both variants can run in one bench
+        workdir = workdir / "room"
+        workdir.mkdir()
     catalogue = Catalogue(options.courses, zipf=options.zipf, seed=options.seed)
     url = pg.create_database(options.database)
     migrate.upgrade(url)
@@ -833,6 +878,13 @@ def run_scenario(
             "errors_5xx": main["errors_5xx"],
             "violations": main["violations"],
             "inversions_share": main["inversions_share"],
+            "inversions_share_by_door": main["inversions_share_by_door"],
+            "drain_s": main["drain_s"],
+            **(
+                {"p99_place_ms": main["p99_place_ms"], "room_rate_per_s": options.room_rate_per_s}
+                if options.room
+                else {}
+            ),
             "ceiling_tps": ceiling["tps"] if ceiling else None,
             "ratio": round(ratio, 3) if ratio is not None else None,
             "max_students_within_target": bisection["max_students_within_target"],

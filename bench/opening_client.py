@@ -9,6 +9,13 @@ student opens its own keep-alive connection, as a browser tab does, and then:
    COURSE_FULL it tries the wish's alternatives in order (at most two);
 3. reads "my courses" at the end, and closes the connection.
 
+With the waiting room on (the plan's `room`; issue 17), a student first takes a
+place (`POST /semesters/{id}/queue`: kind `place`), then, while not admitted,
+waits what the answer's Retry-After says and asks again (`GET .../queue/me`:
+kind `wait`, never a hard poll), and sends its admission token as
+X-Admission-Token with every registration (a NOT_YET_ADMITTED there, a worker's
+frontier a tick behind, is waited out like a 503).
+
 A 503 SERVICE_BUSY is answered as a real client would: wait `Retry-After`
 seconds (and up to a tenth more, so that thousands of clients are not in step),
 then send the same request again (at most MAX_ATTEMPTS times). A connection the
@@ -40,7 +47,7 @@ MAX_ATTEMPTS = 20  # per request, 503s included
 REQUEST_TIMEOUT_S = 60.0
 FIELDS = (
     "student",
-    "kind",  # status, courses, register, my_courses
+    "kind",  # place, wait (the waiting room), status, courses, register, my_courses
     "course",  # the course id for register, else 0
     "wish",  # the wish's number for register (0-4), else -1
     "choice",  # 0 the wish itself, 1-2 its alternatives
@@ -52,7 +59,8 @@ FIELDS = (
     "code",  # ENROLLED, RESERVED, the error code, or the connection error's name
     "position",  # the reserve position; for a 503, 1 when it closed the connection (the connection limit); else 0
 )
-KINDS = ("status", "courses", "register", "my_courses")
+KINDS = ("place", "wait", "status", "courses", "register", "my_courses")
+MAX_WAITS = 200  # GET /queue/me per student at most (each after its Retry-After)
 
 
 class StudentPlan(TypedDict):
@@ -71,6 +79,8 @@ class Plan(TypedDict):
     # Refusals to wait out like a 503 (their Retry-After, else 1 s) and send again: none by
     # default; the waiting room's variant (issue 17) adds e.g. NOT_YET_ADMITTED.
     retry_codes: NotRequired[list[str]]
+    # The waiting room is on (issue 17): take a place, wait to be admitted, register with its token.
+    room: NotRequired[bool]
     students: list[StudentPlan]
 
 
@@ -101,12 +111,12 @@ class Connection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def request(self, method: str, path: str, token: str) -> Answer:
+    async def request(self, method: str, path: str, token: str, extra: str = "") -> Answer:
         """Send one request and read its answer. A kept-alive connection that the server
         closed while it was idle (keep_alive_timeout_seconds) fails before any byte of an
         answer: then, like any HTTP client's pool, reconnect and send once more."""
         data = (
-            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {token}\r\n"
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {token}\r\n{extra}"
             f"Content-Length: 0\r\n\r\n".encode()
         )
         for last_try in (False, True):
@@ -178,6 +188,8 @@ class StudentSession:
     connection: Connection
     recorder: Recorder
     retry_codes: frozenset[str] = frozenset()
+    extra_headers: str = ""  # "X-Admission-Token: ...\r\n" once the student has a place
+    last: Answer | None = None  # the last answer of the last call
 
     async def call(
         self, kind: str, method: str, path: str, *, course: int = 0, wish: int = -1, choice: int = 0
@@ -193,13 +205,19 @@ class StudentSession:
             retry_after = 1.0
             try:
                 async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                    answer = await self.connection.request(method, path, self.token)
+                    answer = await self.connection.request(method, path, self.token, self.extra_headers)
+                self.last = answer
                 status, code, position = answer.status, "", 0
                 if kind == "register" or status != 200:
                     body = answer.json()
                     if isinstance(body, dict):
                         code = str(body.get("status") or body.get("code") or "")
                         position = int(body.get("reserve_position") or 0)
+                elif kind in ("place", "wait"):
+                    body = answer.json()
+                    if isinstance(body, dict):
+                        position = int(body.get("position") or 0)
+                        code = "ADMITTED" if body.get("admitted") else "WAITING"
                 if status == 503:
                     # Past MAX_CONNECTIONS_PER_WORKER the answer closes the connection; the gates' do not.
                     position = 1 if answer.headers.get(b"connection", b"").lower() == b"close" else 0
@@ -230,6 +248,8 @@ async def _student(number: int, plan: Plan, student: StudentPlan, recorder: Reco
     semester = plan["semester_id"]
     low, high = plan["think_s"]
     try:
+        if plan.get("room"):
+            await _wait_for_admission(session, semester)
         await session.call("status", "GET", f"/semesters/{semester}/my-status")
         await session.call("courses", "GET", f"/semesters/{semester}/courses")
         for wish_number, choices in enumerate(student["wishes"]):
@@ -243,6 +263,25 @@ async def _student(number: int, plan: Plan, student: StudentPlan, recorder: Reco
         await session.call("my_courses", "GET", f"/semesters/{semester}/my-courses")
     finally:
         session.connection.close()
+
+
+async def _wait_for_admission(session: StudentSession, semester: int) -> None:
+    """Take a place; until it is admitted, wait what Retry-After says and ask again."""
+    status, code, _ = await session.call("place", "POST", f"/semesters/{semester}/queue")
+    for _ in range(MAX_WAITS):
+        answer = session.last
+        if status != 200 or answer is None:
+            return  # recorded; the registrations will say the rest
+        body = answer.json()
+        if isinstance(body, dict) and body.get("admission_token"):
+            session.extra_headers = f"X-Admission-Token: {body['admission_token']}\r\n"
+        if code == "ADMITTED":
+            return
+        retry_after = 1.0
+        with contextlib.suppress(ValueError):
+            retry_after = float(answer.headers.get(b"retry-after", b"1"))
+        await asyncio.sleep(retry_after * (1 + random.random() / 10))
+        status, code, _ = await session.call("wait", "GET", f"/semesters/{semester}/queue/me")
 
 
 async def run(plan: Plan, out: Path) -> None:

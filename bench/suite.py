@@ -76,7 +76,7 @@ PGBENCH_STUDENTS = 200_000  # enough distinct students for one pgbench run at 50
 PGBENCH_STUDENT = "('b0000000-0000-4000-8000-' || lpad(to_hex({n}), 12, '0'))::uuid"  # the n-th one's id
 PASSWORD = "bench-password"
 BENCH_MAX_CREDITS = 60  # the schema's highest (ck_students_max_credits_in_range): 20 three-credit courses
-SCENARIOS = ("pgbench", "trivial", "hot", "full", "many", "reads", "storm", "opening")
+SCENARIOS = ("pgbench", "trivial", "hot", "full", "many", "reads", "storm", "opening", "opening-room")
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -809,7 +809,14 @@ def main() -> int:
     parser.add_argument("--pgbench-seconds", type=int, default=4, help="length of each pgbench run")
     parser.add_argument("--pg-stats", action="store_true", help="record pg_stat_statements for the API runs")
     opening = parser.add_argument_group("the opening minute (bench/opening.py)")
-    opening.add_argument("--students", type=int, default=5_000, help="students in the opening minute (default 5000)")
+    opening.add_argument(
+        "--students",
+        "--opening-students",
+        dest="students",
+        type=int,
+        default=5_000,
+        help="students in the opening minute (default 5000)",
+    )
     opening.add_argument("--zipf", type=float, default=1.1, help="exponent of the courses' popularity (default 1.1)")
     opening.add_argument("--duration", type=float, default=60.0, help="the opening window in seconds (default 60)")
     opening.add_argument(
@@ -818,6 +825,12 @@ def main() -> int:
         help="students of the growth runs, comma-separated ('' for none)",
     )
     opening.add_argument("--opening-bisect", type=int, default=2, help="bisection runs for the largest N (default 2)")
+    opening.add_argument(
+        "--opening-room-rate",
+        type=float,
+        default=None,
+        help="opening-room: the waiting room's fixed pace, students/s (default: adaptive)",
+    )
     parser.add_argument("--reports", default=str(PROJECT_ROOT / "reports"))
     parser.add_argument("--label", default="", help="a note stored with the results")
     parser.add_argument(
@@ -959,6 +972,27 @@ def main() -> int:
                     duration=args.duration,
                     growth=tuple(int(n) for n in args.opening_growth.split(",") if n.strip()),
                     bisect_steps=args.opening_bisect,
+                ),
+                workdir=workdir,
+                postmaster=postmaster,
+                workers=args.workers,
+                launcher=args.launcher,
+                pgbench=PGBENCH,
+            )
+        if "opening-room" in only:
+            results["opening_room"] = run_opening(
+                pg,
+                settings,
+                OpeningOptions(
+                    students=args.students,
+                    zipf=args.zipf,
+                    duration=args.duration,
+                    growth=tuple(int(n) for n in args.opening_growth.split(",") if n.strip()),
+                    bisect_steps=args.opening_bisect,
+                    label="opening-room",
+                    database="opening_room",
+                    room=True,
+                    room_rate_per_s=args.opening_room_rate,
                 ),
                 workdir=workdir,
                 postmaster=postmaster,

@@ -1,0 +1,73 @@
+"""Registration day with the waiting room on (issue 17): the benchmark scenario run tiny.
+
+100 students in a 10 s window over 25 courses: each takes a place, waits to be
+admitted (Retry-After), then registers with its admission token; no pgbench replay.
+"""
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from app.runtime.embedded_postgres import EmbeddedPostgres
+from bench import opening
+from bench.opening_report import growth_table, opening_figures
+from bench.suite import PGBENCH
+from tests.ops.test_opening import ISSUE_FIELDS
+
+
+@pytest.mark.live_server
+@pytest.mark.slow
+def test_a_tiny_opening_with_the_room_on_runs_clean_and_reports_its_figures(postgres_server, settings, tmp_path):
+    if not isinstance(postgres_server, EmbeddedPostgres):
+        pytest.skip("the scenario creates its own database on the embedded server")
+    engine = create_engine(postgres_server.url("postgres"))
+    with engine.connect() as connection:
+        backend = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    engine.dispose()
+    postmaster = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    options = opening.OpeningOptions(
+        students=100,
+        courses=25,
+        duration=10.0,
+        growth=(),
+        bisect_steps=0,
+        warm_up_students=0,
+        replay=False,
+        label="opening-room",
+        database=f"course_reg_opening_room_{uuid.uuid4().hex[:8]}",
+        room=True,
+    )
+    result = opening.run_scenario(
+        postgres_server,
+        settings,
+        options,
+        workdir=tmp_path,
+        postmaster=postmaster,
+        workers=2,
+        launcher="serve",
+        pgbench=PGBENCH,
+    )
+
+    assert result.keys() >= ISSUE_FIELDS | {"p99_place_ms", "drain_s", "inversions_share_by_door"}
+    assert result["label"] == "opening-room"
+    main = result["main"]
+    assert main["errors_5xx"] == 0 and main["connection_errors"] == 0 and main["unexpected"] == {}
+    assert main["violations"] == 0 and main["integrity"]["ok"]
+    assert main["unfinished_students"] == 0
+    assert main["wishes"] == 500
+    assert main["registrations"] == main["enrolled"] + main["reserved"] + main["full"] >= 500
+    # Every student took a place first, and was answered.
+    assert main["latency"]["place"]["until_answered"]["count"] == 100
+    assert 0 < result["p99_place_ms"] == main["p99_place_ms"]
+    assert result["drain_s"] >= 5
+    assert 0 <= result["inversions_share_by_door"] <= 1
+    assert sum(main["timeline"]["arrivals_per_s"]) == 100
+
+    results = {"opening_room": json.loads(json.dumps(result)), "started": "test"}
+    rows = opening_figures(results)
+    assert all(row["figure"].startswith("Opening, room on") for row in rows)
+    assert any("POST /queue" in row["figure"] for row in rows)
+    assert any("100" in line for line in growth_table(results))
