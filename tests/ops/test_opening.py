@@ -12,10 +12,8 @@ import subprocess
 import sys
 import uuid
 from itertools import combinations
-from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from app.runtime.embedded_postgres import EmbeddedPostgres
 from bench import opening, run_load
@@ -23,24 +21,10 @@ from bench.opening_report import growth_table, opening_chart, opening_figures
 from bench.suite import PGBENCH
 from scripts import migrate
 from tests.support.environment import PROJECT_ROOT
+from tests.support.opening import ISSUE_FIELDS, postmaster_pid
 from tests.support.servers import start_server
 
 # What results.json's `opening` object holds at least (issue 14).
-ISSUE_FIELDS = {
-    "students",
-    "courses",
-    "registrations",
-    "offered_per_s",
-    "achieved_per_s",
-    "p99_register_ms",
-    "p99_my_courses_ms",
-    "errors_5xx",
-    "violations",
-    "inversions_share",
-    "ceiling_tps",
-    "ratio",
-    "max_students_within_target",
-}
 
 
 def load_model():
@@ -109,11 +93,7 @@ def test_inversions_count_later_arrivals_with_better_outcomes():
 def test_a_tiny_opening_runs_clean_and_reports_every_figure(postgres_server, settings, tmp_path):
     if not isinstance(postgres_server, EmbeddedPostgres):
         pytest.skip("the scenario creates its own database and runs pgbench on the embedded server")
-    engine = create_engine(postgres_server.url("postgres"))
-    with engine.connect() as connection:
-        backend = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
-    engine.dispose()
-    postmaster = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    postmaster = postmaster_pid(postgres_server)
     options = opening.OpeningOptions(
         students=100,
         courses=25,

@@ -6,16 +6,14 @@ admitted (Retry-After), then registers with its admission token; no pgbench repl
 
 import json
 import uuid
-from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from app.runtime.embedded_postgres import EmbeddedPostgres
 from bench import opening
 from bench.opening_report import growth_table, opening_figures
 from bench.suite import PGBENCH
-from tests.ops.test_opening import ISSUE_FIELDS
+from tests.support.opening import ISSUE_FIELDS, postmaster_pid
 
 
 @pytest.mark.live_server
@@ -23,11 +21,7 @@ from tests.ops.test_opening import ISSUE_FIELDS
 def test_a_tiny_opening_with_the_room_on_runs_clean_and_reports_its_figures(postgres_server, settings, tmp_path):
     if not isinstance(postgres_server, EmbeddedPostgres):
         pytest.skip("the scenario creates its own database on the embedded server")
-    engine = create_engine(postgres_server.url("postgres"))
-    with engine.connect() as connection:
-        backend = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
-    engine.dispose()
-    postmaster = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    postmaster = postmaster_pid(postgres_server)
     options = opening.OpeningOptions(
         students=100,
         courses=25,
