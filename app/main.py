@@ -73,8 +73,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.catalogue_engine = create_catalogue_engine(settings, app.state.read_engine)
     app.state.response_cache = ResponseCache(ttl_seconds=settings.catalogue_cache_seconds)
     app.state.access_tokens = AccessTokens(settings)
+    write_capacity = settings.write_admission_capacity or settings.db_pool_size
     app.state.write_gate = AdmissionGate(
-        capacity=settings.write_admission_capacity or settings.db_pool_size,
+        capacity=write_capacity,
+        per_key_limit=settings.write_admission_per_course or max(1, write_capacity // 2),
         queue_limit=settings.write_admission_queue,
         max_wait_seconds=settings.admission_max_wait_seconds,
     )

@@ -17,9 +17,10 @@ used only from async dependencies (app/registrations/router.py).
 import asyncio
 import math
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from app.core.errors import ServiceBusy
@@ -29,7 +30,10 @@ MAX_RETRY_AFTER_SECONDS = 30
 
 
 class AdmissionGate:
-    """At most `capacity` holders at once; at most `queue_limit` waiting, first come first served."""
+    """At most `capacity` holders at once, at most `per_key_limit` of them for one key (a
+    course: a course whose row is locked up cannot take every place, and writes to the
+    other courses go on); at most `queue_limit` waiting, first come first served among
+    those that may go in."""
 
     def __init__(
         self,
@@ -37,14 +41,17 @@ class AdmissionGate:
         capacity: int,
         queue_limit: int,
         max_wait_seconds: float,
+        per_key_limit: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.capacity = capacity
         self.queue_limit = queue_limit
         self.max_wait_seconds = max_wait_seconds
         self._clock = clock
+        self.per_key_limit = per_key_limit or capacity
         self._holders = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._by_key: Counter[Hashable] = Counter()
+        self._waiters: deque[_Waiter] = deque()
         # When the last completions happened: the drain rate Retry-After is computed from.
         self._completions: deque[float] = deque()
         # When the last refusals happened: refused clients come back, and Retry-After
@@ -90,43 +97,65 @@ class AdmissionGate:
         return error
 
     @asynccontextmanager
-    async def admit(self) -> AsyncIterator[None]:
-        if self._holders < self.capacity and not self._waiters:
-            self._holders += 1
+    async def admit(self, key: Hashable = None) -> AsyncIterator[None]:
+        """A place among the holders; `key` (a course) holds at most `per_key_limit` of them."""
+        if self._may_enter(key):
+            self._enter(key)
         elif len(self._waiters) >= self.queue_limit:
             raise self.refuse()
         else:
-            await self._wait_for_turn()
+            await self._wait_for_turn(key)
         try:
             yield
         finally:
-            self._release()
+            self._release(key)
 
-    async def _wait_for_turn(self) -> None:
-        turn = asyncio.get_running_loop().create_future()
-        self._waiters.append(turn)
+    def _may_enter(self, key: Hashable) -> bool:
+        # Waiters ahead are all for keys at their limit when there is room: a newcomer
+        # for another key may go first without passing anybody it could have waited for.
+        return self._holders < self.capacity and self._by_key[key] < self.per_key_limit
+
+    def _enter(self, key: Hashable) -> None:
+        self._holders += 1
+        self._by_key[key] += 1
+
+    async def _wait_for_turn(self, key: Hashable) -> None:
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(key, turn)
+        self._waiters.append(waiter)
         try:
             await asyncio.wait_for(asyncio.shield(turn), timeout=self.max_wait_seconds)
         except TimeoutError:
             if turn.done() and not turn.cancelled():
                 return  # the turn came as the timeout fired: keep it
-            self._waiters.remove(turn)
+            self._waiters.remove(waiter)
             raise self.refuse() from None
         except asyncio.CancelledError:
             # The client went away while waiting: give a turn already handed over to the next.
-            if turn in self._waiters:
-                self._waiters.remove(turn)
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
             elif turn.done():
-                self._release()
+                self._release(key)
             raise
 
-    def _release(self) -> None:
+    def _release(self, key: Hashable) -> None:
         now = self._clock()
         self._completions.append(now)
         self._forget_old_completions(now)
-        while self._waiters:
-            turn = self._waiters.popleft()
-            if not turn.done():
-                turn.set_result(None)  # the holder's place passes to the first waiter
-                return
         self._holders -= 1
+        self._by_key[key] -= 1
+        if self._by_key[key] == 0:
+            del self._by_key[key]
+        # The freed place goes to the first waiter in arrival order whose key is under its limit.
+        for waiter in self._waiters:
+            if not waiter.turn.done() and self._may_enter(waiter.key):
+                self._waiters.remove(waiter)
+                self._enter(waiter.key)
+                waiter.turn.set_result(None)
+                return
+
+
+@dataclass(eq=False, slots=True)
+class _Waiter:
+    key: Hashable
+    turn: asyncio.Future[None]

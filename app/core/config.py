@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     # connection pool's size.
     write_admission_capacity: int = 0
     write_admission_queue: int = 100
+    # Of the writes in progress, how many may be for one course (0: half of them), so a
+    # course whose row is held up (a stuck transaction) never stops the other courses.
+    write_admission_per_course: int = 0
     read_admission_capacity: int = 0
     read_admission_queue: int = 200
     admission_max_wait_seconds: float = 2.0

@@ -75,7 +75,8 @@ WriteContextDep = Annotated[service.WriteContext, Depends(write_context)]
 async def admit_write(request: Request) -> AsyncIterator[None]:
     """A place among the worker's registration writes in progress (app/core/admission.py),
     held until the answer is ready; waiting for it holds no thread and no connection."""
-    async with request.app.state.write_gate.admit():
+    # Keyed by the course: one course may hold only part of the places.
+    async with request.app.state.write_gate.admit(request.path_params.get("course_id")):
         yield
 
 

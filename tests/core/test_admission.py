@@ -152,6 +152,7 @@ def test_a_storm_of_writes_meets_503s_at_once_while_reads_keep_answering(databas
         extra_env={
             "WRITE_ADMISSION_CAPACITY": "2",
             "WRITE_ADMISSION_QUEUE": "3",
+            "WRITE_ADMISSION_PER_COURSE": "2",  # one course here: let it take both places
             "ADMISSION_MAX_WAIT_SECONDS": "30",
             "DB_LOCK_TIMEOUT_MS": "20000",
         },
@@ -232,5 +233,32 @@ def test_retry_after_counts_the_clients_already_refused():
         assert told == sorted(told)
         hold.set()
         await task
+
+    run(scenario())
+
+
+def test_one_key_holds_at_most_its_share_and_the_others_go_on():
+    """A course whose row is held up cannot take every place: writes to other courses go in."""
+
+    async def scenario():
+        gate = AdmissionGate(capacity=4, queue_limit=10, max_wait_seconds=5, per_key_limit=2)
+        hold = asyncio.Event()
+        admitted: list[str] = []
+
+        async def request(key: str, name: str):
+            async with gate.admit(key):
+                admitted.append(name)
+                await hold.wait()
+
+        stuck = [asyncio.create_task(request("hot", f"hot-{n}")) for n in range(5)]
+        await asyncio.sleep(0.01)
+        assert admitted == ["hot-0", "hot-1"] and gate.waiting == 3
+        other = asyncio.create_task(request("other", "other-0"))
+        await asyncio.sleep(0.01)
+        assert "other-0" in admitted  # past the hot course's waiters, into a free place
+        hold.set()
+        await asyncio.gather(*stuck, other)
+        assert admitted[3:] == ["hot-2", "hot-3", "hot-4"]  # the hot course's own order kept
+        assert (gate.holders, gate.waiting) == (0, 0)
 
     run(scenario())
