@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.opening import INVERSIONS_TARGET, MY_COURSES_P99_TARGET_MS, RATIO_TARGET, REGISTER_P99_TARGET_MS
+from bench.report import Figure, figure_row
 
 PLACE_P99_TARGET_MS = 100.0  # issue 17: every place and estimate answered within 100 ms (p99)
 VARIANTS = (("opening", "room off"), ("opening_room", "room on"))
@@ -18,40 +19,17 @@ def variants(results: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     return [(key, label, results[key]) for key, label in VARIANTS if results.get(key)]
 
 
-def _row(
-    figure: str,
-    value: str,
-    ceiling: str = "",
-    ratio: float | None = None,
-    target: str = "",
-    met: bool | None = None,
-    margin: float | None = None,
-) -> dict[str, Any]:
-    """A row shaped like bench/report.py's Figure (margin >= 1: met)."""
-    if margin is None and ratio is not None and target.startswith(">= "):
-        margin = ratio / float(target.split()[1])
-    return {
-        "figure": figure,
-        "value": value,
-        "ceiling": ceiling,
-        "ratio": None if ratio is None else round(ratio, 3),
-        "target": target,
-        "met": met,
-        "margin": None if margin is None else round(margin, 3),
-    }
-
-
 def _below(value: float, limit: float) -> tuple[bool, float]:
     return value < limit, limit / max(value, 1e-9)
 
 
-def opening_figures(results: dict[str, Any]) -> list[dict[str, Any]]:
+def opening_figures(results: dict[str, Any]) -> list[Figure]:
     rows = []
     for key, _label, opening in variants(results):
         name = "Opening" if key == "opening" else "Opening, room on"
         main = opening["main"]
         rows.append(
-            _row(
+            figure_row(
                 f"{name}: {opening['students']:,} students, {opening['duration_s']:.0f} s, "
                 f"{opening['courses']} courses (Zipf {opening['zipf']})",
                 f"offered {main['offered_per_s']:,.0f}/s (peak {main['offered_peak_per_s']:,.0f}), achieved "
@@ -61,7 +39,7 @@ def opening_figures(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
         met, margin = _below(main["p99_register_ms"], REGISTER_P99_TARGET_MS)
         rows.append(
-            _row(
+            figure_row(
                 f"{name}: register p99 (first try to answer)",
                 f"{main['p99_register_ms']:,.0f} ms (each answer {main['p99_register_attempt_ms']:,.0f} ms)",
                 f"{REGISTER_P99_TARGET_MS:,.0f} ms",
@@ -73,7 +51,7 @@ def opening_figures(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
         met, margin = _below(main["p99_my_courses_ms"], MY_COURSES_P99_TARGET_MS)
         rows.append(
-            _row(
+            figure_row(
                 f"{name}: my-courses p99",
                 f"{main['p99_my_courses_ms']:,.0f} ms",
                 f"{MY_COURSES_P99_TARGET_MS:,.0f} ms",
@@ -84,7 +62,7 @@ def opening_figures(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
         )
         rows.append(
-            _row(
+            figure_row(
                 f"{name}: errors (5xx other than 503 busy; connection; unexpected answers)",
                 f"{main['errors_5xx']}; {main['connection_errors']}; {sum(main['unexpected'].values())} "
                 f"(503 SERVICE_BUSY: {main['busy_503']:,}, {main.get('busy_503_connection_limit', 0):,} of them at "
@@ -94,14 +72,14 @@ def opening_figures(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
         )
         rows.append(
-            _row(
+            figure_row(
                 f"{name}: outcomes of {main['registrations']:,} registrations",
                 f"ENROLLED {main['enrolled']:,} / RESERVED {main['reserved']:,} / FULL {main['full']:,}; wishes met "
                 f"{100 * main['wishes_met_share']:.1f}%, first wish {100 * main['first_wish_enrolled_share']:.1f}%",
             )
         )
         rows.append(
-            _row(
+            figure_row(
                 f"{name}: invariant audit with the event replay",
                 f"{main['integrity']['registrations']:,} registrations",
                 target="0 violations",
@@ -110,7 +88,7 @@ def opening_figures(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
         share = main["inversions_share"]
         rows.append(
-            _row(
+            figure_row(
                 f"{name}: fairness inversions (by send time of the answered try)",
                 f"{100 * share:.3f}% of {main['pairs']:,} pairs "
                 f"(by first try {100 * main['inversions_share_by_first_attempt']:.3f}%, by arrival at the door "
@@ -125,7 +103,7 @@ def opening_figures(results: dict[str, Any]) -> list[dict[str, Any]]:
         if main.get("p99_place_ms") is not None:
             met, margin = _below(main["p99_place_ms"], PLACE_P99_TARGET_MS)
             rows.append(
-                _row(
+                figure_row(
                     f"{name}: a place answered (POST /queue p99); drain (first arrival to last answer)",
                     f"{main['p99_place_ms']:,.0f} ms; drain {main['drain_s']:.0f} s "
                     f"({main['admission_waits']:,} GET /queue/me, {main['not_yet_admitted']:,} NOT_YET_ADMITTED)",
@@ -138,7 +116,7 @@ def opening_figures(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
         cpu = main["cpu_per_registration"]
         rows.append(
-            _row(
+            figure_row(
                 f"{name}: CPU per registration (API + PostgreSQL)",
                 f"{cpu['total_ms']:.2f} ms ({cpu['api_ms']:.2f} + {cpu['postgres_ms']:.2f}); load generator "
                 f"{main['load_generator']['cores']:.2f} cores",
@@ -146,7 +124,7 @@ def opening_figures(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
         if opening.get("ceiling_tps"):
             rows.append(
-                _row(
+                figure_row(
                     f"{name}: best 5 s against pgbench replaying the same registrations",
                     f"{main['saturation_per_s']:,.0f} /s",
                     f"pgbench replay@{opening['ceiling']['clients']} {opening['ceiling_tps']:,.0f}",
@@ -157,7 +135,7 @@ def opening_figures(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
         bisection = opening["bisection"]
         rows.append(
-            _row(
+            figure_row(
                 f"{name}: students per opening minute within register p99 {REGISTER_P99_TARGET_MS:,.0f} ms",
                 f"{'>= ' if bisection['beyond_largest_run'] else ''}{opening['max_students_within_target']:,}"
                 + (f" (fails at {bisection['first_failing']:,})" if bisection["first_failing"] else ""),

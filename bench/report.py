@@ -2,7 +2,7 @@
 
 import json
 from pathlib import Path
-from typing import Any, TypedDict, cast
+from typing import Any, TypedDict
 
 from bench.load import LoadSummary
 
@@ -36,7 +36,7 @@ class Figure(TypedDict):
     margin: float | None
 
 
-def _figure(
+def figure_row(
     name: str,
     value: str,
     ceiling: str = "",
@@ -69,7 +69,7 @@ def _at_least(ratio: float | None, target: float) -> bool | None:
 
 def _p99(name: str, summary: LoadSummary) -> Figure:
     p99 = summary["p99_ms"]
-    return _figure(
+    return figure_row(
         name,
         f"{p99:.1f} ms",
         f"{P99_LIMIT_MS:.0f} ms",
@@ -96,18 +96,20 @@ def evaluate(results: dict[str, Any]) -> list[Figure]:
             if f"{shape}@50" not in pg:  # hot+rules: not in results.json of runs before it existed
                 continue
             tps = ", ".join(f"{pg[f'{shape}@{c}']['tps']:,.0f}" for c in (1, 4, 16, 50))
-            figures.append(_figure(f"Ceiling: pgbench, {label} (1/4/16/50 clients)", f"{tps} TPS"))
-        figures.append(_figure("Ceiling: pgbench, full-course shape (50 clients)", f"{pg['full@50']['tps']:,.0f} TPS"))
+            figures.append(figure_row(f"Ceiling: pgbench, {label} (1/4/16/50 clients)", f"{tps} TPS"))
+        figures.append(
+            figure_row("Ceiling: pgbench, full-course shape (50 clients)", f"{pg['full@50']['tps']:,.0f} TPS")
+        )
     if trivial:
         figures.append(
-            _figure(
+            figure_row(
                 "Ceiling: trivial endpoint (50 clients)",
                 f"{trivial['rate_per_s']:,.0f} RPS, p99 {trivial['p99_ms']:.1f} ms",
             )
         )
     if bcrypt:
         figures.append(
-            _figure(
+            figure_row(
                 "Ceiling: bcrypt (cores / time per hash)",
                 f"{bcrypt['logins_per_s']:.2f} /s ({bcrypt['cores']} x {bcrypt['seconds_per_hash']:.3f} s)",
             )
@@ -117,7 +119,7 @@ def evaluate(results: dict[str, Any]) -> list[Figure]:
         hot_ceiling = pg["hot@50"]["tps"] if pg else 0
         ratio = _ratio(hot["rate_per_s"], hot_ceiling)
         figures.append(
-            _figure(
+            figure_row(
                 "Hot course: registrations/s (1,000 seats, 50 clients)",
                 f"{hot['rate_per_s']:,.0f} /s",
                 f"pgbench hot@50 {hot_ceiling:,.0f}",
@@ -129,7 +131,7 @@ def evaluate(results: dict[str, Any]) -> list[Figure]:
         rules = pg.get("hot+rules@50") if pg else None
         if rules:
             figures.append(
-                _figure(
+                figure_row(
                     "Hot course: against the rules shape",
                     f"{hot['rate_per_s']:,.0f} /s",
                     f"pgbench hot+rules@50 {rules['tps']:,.0f}",
@@ -137,14 +139,14 @@ def evaluate(results: dict[str, Any]) -> list[Figure]:
                 )
             )
         figures.append(
-            _figure(
+            figure_row(
                 "Hot course: latency p50 / p95 / p99",
                 f"{hot['p50_ms']:.1f} / {hot['p95_ms']:.1f} / {hot['p99_ms']:.1f} ms",
             )
         )
         quarters = hot["quarter_rates_per_s"]
         figures.append(
-            _figure(
+            figure_row(
                 "Hot course: rate per quarter of completions",
                 " / ".join(f"{q:,.0f}" for q in quarters),
                 "first quarter",
@@ -158,7 +160,7 @@ def evaluate(results: dict[str, Any]) -> list[Figure]:
     if full:
         full_ceiling = pg["full@50"]["tps"] if pg else 0
         figures.append(
-            _figure(
+            figure_row(
                 "Full course: 409 answers/s (50 clients)",
                 f"{full['rate_per_s']:,.0f} /s, p99 {full['p99_ms']:.1f} ms",
                 f"pgbench full@50 {full_ceiling:,.0f}",
@@ -171,7 +173,7 @@ def evaluate(results: dict[str, Any]) -> list[Figure]:
         hot_rate = hot["rate_per_s"] if hot else 0
         ratio = _ratio(many["rate_per_s"], hot_rate)
         figures.append(
-            _figure(
+            figure_row(
                 "Many courses: registrations/s (100 courses, 50 clients)",
                 f"{many['rate_per_s']:,.0f} /s, p99 {many['p99_ms']:.1f} ms",
                 f"hot course {hot_rate:,.0f}",
@@ -182,7 +184,7 @@ def evaluate(results: dict[str, Any]) -> list[Figure]:
         )
         random_ceiling = pg["random100@50"]["tps"] if pg else 0
         figures.append(
-            _figure(
+            figure_row(
                 "Many courses: against pgbench on 100 rows",
                 f"{many['rate_per_s']:,.0f} /s",
                 f"pgbench random100@50 {random_ceiling:,.0f}",
@@ -197,7 +199,7 @@ def evaluate(results: dict[str, Any]) -> list[Figure]:
         trivial_rate = trivial["rate_per_s"] if trivial else 0
         ratio = _ratio(read["rate_per_s"], trivial_rate)
         figures.append(
-            _figure(
+            figure_row(
                 f"Reads: {label} RPS (50 clients)",
                 f"{read['rate_per_s']:,.0f} RPS",
                 f"trivial {trivial_rate:,.0f}",
@@ -213,7 +215,7 @@ def evaluate(results: dict[str, Any]) -> list[Figure]:
         logins = storm["logins"]
         ratio = _ratio(logins["rate_per_s"], bcrypt["logins_per_s"])
         figures.append(
-            _figure(
+            figure_row(
                 f"Login storm: {logins['requests']} logins at once",
                 f"{logins['rate_per_s']:.2f} /s",
                 f"bcrypt {bcrypt['logins_per_s']:.2f}",
@@ -234,12 +236,12 @@ def evaluate(results: dict[str, Any]) -> list[Figure]:
     if results.get("opening") or results.get("opening_room"):
         from bench.opening_report import opening_figures
 
-        figures.extend(cast(list[Figure], opening_figures(results)))
+        figures.extend(opening_figures(results))
 
     integrity = results.get("integrity")
     if integrity:
         figures.append(
-            _figure(
+            figure_row(
                 "Integrity: the service's invariant audit",
                 f"{integrity['registrations']:,} registrations",
                 "",

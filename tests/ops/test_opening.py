@@ -18,10 +18,9 @@ import pytest
 from app.runtime.embedded_postgres import EmbeddedPostgres
 from bench import opening, run_load
 from bench.opening_report import growth_table, opening_chart, opening_figures
-from bench.suite import PGBENCH
 from scripts import migrate
 from tests.support.environment import PROJECT_ROOT
-from tests.support.opening import ISSUE_FIELDS, postmaster_pid
+from tests.support.opening import ISSUE_FIELDS, run_tiny_opening
 from tests.support.servers import start_server
 
 # What results.json's `opening` object holds at least (issue 14).
@@ -93,26 +92,7 @@ def test_inversions_count_later_arrivals_with_better_outcomes():
 def test_a_tiny_opening_runs_clean_and_reports_every_figure(postgres_server, settings, tmp_path):
     if not isinstance(postgres_server, EmbeddedPostgres):
         pytest.skip("the scenario creates its own database and runs pgbench on the embedded server")
-    postmaster = postmaster_pid(postgres_server)
-    options = opening.OpeningOptions(
-        students=100,
-        courses=25,
-        duration=10.0,
-        growth=(),
-        bisect_steps=0,
-        warm_up_students=0,
-        database=f"course_reg_opening_{uuid.uuid4().hex[:8]}",
-    )
-    result = opening.run_scenario(
-        postgres_server,
-        settings,
-        options,
-        workdir=tmp_path,
-        postmaster=postmaster,
-        workers=2,
-        launcher="serve",
-        pgbench=PGBENCH,
-    )
+    result = run_tiny_opening(postgres_server, settings, tmp_path)
 
     assert result.keys() >= ISSUE_FIELDS
     main = result["main"]

@@ -10,10 +10,8 @@ import uuid
 import pytest
 
 from app.runtime.embedded_postgres import EmbeddedPostgres
-from bench import opening
 from bench.opening_report import growth_table, opening_figures
-from bench.suite import PGBENCH
-from tests.support.opening import ISSUE_FIELDS, postmaster_pid
+from tests.support.opening import ISSUE_FIELDS, run_tiny_opening
 
 
 @pytest.mark.live_server
@@ -21,28 +19,14 @@ from tests.support.opening import ISSUE_FIELDS, postmaster_pid
 def test_a_tiny_opening_with_the_room_on_runs_clean_and_reports_its_figures(postgres_server, settings, tmp_path):
     if not isinstance(postgres_server, EmbeddedPostgres):
         pytest.skip("the scenario creates its own database on the embedded server")
-    postmaster = postmaster_pid(postgres_server)
-    options = opening.OpeningOptions(
-        students=100,
-        courses=25,
-        duration=10.0,
-        growth=(),
-        bisect_steps=0,
-        warm_up_students=0,
+    result = run_tiny_opening(
+        postgres_server,
+        settings,
+        tmp_path,
         replay=False,
         label="opening-room",
         database=f"course_reg_opening_room_{uuid.uuid4().hex[:8]}",
         room=True,
-    )
-    result = opening.run_scenario(
-        postgres_server,
-        settings,
-        options,
-        workdir=tmp_path,
-        postmaster=postmaster,
-        workers=2,
-        launcher="serve",
-        pgbench=PGBENCH,
     )
 
     assert result.keys() >= ISSUE_FIELDS | {"p99_place_ms", "drain_s", "inversions_share_by_door"}
