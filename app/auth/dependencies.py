@@ -1,6 +1,8 @@
 """Who is asking: the bearer token's subject, by kind and role.
 
 - `CurrentStudent`: student routes; a staff token is 403 FORBIDDEN.
+- `ClaimedStudent`: the same for a route whose own statement proves the student
+  exists (it writes or reads a row that references them): no separate check.
 - `CurrentStaff`: any staff account; a student token is 403.
 - `RequireRegistrar` / `CurrentRegistrar`: a staff token with the registrar role.
   An /admin router takes it once: `APIRouter(dependencies=[RequireRegistrar])`.
@@ -10,7 +12,9 @@ INVALID_TOKEN, before any kind or role is looked at.
 """
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -63,6 +67,39 @@ async def get_current_student(request: Request, credentials: Credentials) -> Stu
 
 
 CurrentStudent = Annotated[StudentSubject, Depends(get_current_student)]
+
+
+@dataclass(frozen=True, slots=True)
+class StudentClaim:
+    """A student token whose signature and claims are checked, but not yet that its student
+    exists. For a route whose own statement proves it, and saves the first-use lookup (the
+    waiting room: at the opening every token is new, thousands a second): the route calls
+    `confirm()` once its row referencing the student was found or written, and this worker
+    then treats the token as checked; when the student is gone, it answers InvalidToken."""
+
+    subject: StudentSubject
+    token: str
+    tokens: AccessTokens
+
+    @property
+    def student_id(self) -> uuid.UUID:
+        return self.subject.student_id
+
+    def confirm(self) -> None:
+        self.tokens.remember(self.token, self.subject)
+
+
+async def get_student_claim(request: Request, credentials: Credentials) -> StudentClaim:
+    token = _bearer_token(credentials)
+    tokens: AccessTokens = request.app.state.access_tokens
+    subject = tokens.remembered(token) or tokens.decode(token)
+    if not isinstance(subject, StudentSubject):
+        raise Forbidden("This route is for students; staff tokens are not accepted")
+    request.state.student_id = subject.student_id
+    return StudentClaim(subject, token, tokens)
+
+
+ClaimedStudent = Annotated[StudentClaim, Depends(get_student_claim)]
 
 
 async def get_current_staff(request: Request, credentials: Credentials) -> StaffSubject:

@@ -11,7 +11,9 @@ writes and reads have gates of their own, so a registration storm never starves
 "my courses".
 
 A gate lives on the event loop of one worker process and needs no locks: it is
-used only from async dependencies (app/registrations/router.py).
+used only from async dependencies (app/registrations/router.py). Its `pressure()`
+(how long admitted requests queued lately, how many were refused) is what the
+waiting room's adaptive pace follows (app/waiting_room/rules.py::pace_factor).
 """
 
 import asyncio
@@ -27,6 +29,20 @@ from app.core.errors import ServiceBusy
 
 _RATE_WINDOW_SECONDS = 5.0
 MAX_RETRY_AFTER_SECONDS = 30
+# The pressure is read over a shorter window: the waiting room's pace reacts within it.
+PRESSURE_WINDOW_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class GatePressure:
+    """A gate over the last PRESSURE_WINDOW_SECONDS: requests admitted, the mean time they
+    waited in the queue first (0 for those that went straight in), requests refused; and
+    how long the first request still in the queue has been waiting (0: nobody waits)."""
+
+    admitted: int
+    mean_wait_s: float
+    refused: int
+    oldest_wait_s: float = 0.0
 
 
 class AdmissionGate:
@@ -57,6 +73,8 @@ class AdmissionGate:
         # When the last refusals happened: refused clients come back, and Retry-After
         # counts them too, so that they do not all come back in the same second.
         self._refusals: deque[float] = deque()
+        # When the last requests went in, and how long each waited first: the pressure.
+        self._entries: deque[tuple[float, float]] = deque()
 
     @property
     def holders(self) -> int:
@@ -90,6 +108,26 @@ class AdmissionGate:
         while times and times[0] < now - _RATE_WINDOW_SECONDS:
             times.popleft()
 
+    def pressure(self) -> GatePressure:
+        now = self._clock()
+        self._forget_old_entries(now)
+        self._forget_old(self._refusals, now)
+        start = now - PRESSURE_WINDOW_SECONDS
+        refused = sum(1 for moment in self._refusals if moment >= start)
+        entries = self._entries
+        mean_wait = sum(wait for _, wait in entries) / len(entries) if entries else 0.0
+        oldest_wait = now - self._waiters[0].since if self._waiters else 0.0
+        return GatePressure(admitted=len(entries), mean_wait_s=mean_wait, refused=refused, oldest_wait_s=oldest_wait)
+
+    def _note_entry(self, *, waited_since: float) -> None:
+        now = self._clock()
+        self._entries.append((now, now - waited_since))
+        self._forget_old_entries(now)
+
+    def _forget_old_entries(self, now: float) -> None:
+        while self._entries and self._entries[0][0] < now - PRESSURE_WINDOW_SECONDS:
+            self._entries.popleft()
+
     def refuse(self) -> ServiceBusy:
         self._refusals.append(self._clock())
         error = ServiceBusy()
@@ -99,12 +137,14 @@ class AdmissionGate:
     @asynccontextmanager
     async def admit(self, key: Hashable = None) -> AsyncIterator[None]:
         """A place among the holders; `key` (a course) holds at most `per_key_limit` of them."""
+        arrived = self._clock()
         if self._may_enter(key):
             self._enter(key)
         elif len(self._waiters) >= self.queue_limit:
             raise self.refuse()
         else:
-            await self._wait_for_turn(key)
+            await self._wait_for_turn(key, since=arrived)
+        self._note_entry(waited_since=arrived)
         try:
             yield
         finally:
@@ -119,9 +159,9 @@ class AdmissionGate:
         self._holders += 1
         self._by_key[key] += 1
 
-    async def _wait_for_turn(self, key: Hashable) -> None:
+    async def _wait_for_turn(self, key: Hashable, *, since: float) -> None:
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiter = _Waiter(key, turn)
+        waiter = _Waiter(key, turn, since)
         self._waiters.append(waiter)
         try:
             await asyncio.wait_for(asyncio.shield(turn), timeout=self.max_wait_seconds)
@@ -159,3 +199,4 @@ class AdmissionGate:
 class _Waiter:
     key: Hashable
     turn: asyncio.Future[None]
+    since: float  # when it arrived (the gate's clock)

@@ -169,12 +169,12 @@ class Settings(BaseSettings):
     # UPDATE of the room's row), and a worker keeps a room's state this long, so an
     # admission check costs no query.
     waiting_room_tick_seconds: float = Field(default=0.25, gt=0, le=5)
-    # The adaptive pace (no fixed rate set): students served per second in the semester
-    # (those with a registration event in the last WINDOW seconds), times HEADROOM, never
-    # below MIN students per second.
-    waiting_room_rate_window_seconds: float = Field(default=10, gt=0)
-    waiting_room_headroom: float = Field(default=1.2, gt=0)
-    waiting_room_min_rate_per_s: float = Field(default=20, gt=0)
+    # The adaptive pace (no fixed rate set), in students admitted per second: it starts
+    # at INITIAL, grows while admitted writes go straight through the write gate and falls
+    # when they queue or are refused (app/waiting_room/rules.py), within [MIN, MAX].
+    waiting_room_initial_rate_per_s: float = Field(default=50, gt=0)
+    waiting_room_min_rate_per_s: float = Field(default=10, gt=0)
+    waiting_room_max_rate_per_s: float = Field(default=2000, gt=0)
     # How long an admission token (X-Admission-Token) stays valid after it is issued.
     admission_token_expire_minutes: int = Field(default=720, ge=1)
 

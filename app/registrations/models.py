@@ -77,8 +77,6 @@ class RegistrationEvent(Base):
     __table_args__ = (
         Index("ix_registration_events_course", "course_id", "id"),
         Index("ix_registration_events_student", "student_id", "semester_id", "id"),
-        # The waiting room's adaptive pace: a semester's recent events (app/waiting_room/service.py).
-        Index("ix_registration_events_semester_recent", "semester_id", "occurred_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

@@ -64,7 +64,7 @@ async def admit_from_waiting_room(
         room=room,
         now=datetime.now(UTC),
         monotonic_now=time.monotonic(),
-        min_rate_per_s=settings.waiting_room_min_rate_per_s,
+        fallback_rate_per_s=settings.waiting_room_initial_rate_per_s,
     )
     raise NotYetAdmitted(
         position=guess.position, estimated_admission_at=guess.estimated_admission_at, retry_after=guess.retry_after or 1

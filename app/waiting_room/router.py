@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from app.auth.dependencies import CurrentStudent
+from app.auth.dependencies import ClaimedStudent
 from app.core.db import ReadEngineDep
 from app.core.openapi import AUTHENTICATED, DATABASE, INPUT, RETRY_AFTER_HEADER_DOC, errors, ok
 from app.core.params import SemesterId
@@ -56,7 +56,7 @@ def _headers(place: service.QueuePlace) -> dict[str, str]:
     },
 )
 def join_waiting_room(
-    semester_id: SemesterId, student: CurrentStudent, room: CurrentRoom, engine: ReadEngineDep, request: Request
+    semester_id: SemesterId, student: ClaimedStudent, room: CurrentRoom, engine: ReadEngineDep, request: Request
 ) -> Response:
     """My place in the semester's waiting room: issued on the first call, the same on every
     later one (retrying, reconnecting or refreshing never loses it). Answers at once with the
@@ -66,6 +66,7 @@ def join_waiting_room(
     place = service.take_place(
         engine, student_id=student.student_id, room=room, now=datetime.now(UTC), settings=request.app.state.settings
     )
+    student.confirm()
     return _PLACE.response(place, headers=_headers(place))
 
 
@@ -79,10 +80,11 @@ def join_waiting_room(
     },
 )
 def read_my_place(
-    semester_id: SemesterId, student: CurrentStudent, room: CurrentRoom, engine: ReadEngineDep, request: Request
+    semester_id: SemesterId, student: ClaimedStudent, room: CurrentRoom, engine: ReadEngineDep, request: Request
 ) -> Response:
     """The current estimate for my place (404 NO_QUEUE_PLACE when I never asked for one)."""
     place = service.find_place(
         engine, student_id=student.student_id, room=room, now=datetime.now(UTC), settings=request.app.state.settings
     )
+    student.confirm()
     return _PLACE.response(place, headers=_headers(place))

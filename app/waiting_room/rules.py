@@ -1,9 +1,12 @@
-"""The waiting room's decisions, as pure functions: is a room on, and what a place's
-estimate is. Unit-tested without a database (tests/waiting_room/test_room_rules.py)."""
+"""The waiting room's decisions, as pure functions: is a room on, what a place's
+estimate is, and how the adaptive pace moves. Unit-tested without a database
+(tests/waiting_room/test_room_rules.py)."""
 
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from app.core.admission import GatePressure
 
 # A client waiting longer than this is told to come back after this long anyway, so it
 # sees a fresh estimate (the pace adapts); and no answer makes it wait less than 1 s.
@@ -58,13 +61,15 @@ class Estimate:
     retry_after: int | None
 
 
-def estimate(*, ticket: int, room: RoomState, now: datetime, monotonic_now: float, min_rate_per_s: float) -> Estimate:
+def estimate(
+    *, ticket: int, room: RoomState, now: datetime, monotonic_now: float, fallback_rate_per_s: float
+) -> Estimate:
     """When `ticket` should be admitted, at the room's pace from its frontier's last move."""
     if room.admits(ticket):
         return Estimate(admitted=True, position=0, estimated_admission_at=now, retry_after=None)
     position = ticket - room.admitted_through
-    # The pace the frontier last moved at; before its first move, the adaptive floor.
-    rate = room.rate_per_s if room.rate_per_s > 0 else min_rate_per_s
+    # The pace the frontier last moved at; before its first move, the adaptive pace's start.
+    rate = room.rate_per_s if room.rate_per_s > 0 else fallback_rate_per_s
     since_read = monotonic_now - room.read_at
     wait = min(MAX_ESTIMATE_SECONDS, max(0.0, room.frontier_offset_s + position / rate - since_read))
     retry_after = min(MAX_RETRY_AFTER_SECONDS, max(1, math.ceil(wait)))
@@ -74,3 +79,29 @@ def estimate(*, ticket: int, room: RoomState, now: datetime, monotonic_now: floa
         estimated_admission_at=now + timedelta(seconds=wait),
         retry_after=retry_after,
     )
+
+
+# ---- the adaptive pace ------------------------------------------------------------------------------
+#
+# The pace is the throughput the write path sustains, found the way TCP finds a link's: it
+# grows while admitted students' writes go straight through the worker's write gate, holds
+# once they start to queue, and falls fast when they queue long or are refused. Students
+# admitted now write over the next few seconds, so growth is gentle (a quarter a second)
+# and the fall steep. The frontier applies the factor for the time since its last move
+# (app/waiting_room/service.py::_ADVANCE), and only grows while students are waiting.
+
+PACE_GROWTH_PER_S = 1.25
+PACE_BACKOFF_PER_S = 0.6
+# Mean time an admitted write queued in the last second: above HOLD, no growth; above
+# BACKOFF (or any write refused, or one queued that long still waiting), the pace falls.
+PACE_HOLD_WAIT_S = 0.02
+PACE_BACKOFF_WAIT_S = 0.1
+
+
+def pace_factor(pressure: GatePressure) -> float:
+    """How much the adaptive pace changes per second, under this write-gate pressure."""
+    if pressure.refused or max(pressure.mean_wait_s, pressure.oldest_wait_s) > PACE_BACKOFF_WAIT_S:
+        return PACE_BACKOFF_PER_S
+    if pressure.mean_wait_s > PACE_HOLD_WAIT_S:
+        return 1.0
+    return PACE_GROWTH_PER_S

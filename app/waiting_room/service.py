@@ -17,8 +17,11 @@ from datetime import datetime, timedelta
 
 from pydantic import Field
 from sqlalchemy import Connection, Engine, RowMapping, Uuid, bindparam, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.auth.errors import InvalidToken
+from app.auth.service import ensure_student_exists
 from app.core.config import Settings
 from app.registrations.errors import RegistrationClosed
 from app.semesters.service import ensure_semester_exists
@@ -36,6 +39,8 @@ class QueuePlace(QueuePlaceRead):
 
 
 _STUDENT = bindparam("student", type_=Uuid())
+# The constraint a place of a student who no longer exists breaks (alembic 0004).
+_STUDENT_FOREIGN_KEY = "fk_student_terms_student_id_students"
 
 # The student's ticket when they have one; otherwise the next ticket, kept in their row.
 # Two first calls of one student at once: the second's upsert finds the first's ticket
@@ -76,36 +81,44 @@ _OPEN_ROOM = text("INSERT INTO waiting_rooms (semester_id) VALUES (:semester) ON
 # is moving it right now (SKIP LOCKED): by the pace times the time since its last move, over
 # exactly that many of this room's waiting tickets, in ticket order. With fewer waiting, all
 # of them, and the clock restarts (no credit piles up for a later burst). The pace: the
-# registrar's, or students served per second (with a registration event in the last
-# :window seconds) times :headroom, at least :min_rate. Then the room's state, moved or not.
+# registrar's, or the adaptive one, its last value (:initial_rate before the first move)
+# times :factor per second since the last move (the write gate's pressure in the worker
+# moving it: app/waiting_room/rules.py::pace_factor), within [:min_rate, :max_rate], and
+# never grown while fewer waited than it would admit. Then the room's state, moved or not.
 _ADVANCE = text(
     """
     WITH due AS (
-        SELECT w.semester_id, w.admitted_through, w.frontier_at,
-               COALESCE(w.fixed_rate_per_s, GREATEST(CAST(:min_rate AS float8), :headroom * (
-                   SELECT count(DISTINCT e.student_id) FROM registration_events e
-                   WHERE e.semester_id = w.semester_id
-                     AND e.occurred_at > now() - make_interval(secs => CAST(:window AS float8))
-               ) / CAST(:window AS float8))) AS rate
+        SELECT w.semester_id, w.admitted_through, w.frontier_at, w.fixed_rate_per_s,
+               COALESCE(NULLIF(w.rate_per_s, 0), CAST(:initial_rate AS float8)) AS previous_rate,
+               extract(epoch FROM now() - w.frontier_at) AS idle_s
         FROM waiting_rooms w
         WHERE w.semester_id = :semester AND w.frontier_at <= now() - make_interval(secs => CAST(:tick AS float8))
         FOR UPDATE SKIP LOCKED
     ), step AS (
-        SELECT d.*, floor(d.rate * extract(epoch FROM now() - d.frontier_at))::bigint AS n FROM due d
+        SELECT d.*, floor(d.rate * d.idle_s)::bigint AS n
+        FROM (
+            SELECT due.*, COALESCE(due.fixed_rate_per_s, LEAST(CAST(:max_rate AS float8), GREATEST(
+                       CAST(:min_rate AS float8),
+                       due.previous_rate * power(CAST(:factor AS float8), LEAST(due.idle_s, 1.0))))) AS rate
+            FROM due
+        ) d
     ), target AS (
-        SELECT s.semester_id, s.rate, s.n, max(t.queue_ticket) AS through, count(t.queue_ticket) AS taken
+        SELECT s.semester_id, s.rate, s.previous_rate, s.n, max(t.queue_ticket) AS through,
+               count(t.queue_ticket) AS taken
         FROM step s LEFT JOIN LATERAL (
             SELECT queue_ticket FROM student_terms
             WHERE semester_id = s.semester_id AND queue_ticket > s.admitted_through
             ORDER BY queue_ticket LIMIT s.n
         ) t ON true
-        GROUP BY s.semester_id, s.rate, s.n
+        GROUP BY s.semester_id, s.rate, s.previous_rate, s.n
     ), advanced AS (
         UPDATE waiting_rooms w
         SET admitted_through = COALESCE(t.through, w.admitted_through),
             frontier_at = CASE WHEN t.taken < t.n THEN now()
                                ELSE w.frontier_at + make_interval(secs => t.n / t.rate) END,
-            rate_per_s = t.rate
+            rate_per_s = CASE WHEN t.taken < t.n AND w.fixed_rate_per_s IS NULL
+                              THEN LEAST(t.rate, GREATEST(t.previous_rate, CAST(:min_rate AS float8)))
+                              ELSE t.rate END
         FROM target t
         WHERE w.semester_id = t.semester_id
         RETURNING w.admitted_through, w.rate_per_s, w.frontier_at
@@ -123,7 +136,11 @@ _SET_ROOM = text(
     """
     INSERT INTO waiting_rooms (semester_id, enabled, fixed_rate_per_s) VALUES (:semester, :enabled, :fixed_rate)
     ON CONFLICT (semester_id) DO UPDATE
-    SET enabled = EXCLUDED.enabled, fixed_rate_per_s = EXCLUDED.fixed_rate_per_s, updated_at = now()
+    SET enabled = EXCLUDED.enabled, fixed_rate_per_s = EXCLUDED.fixed_rate_per_s, updated_at = now(),
+        -- switched, or its pace changed: an adaptive pace starts again from the initial rate
+        rate_per_s = CASE WHEN (waiting_rooms.enabled, waiting_rooms.fixed_rate_per_s)
+                               IS NOT DISTINCT FROM (EXCLUDED.enabled, EXCLUDED.fixed_rate_per_s)
+                          THEN waiting_rooms.rate_per_s ELSE 0 END
     """
 )
 
@@ -144,8 +161,11 @@ _STATUS = text(
 # ---- a room's state (read by app/waiting_room/state.py, once per tick per worker) ------------------
 
 
-def load_room(engine: Engine, *, semester_id: int, now: datetime, settings: Settings) -> RoomState | None:
-    """The room as it is now, its frontier moved first if due; None when there is no such semester.
+def load_room(
+    engine: Engine, *, semester_id: int, now: datetime, settings: Settings, pace_factor: float = 1.0
+) -> RoomState | None:
+    """The room as it is now, its frontier moved first if due (the adaptive pace changed by
+    `pace_factor` per second: app/waiting_room/rules.py); None when there is no such semester.
     (`begin()`: on the read engine, in autocommit, it sends no BEGIN and no COMMIT; on another
     engine it still commits what it wrote.)"""
     with engine.begin() as connection:
@@ -164,7 +184,7 @@ def load_room(engine: Engine, *, semester_id: int, now: datetime, settings: Sett
             return RoomState(semester_id, on=False, registration_open=registration_open, read_at=time.monotonic())
         if not row.has_room:
             connection.execute(_OPEN_ROOM, {"semester": semester_id})
-        frontier = _advance(connection, semester_id=semester_id, settings=settings)
+        frontier = _advance(connection, semester_id=semester_id, settings=settings, pace_factor=pace_factor)
     return RoomState(
         semester_id,
         on=True,
@@ -176,16 +196,17 @@ def load_room(engine: Engine, *, semester_id: int, now: datetime, settings: Sett
     )
 
 
-def _advance(connection: Connection, *, semester_id: int, settings: Settings) -> RowMapping:
+def _advance(connection: Connection, *, semester_id: int, settings: Settings, pace_factor: float) -> RowMapping:
     return (
         connection.execute(
             _ADVANCE,
             {
                 "semester": semester_id,
                 "tick": settings.waiting_room_tick_seconds,
-                "window": settings.waiting_room_rate_window_seconds,
-                "headroom": settings.waiting_room_headroom,
+                "factor": pace_factor,
+                "initial_rate": settings.waiting_room_initial_rate_per_s,
                 "min_rate": settings.waiting_room_min_rate_per_s,
+                "max_rate": settings.waiting_room_max_rate_per_s,
             },
         )
         .mappings()
@@ -207,14 +228,21 @@ def take_place(
 ) -> QueuePlace:
     """The student's place in the room: issued on the first call, the same one on every later
     call. Only while registration is open (else RegistrationClosed): a place taken before the
-    opening would let early arrivals in ahead of the room's order."""
+    opening would let early arrivals in ahead of the room's order. The statement proves the
+    student exists (InvalidToken when not): the route skips the token's first-use lookup."""
     if not room.registration_open:
         raise RegistrationClosed()
     parameters = {"student": student_id, "semester": room.semester_id}
-    with engine.begin() as connection:
-        ticket = connection.scalar(_TAKE_PLACE, parameters)
-        if ticket is None:  # another call of the same student took it a moment ago
-            ticket = connection.scalar(_FIND_PLACE, parameters)
+    try:
+        with engine.begin() as connection:
+            ticket = connection.scalar(_TAKE_PLACE, parameters)
+            if ticket is None:  # another call of the same student took it a moment ago
+                ticket = connection.scalar(_FIND_PLACE, parameters)
+    except IntegrityError as error:
+        if _STUDENT_FOREIGN_KEY in str(error.orig):
+            # The token's student is gone (the route trusts this statement to find out).
+            raise InvalidToken("The student in this token no longer exists") from error
+        raise
     assert ticket is not None
     return _place(ticket, student_id=student_id, room=room, now=now, settings=settings)
 
@@ -222,10 +250,12 @@ def take_place(
 def find_place(
     engine: Engine, *, student_id: uuid.UUID, room: RoomState, now: datetime, settings: Settings
 ) -> QueuePlace:
-    """The student's place as it stands now; NoQueuePlace when they never asked for one."""
+    """The student's place as it stands now (its row proves the student exists); NoQueuePlace
+    when they never asked for one, InvalidToken when they no longer exist."""
     with engine.connect() as connection:
         ticket = connection.scalar(_FIND_PLACE, {"student": student_id, "semester": room.semester_id})
     if ticket is None:
+        ensure_student_exists(engine, student_id)  # a gone student's token is 401, not 404
         raise NoQueuePlace()
     return _place(ticket, student_id=student_id, room=room, now=now, settings=settings)
 
@@ -236,7 +266,7 @@ def _place(ticket: int, *, student_id: uuid.UUID, room: RoomState, now: datetime
         room=room,
         now=now,
         monotonic_now=time.monotonic(),
-        min_rate_per_s=settings.waiting_room_min_rate_per_s,
+        fallback_rate_per_s=settings.waiting_room_initial_rate_per_s,
     )
     token = create_admission_token(
         student_id=student_id,

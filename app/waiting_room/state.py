@@ -16,17 +16,26 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
+from app.core.admission import GatePressure
 from app.core.config import Settings
 from app.waiting_room import service
-from app.waiting_room.rules import RoomState
+from app.waiting_room.rules import RoomState, pace_factor
 
 # Unknown semester ids are remembered too (briefly): past this many entries, stale ones go.
 _MAX_ROOMS = 1024
 
 
 class WaitingRooms:
-    def __init__(self, *, engine: Engine, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        settings: Settings,
+        pressure: Callable[[], GatePressure],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._engine = engine
+        self._pressure = pressure
         self._settings = settings
         self._clock = clock
         self._ttl = settings.waiting_room_tick_seconds
@@ -45,7 +54,12 @@ class WaitingRooms:
             if cached is not None:
                 return cached[1]
             state = await run_in_threadpool(
-                service.load_room, self._engine, semester_id=semester_id, now=datetime.now(UTC), settings=self._settings
+                service.load_room,
+                self._engine,
+                semester_id=semester_id,
+                now=datetime.now(UTC),
+                settings=self._settings,
+                pace_factor=pace_factor(self._pressure()),
             )
             self._remember(semester_id, state)
         return state

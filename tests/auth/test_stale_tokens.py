@@ -44,6 +44,9 @@ def _token_for_nobody(factory) -> dict[str, str]:
         ("GET", "/semesters/{semester}/my-courses"),
         ("POST", "/courses/{course}/register"),
         ("POST", "/courses/{course}/drop"),
+        # The waiting room's routes skip the lookup: their own statement finds out.
+        ("POST", "/semesters/{semester}/queue"),
+        ("GET", "/semesters/{semester}/queue/me"),
     ],
 )
 def test_every_authenticated_route_answers_401_for_a_student_who_does_not_exist(client, factory, method, path):
@@ -72,3 +75,38 @@ def test_a_token_is_checked_against_the_students_once_then_remembered(app, clien
         event.remove(app.state.read_engine, "before_cursor_execute", record)
     lookups = [statement for statement in statements if "FROM students" in statement]
     assert len(lookups) == 1, statements
+
+
+def test_a_place_in_the_waiting_room_proves_the_student_exists_so_no_lookup_follows(app, client, factory):
+    semester = factory.semester()
+    student = factory.student()
+    headers = factory.auth(student)
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(app.state.read_engine, "before_cursor_execute", record)
+    try:
+        assert client.post(f"/semesters/{semester.id}/queue", headers=headers).status_code == 200
+        assert client.get(f"/semesters/{semester.id}/queue/me", headers=headers).status_code == 200
+        assert client.get(f"/semesters/{semester.id}/my-courses", headers=headers).status_code == 200
+    finally:
+        event.remove(app.state.read_engine, "before_cursor_execute", record)
+    lookups = [statement for statement in statements if "FROM students" in statement]
+    assert lookups == [], statements
+
+
+def test_a_deleted_students_place_request_is_401_and_not_remembered(client, factory, engine):
+    semester = factory.semester()
+    student = factory.student()
+    headers = factory.auth(student)
+    with Session(engine) as session, session.begin():
+        session.execute(delete(Student).where(Student.id == student.id))
+
+    response = client.post(f"/semesters/{semester.id}/queue", headers=headers)
+
+    assert (response.status_code, response.json()["code"]) == (401, "INVALID_TOKEN")
+    # Not remembered as checked: the next request is refused the same way.
+    response = client.get(f"/semesters/{semester.id}/my-courses", headers=headers)
+    assert (response.status_code, response.json()["code"]) == (401, "INVALID_TOKEN")

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from app.core.admission import AdmissionGate
+from app.core.admission import AdmissionGate, GatePressure
 from app.core.errors import ServiceBusy
 from tests.support.servers import start_server
 
@@ -260,5 +260,40 @@ def test_one_key_holds_at_most_its_share_and_the_others_go_on():
         await asyncio.gather(*stuck, other)
         assert admitted[3:] == ["hot-2", "hot-3", "hot-4"]  # the hot course's own order kept
         assert (gate.holders, gate.waiting) == (0, 0)
+
+    run(scenario())
+
+
+def test_the_pressure_is_the_mean_queue_wait_and_the_refusals_of_the_last_second():
+    async def scenario():
+        clock = [0.0]
+        gate = AdmissionGate(capacity=1, queue_limit=1, max_wait_seconds=60, clock=lambda: clock[0])
+        for _ in range(3):  # straight in: no wait
+            async with gate.admit():
+                pass
+        assert gate.pressure() == GatePressure(admitted=3, mean_wait_s=0.0, refused=0)
+
+        hold = asyncio.Event()
+
+        async def holder():
+            async with gate.admit():
+                await hold.wait()
+
+        first = asyncio.create_task(holder())
+        queued = asyncio.create_task(holder())
+        await asyncio.sleep(0.01)
+        with pytest.raises(ServiceBusy):  # the queue is full
+            async with gate.admit():
+                pass
+        clock[0] += 0.4
+        assert gate.pressure().oldest_wait_s == pytest.approx(0.4)
+        hold.set()
+        await asyncio.gather(first, queued)
+        pressure = gate.pressure()
+        # Five went in within the last second (3 + the holder + the queued one, which waited 0.4 s).
+        assert (pressure.admitted, pressure.refused, pressure.oldest_wait_s) == (5, 1, 0.0)
+        assert pressure.mean_wait_s == pytest.approx(0.4 / 5)
+        clock[0] += 1.5  # a quiet second later, nothing is left of it
+        assert gate.pressure() == GatePressure(admitted=0, mean_wait_s=0.0, refused=0)
 
     run(scenario())

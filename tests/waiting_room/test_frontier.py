@@ -1,7 +1,6 @@
 """The frontier in PostgreSQL: its pace (fixed or adaptive), its order, its guard."""
 
 import time
-import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -16,9 +15,9 @@ def room_settings(settings):
     return settings.model_copy(
         update={
             "waiting_room_tick_seconds": 0.2,
-            "waiting_room_rate_window_seconds": 10,
-            "waiting_room_headroom": 2.0,
+            "waiting_room_initial_rate_per_s": 10.0,
             "waiting_room_min_rate_per_s": 1.0,
+            "waiting_room_max_rate_per_s": 30.0,
         }
     )
 
@@ -52,31 +51,56 @@ def _ticket(engine, semester, student) -> int:
     return ticket
 
 
-def load(engine, settings, semester) -> RoomState:
-    state = service.load_room(engine, semester_id=semester.id, now=datetime.now(UTC), settings=settings)
+def load(engine, settings, semester, *, pace_factor: float = 1.0) -> RoomState:
+    state = service.load_room(
+        engine, semester_id=semester.id, now=datetime.now(UTC), settings=settings, pace_factor=pace_factor
+    )
     assert state is not None and state.on
     return state
 
 
-def test_the_adaptive_pace_is_the_students_served_per_second_with_headroom(engine, room_settings, factory):
+def test_the_adaptive_pace_starts_at_the_initial_rate(engine, room_settings, factory):
     semester = factory.semester()
+    places(engine, room_settings, semester, factory.students(30))
     open_room(engine, semester, rate=None, idle_seconds=1)
-    with engine.begin() as connection:
-        for _ in range(50):  # 50 students served in the window, one of them twice
-            connection.execute(
-                text(
-                    "INSERT INTO registration_events (event_type, semester_id, course_id, student_id, actor)"
-                    " VALUES ('ENROLLED', :s, 1, :st, 'test')"
-                ),
-                {"s": semester.id, "st": uuid.uuid4()},
-            )
-    assert load(engine, room_settings, semester).rate_per_s == pytest.approx(2.0 * 50 / 10)
+    state = load(engine, room_settings, semester)
+    assert state.rate_per_s == pytest.approx(10.0)
+    assert state.admitted_through > 0
 
 
-def test_with_nobody_served_the_adaptive_pace_is_the_floor(engine, room_settings, factory):
+def test_under_pressure_the_adaptive_pace_falls_by_the_factor_per_second(engine, room_settings, factory):
+    semester = factory.semester()
+    places(engine, room_settings, semester, factory.students(30))
+    open_room(engine, semester, rate=None, idle_seconds=0.5)
+    assert load(engine, room_settings, semester, pace_factor=0.25).rate_per_s == pytest.approx(
+        10.0 * 0.25**0.5, rel=0.05
+    )
+
+
+def test_the_adaptive_pace_grows_while_students_wait_and_stops_at_the_maximum(engine, room_settings, factory):
+    semester = factory.semester()
+    places(engine, room_settings, semester, factory.students(200))
+    open_room(engine, semester, rate=None, idle_seconds=1)
+    rates = [load(engine, room_settings, semester, pace_factor=2.0).rate_per_s]
+    for _ in range(3):
+        time.sleep(room_settings.waiting_room_tick_seconds + 0.05)
+        rates.append(load(engine, room_settings, semester, pace_factor=2.0).rate_per_s)
+    assert rates[0] == pytest.approx(20.0, rel=0.05)  # a second's growth, from 10
+    assert rates == sorted(rates) and rates[-1] <= 30.0
+
+
+def test_the_adaptive_pace_never_grows_while_fewer_wait_than_it_would_admit(engine, room_settings, factory):
+    semester = factory.semester()
+    places(engine, room_settings, semester, factory.students(3))
+    open_room(engine, semester, rate=None, idle_seconds=1)
+    state = load(engine, room_settings, semester, pace_factor=2.0)
+    assert state.rate_per_s == pytest.approx(10.0)  # everybody admitted; the pace as it was
+
+
+def test_the_adaptive_pace_never_falls_below_the_minimum(engine, room_settings, factory):
     semester = factory.semester()
     open_room(engine, semester, rate=None, idle_seconds=1)
-    assert load(engine, room_settings, semester).rate_per_s == pytest.approx(1.0)
+    assert load(engine, room_settings, semester, pace_factor=0.001).rate_per_s == pytest.approx(1.0)
 
 
 def test_the_frontier_admits_exactly_the_pace_times_the_time_in_ticket_order(engine, room_settings, factory):

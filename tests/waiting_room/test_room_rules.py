@@ -8,14 +8,18 @@ import jwt
 import pytest
 
 from app.auth.errors import InvalidToken
+from app.core.admission import GatePressure
 from app.core.config import Settings
 from app.core.security import JWT_ALGORITHM, create_access_token, decode_access_token
 from app.waiting_room.errors import AdmissionTokenInvalid
 from app.waiting_room.rules import (
     MAX_ESTIMATE_SECONDS,
     MAX_RETRY_AFTER_SECONDS,
+    PACE_BACKOFF_PER_S,
+    PACE_GROWTH_PER_S,
     RoomState,
     estimate,
+    pace_factor,
     room_is_on,
 )
 from app.waiting_room.tokens import create_admission_token, decode_admission_token
@@ -58,34 +62,34 @@ def room(**values) -> RoomState:
 
 def test_a_ticket_at_or_before_the_frontier_is_admitted_and_any_ticket_is_when_the_room_is_off():
     for ticket in (1, 100):
-        assert estimate(ticket=ticket, room=room(), now=NOW, monotonic_now=0, min_rate_per_s=1).admitted
-    off = estimate(ticket=10**9, room=room(on=False), now=NOW, monotonic_now=0, min_rate_per_s=1)
+        assert estimate(ticket=ticket, room=room(), now=NOW, monotonic_now=0, fallback_rate_per_s=1).admitted
+    off = estimate(ticket=10**9, room=room(on=False), now=NOW, monotonic_now=0, fallback_rate_per_s=1)
     assert (off.admitted, off.position, off.retry_after, off.estimated_admission_at) == (True, 0, None, NOW)
 
 
 def test_a_ticket_behind_the_frontier_waits_its_position_divided_by_the_pace():
-    guess = estimate(ticket=150, room=room(), now=NOW, monotonic_now=0, min_rate_per_s=1)
+    guess = estimate(ticket=150, room=room(), now=NOW, monotonic_now=0, fallback_rate_per_s=1)
     assert (guess.admitted, guess.position, guess.retry_after) == (False, 50, 5)
     assert guess.estimated_admission_at == NOW + timedelta(seconds=5)
 
 
 def test_the_estimate_counts_from_the_frontiers_last_move_and_the_age_of_the_state():
     state = room(frontier_offset_s=-0.5, read_at=100.0)
-    guess = estimate(ticket=120, room=state, now=NOW, monotonic_now=101.0, min_rate_per_s=1)
+    guess = estimate(ticket=120, room=state, now=NOW, monotonic_now=101.0, fallback_rate_per_s=1)
     assert guess.estimated_admission_at == NOW + timedelta(seconds=0.5)  # 2 s of work, 1.5 s already gone
     assert guess.retry_after == 1  # never less than a second
 
 
 def test_before_the_frontiers_first_move_the_estimate_takes_the_floor_and_retry_after_is_capped():
-    guess = estimate(ticket=100_100, room=room(rate_per_s=0.0), now=NOW, monotonic_now=0, min_rate_per_s=20)
+    guess = estimate(ticket=100_100, room=room(rate_per_s=0.0), now=NOW, monotonic_now=0, fallback_rate_per_s=20)
     assert guess.estimated_admission_at == NOW + timedelta(seconds=100_000 / 20)
     assert guess.retry_after == MAX_RETRY_AFTER_SECONDS
 
 
 def test_a_registrars_pace_below_the_floor_is_the_pace_and_no_estimate_runs_off_the_calendar():
-    slow = estimate(ticket=110, room=room(rate_per_s=0.5), now=NOW, monotonic_now=0, min_rate_per_s=20)
+    slow = estimate(ticket=110, room=room(rate_per_s=0.5), now=NOW, monotonic_now=0, fallback_rate_per_s=20)
     assert slow.estimated_admission_at == NOW + timedelta(seconds=20)
-    crawl = estimate(ticket=10**15, room=room(rate_per_s=0.01), now=NOW, monotonic_now=0, min_rate_per_s=20)
+    crawl = estimate(ticket=10**15, room=room(rate_per_s=0.01), now=NOW, monotonic_now=0, fallback_rate_per_s=20)
     assert crawl.estimated_admission_at == NOW + timedelta(seconds=MAX_ESTIMATE_SECONDS)
 
 
@@ -171,3 +175,26 @@ def test_a_tampered_ticket_breaks_the_signature():
     forged_payload = jwt.utils.base64url_encode(json.dumps({**claims, "tkt": 1}).encode()).decode()
     with pytest.raises(AdmissionTokenInvalid):
         decode_admission_token(f"{header}.{forged_payload}.{signature}", secret_key=SECRET)
+
+
+# ---- the adaptive pace ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pressure", "factor"),
+    [
+        (GatePressure(admitted=0, mean_wait_s=0.0, refused=0), PACE_GROWTH_PER_S),  # idle: grow
+        (GatePressure(admitted=500, mean_wait_s=0.005, refused=0), PACE_GROWTH_PER_S),  # straight through
+        (GatePressure(admitted=500, mean_wait_s=0.05, refused=0), 1.0),  # queueing a little: hold
+        (GatePressure(admitted=500, mean_wait_s=0.3, refused=0), PACE_BACKOFF_PER_S),  # queueing long
+        (GatePressure(admitted=500, mean_wait_s=0.0, refused=1), PACE_BACKOFF_PER_S),  # one refused
+        (GatePressure(admitted=9, mean_wait_s=0.0, refused=0, oldest_wait_s=0.5), PACE_BACKOFF_PER_S),  # stuck
+    ],
+)
+def test_the_pace_grows_while_writes_go_straight_through_and_falls_when_they_queue(pressure, factor):
+    assert pace_factor(pressure) == factor
+
+
+def test_the_pace_falls_faster_than_it_grows():
+    # A second of refusals undoes more than a second of growth: overshooting costs the admitted.
+    assert PACE_GROWTH_PER_S * PACE_BACKOFF_PER_S < 1

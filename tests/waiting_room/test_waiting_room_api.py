@@ -183,6 +183,17 @@ def test_the_pace_the_registrar_sets_is_what_the_room_reports(client, factory, r
     assert room["admitted_through"] >= ticket_of(my_place(client, factory, student, semester).json()["admission_token"])
 
 
+def test_switching_the_room_starts_the_adaptive_pace_again_from_its_initial_rate(
+    client, registrar, semester, raw_engine
+):
+    set_room(client, registrar, semester.id, enabled=True)
+    with raw_engine.begin() as connection:  # a pace learned during an earlier rush
+        connection.execute(text("UPDATE waiting_rooms SET rate_per_s = 123 WHERE semester_id = :s"), {"s": semester.id})
+    assert set_room(client, registrar, semester.id, enabled=True).json()["rate_per_s"] == 123  # unchanged: kept
+    assert set_room(client, registrar, semester.id, enabled=False).json()["rate_per_s"] == 0
+    assert set_room(client, registrar, semester.id, enabled=True).json()["rate_per_s"] == 0
+
+
 # ---- nobody jumps the queue -------------------------------------------------------------------------
 
 
