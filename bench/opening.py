@@ -48,7 +48,7 @@ from sqlalchemy import TextClause, create_engine, make_url, text
 from app.core.config import Settings
 from app.core.security import create_access_token, hash_password
 from app.registrations import statements
-from app.registrations.invariants import check_invariants
+from app.registrations.invariants import audit
 from app.runtime.embedded_postgres import EmbeddedPostgres
 from bench.live_server import LiveServer
 from bench.load import CpuWatch, wait_with_rusage
@@ -364,11 +364,13 @@ def _expected(final: Attempt) -> bool:
 
 
 def integrity(url: str) -> dict[str, Any]:
-    """The service's audit, with the event replay (every write here went through the service)."""
+    """The service's audit, with the event replay (every write here went through the service),
+    in one snapshot: requests the cancelled load left in flight may still be committing."""
     engine = create_engine(url)
-    with engine.connect() as connection:
-        report = check_invariants(connection, trail=True)
-    engine.dispose()
+    try:
+        report = audit(engine, trail=True)
+    finally:
+        engine.dispose()
     return {
         "courses_checked": report.courses_checked,
         "registrations": report.registrations_checked,

@@ -514,12 +514,11 @@ def slope_per_minute(samples: list[Sample], values: list[float]) -> float:
 def check_database(database_url: str | None) -> bool | None:
     if not database_url:
         return None
-    from app.registrations.invariants import check_invariants
+    from app.registrations.invariants import audit
 
     engine = create_engine(database_url)
     try:
-        with engine.connect() as connection:
-            report = check_invariants(connection)
+        report = audit(engine)
     finally:
         engine.dispose()
     print(

@@ -50,7 +50,7 @@ from sqlalchemy import Connection, TextClause, create_engine, text
 from app.core.config import Settings, get_settings
 from app.core.security import create_access_token, hash_password, verify_password
 from app.registrations import statements
-from app.registrations.invariants import check_invariants
+from app.registrations.invariants import audit
 from app.runtime.embedded_postgres import EmbeddedPostgres
 from bench.live_server import LiveServer as Server
 from bench.load import LoadResult, LoadSummary, PgbenchSummary, WrkPlan, WrkRun, median, run_pgbench, run_wrk
@@ -265,11 +265,12 @@ def integrity_check(url: str) -> Integrity:
     everything the benchmark wrote: counters equal rows, no course over-filled,
     reserve positions exactly 1..k, nobody reserved while a seat is free."""
     engine = create_engine(url)
-    with engine.connect() as connection:
+    try:
         # trail=False: the pgbench ceilings and seed_registrations write rows around the
         # service, without audit events, so only the row invariants apply here.
-        report = check_invariants(connection, trail=False)
-    engine.dispose()
+        report = audit(engine, trail=False)
+    finally:
+        engine.dispose()
     return {
         "courses_checked": report.courses_checked,
         "registrations": report.registrations_checked,

@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.core.config import get_settings, normalize_database_url
-from app.registrations.invariants import check_invariants
+from app.registrations.invariants import audit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_DATA_DIR = PROJECT_ROOT / ".data" / "postgres"
@@ -110,8 +110,7 @@ class Unavailable(TypedDict):
 def run_check(database_url: str) -> Checked:
     engine = create_engine(database_url, connect_args={"connect_timeout": 10})
     try:
-        with engine.connect() as connection:
-            report = check_invariants(connection)
+        report = audit(engine)  # one snapshot: registrations may still be committing
     finally:
         engine.dispose()
     return {

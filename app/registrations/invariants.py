@@ -2,7 +2,9 @@
 
 Used by the tests, by `scripts/check_invariants.py` after load tests, and by
 operators. It reads every registration and every registration event, so it is
-an audit, never a hot path. Four families of checks:
+an audit, never a hot path. A database that may still be written to is audited
+through `audit(engine)`: all of its statements read one snapshot. Four families
+of checks:
 
 - per course: the counters equal the rows, nobody over capacity or past the
   reserve limit, reserve positions exactly 1..k, nobody reserved while a seat is free;
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session
 
 from app.registrations.rules import parse_meetings
@@ -225,10 +227,30 @@ def replay_course(events: Iterable[TrailEvent], *, name: Any = str) -> Replayed:
 # ---- the audit ---------------------------------------------------------------------------
 
 
+def audit(engine: Engine, *, trail: bool = True) -> InvariantReport:
+    """check_invariants in one REPEATABLE READ, READ ONLY transaction of its own.
+
+    The way to audit a database that registrations may still be committing to (an
+    operator during the rush, a benchmark right after its load was cancelled with
+    requests in flight): every statement reads the snapshot the first one took.
+    """
+    connection = engine.connect().execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    with connection, connection.begin():
+        return check_invariants(connection, trail=trail)
+
+
 def check_invariants(db: Session | Connection, *, trail: bool = True) -> InvariantReport:
     """Every invariant; `trail=False` leaves out the two that read the audit trail
     (limits at registering, the replay), for data written around the service
-    (the benchmark's pgbench ceilings insert rows without events)."""
+    (the benchmark's pgbench ceilings insert rows without events).
+
+    Its statements must all read one snapshot: under READ COMMITTED (PostgreSQL's
+    default) each sees its own, so a registration committed between two of them is
+    reported as a violation it is not (read the registrations, then the trail with a
+    newer event: "the trail has enrolled, but no enrolled row"). `audit(engine)` runs
+    it in a REPEATABLE READ transaction; a Session or Connection of its own is
+    enough only when nothing else writes (a test after its writers have finished).
+    """
     violations: list[Violation] = []
     rows = db.execute(_COURSE_TALLY).all()
     for row in rows:

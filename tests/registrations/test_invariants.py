@@ -5,20 +5,24 @@ The database is one of this module's own, filled once through the service
 (registering, a reserve list, drops that promote, a swap). Each test breaks it
 inside a transaction that is rolled back, so every test starts from the same
 clean state.
+
+The snapshot tests at the end commit registrations while the audit runs, so they
+use the session's test database and rows of their own (the `factory`) instead.
 """
 
 import json
 import secrets
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session
 
 from app.registrations import service
-from app.registrations.invariants import TrailEvent, check_invariants, replay_course
+from app.registrations.invariants import TrailEvent, audit, check_invariants, replay_course
 from scripts import migrate
 
 MON_9 = [{"day": "MON", "start": "09:00", "end": "10:30"}]
@@ -314,6 +318,73 @@ def test_the_script_reports_student_violations_by_subject(audit_engine, world, t
     assert violation["course_id"] is None
     assert violation["subject"] == f"student AUD-s3, semester {world.semester}"
     assert result["events_replayed"] > 0
+
+
+# ---- one snapshot, while registrations commit -------------------------------------------------
+
+
+@dataclass
+class Rush:
+    """An engine to audit through, and what committed on other connections meanwhile."""
+
+    engine: Engine
+    course_id: int
+    registered: list[str] = field(default_factory=list)  # student numbers, in commit order
+    transaction: tuple[str, str] | None = None  # the audit's isolation level and read-only flag
+
+
+@pytest.fixture
+def rush(database_url, engine, factory) -> Iterator[Rush]:
+    """After every statement sent through `rush.engine`, one more student registers for
+    `rush.course_id` through the service, on a connection of `engine`, and commits:
+    registrations landing between the audit's statements, at known points every run."""
+    course = factory.course(capacity=50, reserve_limit=0)
+    waiting = iter(factory.students(30))
+    audited = create_engine(database_url)
+    with audited.connect():
+        pass  # the dialect's first-connect queries, before the listener
+    rush = Rush(audited, course.id)
+
+    def register_one(connection, cursor, statement, parameters, context, executemany):
+        if rush.transaction is None:
+            with cursor.connection.cursor() as raw:  # the DBAPI's own cursor: no event, no recursion
+                raw.execute("SELECT current_setting('transaction_isolation'), current_setting('transaction_read_only')")
+                rush.transaction = raw.fetchone()
+        student = next(waiting)
+        with Session(engine) as session:
+            service.register(session, student_id=student.id, course_id=course.id, now=datetime.now(UTC))
+        rush.registered.append(student.student_number)
+
+    event.listen(audited, "after_cursor_execute", register_one)
+    yield rush
+    event.remove(audited, "after_cursor_execute", register_one)
+    audited.dispose()
+
+
+def registration_count(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return connection.scalar(text("SELECT count(*) FROM course_registrations"))
+
+
+def test_the_audit_reads_one_snapshot_while_registrations_commit_between_its_statements(rush, engine):
+    before = registration_count(engine)
+    report = audit(rush.engine)
+    assert len(rush.registered) >= 5  # one after each statement: tallies, counters, meetings, events...
+    assert report.ok, [str(violation) for violation in report.violations]
+    assert report.registrations_checked == before  # the snapshot of its first statement, throughout
+    assert rush.transaction == ("repeatable read", "on")
+    assert registration_count(engine) == before + len(rush.registered)
+
+
+def test_read_committed_reports_a_registration_committed_mid_audit_as_a_violation(rush):
+    """Why the audit needs its snapshot: each statement on its own (PostgreSQL's default)
+    reads the registrations, then a trail that already has the next one's event."""
+    with rush.engine.connect() as connection:
+        report = check_invariants(connection)
+    assert rush.transaction == ("read committed", "off")
+    [ghost] = [str(violation) for violation in report.violations]
+    prefix = f"course {rush.course_id}: the trail has enrolled, but no enrolled row: "
+    assert ghost.startswith(prefix) and ghost.removeprefix(prefix) in rush.registered, ghost
 
 
 # ---- the replay alone ---------------------------------------------------------------------------
