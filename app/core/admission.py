@@ -27,7 +27,9 @@ from types import MappingProxyType
 
 from app.core.errors import ServiceBusy
 
-_RATE_WINDOW_SECONDS = 5.0
+# Drain rates and recent refusals are counted over the last this-many seconds (the gates'
+# here, and the connection limit's in app/runtime/protocol.py); no Retry-After says more than 30 s.
+RATE_WINDOW_SECONDS = 5.0
 MAX_RETRY_AFTER_SECONDS = 30
 # The pressure is read over a shorter window: the waiting room's pace reacts within it.
 PRESSURE_WINDOW_SECONDS = 1.0
@@ -87,7 +89,7 @@ class AdmissionGate:
     def drain_rate(self) -> float:
         """Completions per second over the last few seconds."""
         self._forget_old_completions(self._clock())
-        return len(self._completions) / _RATE_WINDOW_SECONDS
+        return len(self._completions) / RATE_WINDOW_SECONDS
 
     def retry_after_seconds(self) -> int:
         """How long until the work ahead of a refused client would have drained: the
@@ -105,7 +107,7 @@ class AdmissionGate:
 
     @staticmethod
     def _forget_old(times: deque[float], now: float) -> None:
-        while times and times[0] < now - _RATE_WINDOW_SECONDS:
+        while times and times[0] < now - RATE_WINDOW_SECONDS:
             times.popleft()
 
     def pressure(self) -> GatePressure:

@@ -136,11 +136,14 @@ class Settings(BaseSettings):
     # request_head_timeout_seconds of its first byte (or of the connection) is 408
     # and closed; an idle keep-alive connection is closed after
     # keep_alive_timeout_seconds; past max_connections_per_worker open
-    # connections, requests are answered 503 SERVICE_BUSY.
+    # connections, requests are answered 503 SERVICE_BUSY with a Retry-After from how
+    # fast the worker's connections close and how many it refused lately. The server
+    # raises its soft open-file limit to fit them (and serves fewer, with a warning,
+    # when the hard limit is too low).
     max_request_head_bytes: int = 16 * 1024
     request_head_timeout_seconds: float = 10.0
     keep_alive_timeout_seconds: float = 5.0
-    max_connections_per_worker: int = 1000
+    max_connections_per_worker: int = Field(default=4096, ge=1)
     # Proxies whose X-Forwarded-For names the client (comma-separated IPs or
     # networks, "*" for any). Empty: none; the peer's own address is the client's.
     # The login throttle counts exactly this address.

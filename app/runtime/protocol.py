@@ -10,7 +10,10 @@ subclass adds, per connection:
   431 HEADERS_TOO_LARGE and the connection is closed, without reading the rest;
 - a bound on the time from the first byte of a request (or from the connection's
   opening) to the end of its headers: past it, 408 REQUEST_TIMEOUT and close;
-- the answer past the connection limit as our JSON 503 SERVICE_BUSY.
+- the answer past the connection limit as our JSON 503 SERVICE_BUSY, with a
+  Retry-After computed from how fast this worker's connections have been closing
+  and how many clients it refused lately (`ConnectionDrain`), so that refused
+  clients spread out instead of all coming back the next second.
 
 Idle keep-alive connections are closed by uvicorn's own `timeout_keep_alive`.
 These are the smallest correct places for these checks: the bytes are counted
@@ -20,11 +23,16 @@ HAProxy applies its own limits in front (README, "Protection at the edge").
 
 import asyncio
 import json
+import math
+import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from app.core.admission import MAX_RETRY_AFTER_SECONDS, RATE_WINDOW_SECONDS
 from app.core.errors import ERROR_CODES, ErrorCode
 
 _STATUS_TEXT = {408: b"Request Timeout", 431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}
@@ -41,11 +49,73 @@ def _json_answer(error: ErrorCode, *extra_headers: tuple[bytes, bytes]) -> tuple
     return headers, body
 
 
-async def _service_busy(scope: Any, receive: Any, send: Any) -> None:
-    """uvicorn's answer past `limit_concurrency`, as our JSON error."""
-    headers, body = _json_answer(ERROR_CODES["SERVICE_BUSY"], (b"retry-after", b"1"))
-    await send({"type": "http.response.start", "status": 503, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+# Of the connections open when a request is refused at the limit, the share counted ahead
+# of its client. Their clients go on sending requests, and while the worker stays at the
+# limit uvicorn refuses those too (and closes their connections): some of them will be
+# coming back with the refused. A judgement, not a measurement: at 4,096 open connections
+# closing 100 a second, a first refusal is told 5 s rather than 1 s.
+OPEN_CONNECTIONS_SHARE = 0.1
+
+
+class ConnectionDrain:
+    """One worker's connections: how fast they have been closing, and how many requests
+    were refused at the connection limit lately; from both, a refusal's Retry-After.
+
+    One per worker process (its protocol class's, see `bounded_protocol`): every
+    connection of a worker runs on its one event loop, so no locks."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        # When connections that held a place closed: the rate places come free at.
+        self._closes: deque[float] = deque()
+        # When requests were refused at the limit: their clients come back too.
+        self._refusals: deque[float] = deque()
+
+    def closed(self) -> None:
+        self._record(self._closes)
+
+    def refused(self) -> None:
+        self._record(self._refusals)
+
+    def close_rate(self) -> float:
+        """Connections closed per second over the last few seconds."""
+        self._forget_old(self._closes, self._clock())
+        return len(self._closes) / RATE_WINDOW_SECONDS
+
+    def retry_after_seconds(self, open_connections: int) -> int:
+        """How long until the clients ahead of a refused one would have found a place: the
+        ones refused in the last few seconds (this one included) and a share of the open
+        connections, at the rate connections have been closing. No close in the window
+        counts as one (the gate says 1 s when it has measured nothing; a worker at its
+        connection limit that has closed nothing for seconds is not about to have room).
+        At least 1 s, at most MAX_RETRY_AFTER_SECONDS."""
+        now = self._clock()
+        self._forget_old(self._closes, now)
+        self._forget_old(self._refusals, now)
+        ahead = len(self._refusals) + OPEN_CONNECTIONS_SHARE * open_connections
+        seconds = ahead * RATE_WINDOW_SECONDS / max(len(self._closes), 1)  # ahead / close rate
+        return min(MAX_RETRY_AFTER_SECONDS, max(1, math.ceil(seconds)))
+
+    def _record(self, times: deque[float]) -> None:
+        now = self._clock()
+        times.append(now)
+        self._forget_old(times, now)
+
+    @staticmethod
+    def _forget_old(times: deque[float], now: float) -> None:
+        while times and times[0] < now - RATE_WINDOW_SECONDS:
+            times.popleft()
+
+
+def _service_busy(retry_after_seconds: int) -> Callable[[Any, Any, Any], Any]:
+    """uvicorn's answer past `limit_concurrency`, as our JSON error (an ASGI app)."""
+    headers, body = _json_answer(ERROR_CODES["SERVICE_BUSY"], (b"retry-after", str(retry_after_seconds).encode()))
+
+    async def answer(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    return answer
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -53,12 +123,18 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     max_head_bytes = 16 * 1024
     head_timeout_seconds = 10.0
+    # The worker's, shared by all its connections (`bounded_protocol` gives each server its own).
+    drain = ConnectionDrain()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._reading_head = True
         self._head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
+        # Whether a request of this connection was served, or refused at the limit: one
+        # refused without ever being served took a place only to give it back at once.
+        self._served = False
+        self._refused_at_limit = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's
         super().connection_made(transport)
@@ -66,6 +142,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        if self._served or not self._refused_at_limit:
+            self.drain.closed()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -91,7 +169,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
-        super()._start_asgi_task(cycle, _service_busy if app is service_unavailable else app)
+        # uvicorn picks `service_unavailable` in on_headers_complete when the worker holds
+        # `limit_concurrency` connections (or tasks); a pipelined request reaches here later.
+        if app is service_unavailable:
+            self._refused_at_limit = True
+            self.drain.refused()
+            app = _service_busy(self.drain.retry_after_seconds(len(self.connections)))
+        else:
+            self._served = True
+        super()._start_asgi_task(cycle, app)
 
     def _start_head_timer(self) -> None:
         self._head_timer = self.loop.call_later(self.head_timeout_seconds, self._head_timed_out)
@@ -122,9 +208,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
 
 def bounded_protocol(*, max_head_bytes: int, head_timeout_seconds: float) -> type[BoundedHttpToolsProtocol]:
-    """A protocol class with these bounds (uvicorn instantiates it per connection)."""
+    """A protocol class with these bounds and its own ConnectionDrain (uvicorn instantiates it
+    per connection; each worker process builds its own class, see app/runtime/server.py)."""
     return type(
         "BoundedHttpToolsProtocol",
         (BoundedHttpToolsProtocol,),
-        {"max_head_bytes": max_head_bytes, "head_timeout_seconds": head_timeout_seconds},
+        {"max_head_bytes": max_head_bytes, "head_timeout_seconds": head_timeout_seconds, "drain": ConnectionDrain()},
     )

@@ -19,7 +19,10 @@ socket and sets TCP_NODELAY. With one worker this is one uvicorn server in
 this process; without SO_REUSEPORT, uvicorn's own `--workers`.
 
 The supervisor (the process started with this command) replaces a worker that
-dies, and stops them all on SIGINT or SIGTERM; see `Supervisor`.
+dies, and stops them all on SIGINT or SIGTERM; see `Supervisor`. Before it starts
+them, it raises its soft open-file limit (RLIMIT_NOFILE, inherited by the workers)
+towards the hard one when MAX_CONNECTIONS_PER_WORKER would not fit under it, and
+lowers the connection limit, with a warning, when even the hard one is too low.
 """
 
 import argparse
@@ -28,6 +31,7 @@ import gc
 import multiprocessing
 import multiprocessing.connection
 import os
+import resource
 import signal
 import socket
 import sys
@@ -35,7 +39,7 @@ import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from types import FrameType
-from typing import TypedDict
+from typing import NamedTuple, TypedDict
 
 import uvicorn
 
@@ -114,6 +118,60 @@ def server_options(*, access_log: bool, log_level: str) -> ServerOptions:
         "max_head_bytes": settings.max_request_head_bytes,
         "head_timeout_seconds": settings.request_head_timeout_seconds,
     }
+
+
+# Descriptors a worker holds besides its clients' connections and its database pools: the
+# listening socket, the event loop's, standard streams and log files, the Prometheus
+# multiprocess files (a scrape opens every worker's), files read while serving.
+_OTHER_DESCRIPTORS = 128
+
+
+def descriptors_besides_connections() -> int:
+    """What a worker needs open besides its connections (the margin of `connections_that_fit`)."""
+    settings = get_settings()
+    pools = (
+        settings.db_pool_size + settings.db_max_overflow + settings.db_read_pool_size + settings.db_read_max_overflow
+    )
+    return _OTHER_DESCRIPTORS + pools
+
+
+class DescriptorPlan(NamedTuple):
+    soft_limit: int  # the soft RLIMIT_NOFILE to run with (the current one when it is enough)
+    connections: int  # connections per worker that fit under it
+
+
+def connections_that_fit(soft: int, hard: int, wanted: int, *, margin: int) -> DescriptorPlan:
+    """`wanted` connections per worker need `wanted + margin` open files. A soft limit below
+    that is raised as far as needed, never past the hard one (and never lowered); when even the
+    hard limit is too low, the connections are what it leaves (at least one)."""
+    needed = wanted + margin
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return DescriptorPlan(soft, wanted)
+    raised = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+    return DescriptorPlan(raised, max(1, min(wanted, raised - margin)))
+
+
+def fit_open_file_limit(wanted: int, *, margin: int) -> int:
+    """Raise this process's soft RLIMIT_NOFILE (its workers inherit it) for `wanted`
+    connections per worker; the connections per worker that fit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    plan = connections_that_fit(soft, hard, wanted, margin=margin)
+    if plan.soft_limit != soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (plan.soft_limit, hard))
+        except (ValueError, OSError) as exc:  # a limit of the platform's own (macOS: OPEN_MAX)
+            _log(f"warning: cannot raise the open-file limit from {soft} to {plan.soft_limit}: {exc}")
+            plan = connections_that_fit(soft, soft, wanted, margin=margin)
+        else:
+            _log(f"raised the open-file limit (RLIMIT_NOFILE) from {soft} to {plan.soft_limit}")
+    if plan.connections < wanted:
+        _log(
+            f"warning: the open-file limit ({plan.soft_limit}, hard {hard}) leaves room for "
+            f"{plan.connections} connections per worker, not MAX_CONNECTIONS_PER_WORKER={wanted} "
+            f"(+{margin} other files): serving with {plan.connections}; raise the hard limit "
+            "(ulimit -Hn, systemd LimitNOFILE=, docker --ulimit nofile=)"
+        )
+    return plan.connections
 
 
 def uvicorn_config(app: str, *, host: str, port: int, options: ServerOptions) -> uvicorn.Config:
@@ -250,6 +308,9 @@ def main() -> int:
     parser.add_argument("--restart-window", type=float, default=30.0, help="... within this many seconds (default 30)")
     args = parser.parse_args()
     options = server_options(access_log=args.access_log, log_level=args.log_level)
+    options["limit_concurrency"] = fit_open_file_limit(
+        options["limit_concurrency"], margin=descriptors_besides_connections()
+    )
 
     if args.workers <= 1:
         # One process binds through uvicorn's own getaddrinfo path, which is fine.
