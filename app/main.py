@@ -11,7 +11,7 @@ from sqlalchemy import event
 
 from app.admin.router import router as admin_router
 from app.auth.router import router as auth_router
-from app.core.admission import AdmissionGate
+from app.core.admission import AdmissionGate, LoopLag, worker_pressure
 from app.core.cache import ResponseCache
 from app.core.config import Settings, get_settings
 from app.core.cors import BrowserCORSMiddleware
@@ -43,7 +43,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Computed now, not on the first unknown student number, so that login's
         # timing never tells whether a student number exists.
         dummy_password_hash(settings.bcrypt_rounds)
+        app.state.loop_lag.start()
         yield
+        app.state.loop_lag.stop()
         app.state.engine.dispose()
         app.state.read_engine.dispose()
         if app.state.catalogue_engine is not app.state.read_engine:
@@ -80,8 +82,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         queue_limit=settings.write_admission_queue,
         max_wait_seconds=settings.admission_max_wait_seconds,
     )
+    app.state.loop_lag = LoopLag()
     app.state.waiting_rooms = WaitingRooms(
-        engine=app.state.read_engine, settings=settings, pressure=app.state.write_gate.pressure
+        engine=app.state.read_engine,
+        settings=settings,
+        pressure=worker_pressure(app.state.write_gate, app.state.loop_lag),
     )
     app.state.read_gate = AdmissionGate(
         capacity=settings.read_admission_capacity or settings.db_read_pool_size,

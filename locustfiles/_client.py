@@ -245,7 +245,14 @@ class RegistrationUser(FastHttpUser):
         reply = self.call("POST", path, name="/semesters/{id}/queue", check=_check_place)
         while reply.ok and not reply.body["admitted"]:
             time.sleep(reply.retry_after or 1.0)
-            reply = self.call("GET", path + "/me", name="/semesters/{id}/queue/me", check=_check_place)
+            # With the place's token the estimate costs the server no query.
+            reply = self.call(
+                "GET",
+                path + "/me",
+                name="/semesters/{id}/queue/me",
+                check=_check_place,
+                admission_token=reply.body["admission_token"],
+            )
         if reply.ok:
             self.admission_token = reply.body["admission_token"]
         return reply.ok
@@ -272,13 +279,15 @@ class RegistrationUser(FastHttpUser):
         check=None,
         json: Any = None,
         authorized: bool = True,
+        admission_token: str | None = None,
     ) -> Reply:
         """Send one request and mark it: 200 with a body that passes `check`, or a
         JSON error whose code is in `allowed` with that code's status
-        (EXPECTED_REFUSALS), is a success; anything else fails."""
+        (EXPECTED_REFUSALS), is a success; anything else fails. The admission token sent is
+        `admission_token` (a place still waiting), else the admitted one, if any."""
         headers = {"Authorization": f"Bearer {self.token}"} if authorized else None
-        if headers is not None and self.admission_token:
-            headers["X-Admission-Token"] = self.admission_token
+        if headers is not None and (admission_token or self.admission_token):
+            headers["X-Admission-Token"] = admission_token or self.admission_token
         with self.client.request(method, path, name=name, json=json, headers=headers, catch_response=True) as response:
             status = response.status_code or 0
             body = _json(response)

@@ -22,7 +22,7 @@ import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 from app.core.errors import ServiceBusy
@@ -45,6 +45,62 @@ class GatePressure:
     mean_wait_s: float
     refused: int
     oldest_wait_s: float = 0.0
+    # How late the worker's event loop ran its timers (LoopLag): past saturation every
+    # request waits this long before any gate sees it. Filled in by `worker_pressure`.
+    loop_lag_s: float = 0.0
+
+
+class LoopLag:
+    """How late this worker's event loop runs a timer, over the last PRESSURE_WINDOW_SECONDS.
+
+    When the workers' CPU is the limit (on a small machine, before PostgreSQL is), requests
+    queue in the loop, in front of every gate: a gate then sees no queue while everybody
+    waits. A timer every `interval` seconds measures that wait. Start it on the running
+    loop (the app's lifespan)."""
+
+    def __init__(self, *, interval: float = 0.05, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._lateness: deque[tuple[float, float]] = deque()
+        self._due = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self._schedule(asyncio.get_running_loop())
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def note(self, lateness: float) -> None:
+        now = self._clock()
+        self._lateness.append((now, lateness))
+        while self._lateness and self._lateness[0][0] < now - PRESSURE_WINDOW_SECONDS:
+            self._lateness.popleft()
+
+    def recent(self) -> float:
+        """The mean lateness of the last window's timers (0 when none ran)."""
+        now = self._clock()
+        samples = [lateness for moment, lateness in self._lateness if moment >= now - PRESSURE_WINDOW_SECONDS]
+        return sum(samples) / len(samples) if samples else 0.0
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._due = self._clock() + self.interval
+        self._timer = loop.call_later(self.interval, self._tick, loop)
+
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.note(max(0.0, self._clock() - self._due))
+        self._schedule(loop)
+
+
+def worker_pressure(gate: "AdmissionGate", lag: LoopLag) -> Callable[[], GatePressure]:
+    """The pressure on this worker's writes: its write gate's, with its loop's lateness."""
+
+    def pressure() -> GatePressure:
+        return replace(gate.pressure(), loop_lag_s=lag.recent())
+
+    return pressure
 
 
 class AdmissionGate:

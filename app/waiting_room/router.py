@@ -13,6 +13,7 @@ from app.core.responses import JSONBody
 from app.registrations.router import AdmittedRead
 from app.semesters.errors import SemesterNotFound
 from app.waiting_room import service
+from app.waiting_room.dependencies import AdmissionToken
 from app.waiting_room.rules import RoomState
 from app.waiting_room.schemas import QueuePlaceRead
 from app.waiting_room.state import WaitingRooms
@@ -76,15 +77,29 @@ def join_waiting_room(
     response_model=QueuePlaceRead,
     responses={
         **ok(retry_after=_RETRY_AFTER_DOC),
-        **errors(AUTHENTICATED, INPUT, DATABASE, ("SEMESTER_NOT_FOUND", "NO_QUEUE_PLACE")),
+        **errors(AUTHENTICATED, INPUT, DATABASE, ("SEMESTER_NOT_FOUND", "NO_QUEUE_PLACE", "INVALID_ADMISSION_TOKEN")),
     },
 )
 def read_my_place(
-    semester_id: SemesterId, student: ClaimedStudent, room: CurrentRoom, engine: ReadEngineDep, request: Request
+    semester_id: SemesterId,
+    student: ClaimedStudent,
+    room: CurrentRoom,
+    engine: ReadEngineDep,
+    request: Request,
+    admission_token: AdmissionToken = None,
 ) -> Response:
-    """The current estimate for my place (404 NO_QUEUE_PLACE when I never asked for one)."""
-    place = service.find_place(
-        engine, student_id=student.student_id, room=room, now=datetime.now(UTC), settings=request.app.state.settings
-    )
-    student.confirm()
+    """The current estimate for my place (404 NO_QUEUE_PLACE when I never asked for one).
+    With my admission token in `X-Admission-Token`, as a waiting client has it, answered from
+    the token's place and the room's state, without a query (403 INVALID_ADMISSION_TOKEN when
+    it is not my place in this semester)."""
+    settings = request.app.state.settings
+    if admission_token is not None:
+        place = service.place_of_token(
+            admission_token, student_id=student.student_id, room=room, now=datetime.now(UTC), settings=settings
+        )
+    else:
+        place = service.find_place(
+            engine, student_id=student.student_id, room=room, now=datetime.now(UTC), settings=settings
+        )
+        student.confirm()
     return _PLACE.response(place, headers=_headers(place))

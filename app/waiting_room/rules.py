@@ -84,24 +84,29 @@ def estimate(
 # ---- the adaptive pace ------------------------------------------------------------------------------
 #
 # The pace is the throughput the write path sustains, found the way TCP finds a link's: it
-# grows while admitted students' writes go straight through the worker's write gate, holds
-# once they start to queue, and falls fast when they queue long or are refused. Students
+# grows while admitted students' writes go straight through the worker's write gate (and
+# its event loop runs on time), holds once they start to queue, and falls fast when they
+# queue long or are refused. Students
 # admitted now write over the next few seconds, so growth is gentle (a quarter a second)
 # and the fall steep. The frontier applies the factor for the time since its last move
 # (app/waiting_room/service.py::_ADVANCE), and only grows while students are waiting.
 
 PACE_GROWTH_PER_S = 1.25
 PACE_BACKOFF_PER_S = 0.6
-# Mean time an admitted write queued in the last second: above HOLD, no growth; above
-# BACKOFF (or any write refused, or one queued that long still waiting), the pace falls.
+# Mean time an admitted write queued (or the loop ran late) in the last second: above HOLD,
+# no growth; above BACKOFF (or any write refused, or one queued that long still waiting),
+# the pace falls.
 PACE_HOLD_WAIT_S = 0.02
 PACE_BACKOFF_WAIT_S = 0.1
 
 
 def pace_factor(pressure: GatePressure) -> float:
-    """How much the adaptive pace changes per second, under this write-gate pressure."""
-    if pressure.refused or max(pressure.mean_wait_s, pressure.oldest_wait_s) > PACE_BACKOFF_WAIT_S:
+    """How much the adaptive pace changes per second, under this worker's pressure: its write
+    gate's queue and refusals, and its event loop's lateness (requests wait there first when
+    the workers' CPU is the limit)."""
+    waited = max(pressure.mean_wait_s, pressure.loop_lag_s)
+    if pressure.refused or max(waited, pressure.oldest_wait_s) > PACE_BACKOFF_WAIT_S:
         return PACE_BACKOFF_PER_S
-    if pressure.mean_wait_s > PACE_HOLD_WAIT_S:
+    if waited > PACE_HOLD_WAIT_S:
         return 1.0
     return PACE_GROWTH_PER_S

@@ -25,10 +25,10 @@ from app.auth.service import ensure_student_exists
 from app.core.config import Settings
 from app.registrations.errors import RegistrationClosed
 from app.semesters.service import ensure_semester_exists
-from app.waiting_room.errors import NoQueuePlace
+from app.waiting_room.errors import AdmissionTokenInvalid, NoQueuePlace
 from app.waiting_room.rules import RoomState, estimate, room_is_on
 from app.waiting_room.schemas import QueuePlaceRead
-from app.waiting_room.tokens import create_admission_token
+from app.waiting_room.tokens import create_admission_token, decode_admission_token
 
 
 class QueuePlace(QueuePlaceRead):
@@ -258,6 +258,18 @@ def find_place(
         ensure_student_exists(engine, student_id)  # a gone student's token is 401, not 404
         raise NoQueuePlace()
     return _place(ticket, student_id=student_id, room=room, now=now, settings=settings)
+
+
+def place_of_token(
+    admission_token: str, *, student_id: uuid.UUID, room: RoomState, now: datetime, settings: Settings
+) -> QueuePlace:
+    """The place an admission token names, as it stands now, without a query: the token is
+    signed, so its ticket is the one this student was given in this semester
+    (AdmissionTokenInvalid when it is not theirs, or not this semester's)."""
+    claims = decode_admission_token(admission_token, secret_key=settings.secret_key)
+    if claims.student_id != student_id or claims.semester_id != room.semester_id:
+        raise AdmissionTokenInvalid()
+    return _place(claims.ticket, student_id=student_id, room=room, now=now, settings=settings)
 
 
 def _place(ticket: int, *, student_id: uuid.UUID, room: RoomState, now: datetime, settings: Settings) -> QueuePlace:

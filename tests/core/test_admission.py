@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from app.core.admission import AdmissionGate, GatePressure
+from app.core.admission import AdmissionGate, GatePressure, LoopLag, worker_pressure
 from app.core.errors import ServiceBusy
 from tests.support.servers import start_server
 
@@ -297,3 +297,30 @@ def test_the_pressure_is_the_mean_queue_wait_and_the_refusals_of_the_last_second
         assert gate.pressure() == GatePressure(admitted=0, mean_wait_s=0.0, refused=0)
 
     run(scenario())
+
+
+def test_the_loop_lag_is_how_late_timers_ran_while_the_loop_was_busy():
+    async def scenario():
+        lag = LoopLag(interval=0.01)
+        lag.start()
+        await asyncio.sleep(0.1)
+        assert lag.recent() < 0.05  # an idle loop runs its timers about on time
+        for _ in range(10):  # the loop kept busy, as by a stream of requests: 50 ms of work a turn
+            time.sleep(0.05)
+            await asyncio.sleep(0)
+        assert lag.recent() > 0.02
+        gate = AdmissionGate(capacity=1, queue_limit=1, max_wait_seconds=1)
+        assert worker_pressure(gate, lag)().loop_lag_s == lag.recent()
+        lag.stop()
+
+    run(scenario())
+
+
+def test_the_loop_lag_forgets_what_is_older_than_its_window():
+    clock = [0.0]
+    lag = LoopLag(clock=lambda: clock[0])
+    lag.note(0.4)
+    lag.note(0.2)
+    assert lag.recent() == pytest.approx(0.3)
+    clock[0] += 2.0
+    assert lag.recent() == 0.0

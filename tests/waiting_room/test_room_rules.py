@@ -189,6 +189,8 @@ def test_a_tampered_ticket_breaks_the_signature():
         (GatePressure(admitted=500, mean_wait_s=0.3, refused=0), PACE_BACKOFF_PER_S),  # queueing long
         (GatePressure(admitted=500, mean_wait_s=0.0, refused=1), PACE_BACKOFF_PER_S),  # one refused
         (GatePressure(admitted=9, mean_wait_s=0.0, refused=0, oldest_wait_s=0.5), PACE_BACKOFF_PER_S),  # stuck
+        (GatePressure(admitted=500, mean_wait_s=0.0, refused=0, loop_lag_s=0.05), 1.0),  # the loop a little late
+        (GatePressure(admitted=500, mean_wait_s=0.0, refused=0, loop_lag_s=0.4), PACE_BACKOFF_PER_S),  # CPU-bound
     ],
 )
 def test_the_pace_grows_while_writes_go_straight_through_and_falls_when_they_queue(pressure, factor):

@@ -194,6 +194,54 @@ def test_switching_the_room_starts_the_adaptive_pace_again_from_its_initial_rate
     assert set_room(client, registrar, semester.id, enabled=True).json()["rate_per_s"] == 0
 
 
+def test_with_its_admission_token_the_estimate_is_answered_without_a_query(app, client, factory, registrar, semester):
+    set_room(client, registrar, semester.id, enabled=True, rate=CRAWL)
+    ahead, student = factory.students(2)
+    take_place(client, factory, ahead, semester)
+    place = take_place(client, factory, student, semester).json()
+    client.get(f"/semesters/{semester.id}/queue/me", headers=factory.auth(student))  # the room, read for a tick
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(app.state.read_engine, "before_cursor_execute", record)
+    try:
+        response = client.get(
+            f"/semesters/{semester.id}/queue/me", headers=with_admission(factory, student, place["admission_token"])
+        )
+    finally:
+        event.remove(app.state.read_engine, "before_cursor_execute", record)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["position"], body["admitted"]) == (place["position"], False)
+    assert ticket_of(body["admission_token"]) == ticket_of(place["admission_token"])
+    assert [statement for statement in statements if "student_terms" in statement] == []
+
+
+@pytest.mark.parametrize("whose", ["another student's", "another semester's", "forged"])
+def test_the_estimate_from_a_token_that_is_not_my_place_is_refused(client, factory, registrar, semester, whose):
+    other_semester = factory.semester()
+    for room in (semester, other_semester):
+        set_room(client, registrar, room.id, enabled=True, rate=CRAWL)
+    student, other = factory.students(2)
+    if whose == "another student's":
+        token = take_place(client, factory, other, semester).json()["admission_token"]
+    elif whose == "another semester's":
+        token = take_place(client, factory, student, other_semester).json()["admission_token"]
+    else:
+        token = create_admission_token(
+            student_id=student.id,
+            semester_id=semester.id,
+            ticket=1,
+            secret_key="not-our-secret-but-long-enough-to-look-real",
+            now=datetime.now(UTC),
+            lifetime=timedelta(minutes=5),
+        )
+    response = client.get(f"/semesters/{semester.id}/queue/me", headers=with_admission(factory, student, token))
+    assert (response.status_code, response.json()["code"]) == (403, "INVALID_ADMISSION_TOKEN")
+
+
 # ---- nobody jumps the queue -------------------------------------------------------------------------
 
 
