@@ -33,6 +33,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -525,6 +526,7 @@ def summarize(
             "cpu_us_per_attempt": round(1e6 * records.generator_cpu_s / max(len(records.attempts), 1), 1),
         },
         "timeline": {"arrivals_per_s": arrivals_per_s, "answered_per_s": answered_per_s, "busy_per_s": busy_per_s},
+        "busy_503_by_kind": dict(Counter(a.kind for a in records.attempts if _is_busy(a))),
         "replay": [
             (f.student, f.course) for f in sorted(answered, key=lambda f: (f.send_us, f.student))
         ],  # removed before results.json (bench/opening.py: the pgbench replay's input)
@@ -709,6 +711,37 @@ def pgbench_replay(
 # --- the scenario ----------------------------------------------------------------------------------
 
 
+class RoomSampler:
+    """The room's pace and frontier once a second while a run goes on (results.json's
+    timeline: how the adaptive pace moved), read straight from its row."""
+
+    def __init__(self, url: str, semester_id: int) -> None:
+        self._engine = create_engine(url)
+        self._semester_id = semester_id
+        self._stop = threading.Event()
+        self.rates: list[float] = []
+        self.admitted_through: list[int] = []
+        self._thread = threading.Thread(target=self._sample, name="room-sampler", daemon=True)
+
+    def __enter__(self) -> "RoomSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._engine.dispose()
+
+    def _sample(self) -> None:
+        query = text("SELECT rate_per_s, admitted_through FROM waiting_rooms WHERE semester_id = :s")
+        while not self._stop.wait(1.0):
+            with self._engine.connect() as connection:
+                row = connection.execute(query, {"s": self._semester_id}).one_or_none()
+            if row is not None:
+                self.rates.append(round(float(row.rate_per_s), 1))
+                self.admitted_through.append(int(row.admitted_through))
+
+
 @dataclass
 class Runner:
     """Seeds once, serves once, and runs the opening at any N on a fresh semester."""
@@ -737,8 +770,11 @@ class Runner:
             duration=duration,
             options=self.options,
         )
-        records = run_client(plan, workdir=self.workdir, name=name or str(students), cpu_groups=self.cpu_groups)
+        with RoomSampler(self.url, self.fixture.semester_id) as room:
+            records = run_client(plan, workdir=self.workdir, name=name or str(students), cpu_groups=self.cpu_groups)
         figures = summarize(records, duration=duration, audit=integrity(self.url), cpu_groups=self.cpu_groups)
+        if self.options.room:
+            figures["timeline"] |= {"room_rate_per_s": room.rates, "room_admitted_through": room.admitted_through}
         if keep:
             self.runs[students] = figures
         print(
