@@ -35,3 +35,6 @@ class WaitingRoom(TimestampMixin, Base):
     admitted_through: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # When the frontier last moved (what the next move is measured from).
     frontier_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # When the adaptive pace was last cut: at most one cut per WAITING_ROOM_CUT_COOLDOWN_SECONDS,
+    # so that the students admitted just before a cut get time to show its effect.
+    pace_cut_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -5,6 +5,7 @@ estimate is, and how the adaptive pace moves. Unit-tested without a database
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from app.core.admission import GatePressure
 
@@ -83,30 +84,47 @@ def estimate(
 
 # ---- the adaptive pace ------------------------------------------------------------------------------
 #
-# The pace is the throughput the write path sustains, found the way TCP finds a link's: it
-# grows while admitted students' writes go straight through the worker's write gate (and
-# its event loop runs on time), holds once they start to queue, and falls fast when they
-# queue long or are refused. Students
-# admitted now write over the next few seconds, so growth is gentle (a quarter a second)
-# and the fall steep. The frontier applies the factor for the time since its last move
-# (app/waiting_room/service.py::_ADVANCE), and only grows while students are waiting.
+# The pace is the throughput the write path sustains, found the way TCP finds a link's
+# (additive increase, multiplicative decrease): it grows slowly while admitted students'
+# writes go straight through the worker's write gate and its event loop runs on time,
+# holds once they queue a little, and is cut by a fifth when they queue long or are
+# refused, at most once per cooldown. Students admitted now write over the next several
+# seconds (a status read, the course list, a think time before each registration), so a
+# fast growth would overshoot by the time their writes arrive, and cutting again before
+# those of the last cut have passed would collapse the pace.
 
-PACE_GROWTH_PER_S = 1.25
-PACE_BACKOFF_PER_S = 0.6
-# Mean time an admitted write queued (or the loop ran late) in the last second: above HOLD,
-# no growth; above BACKOFF (or any write refused, or one queued that long still waiting),
-# the pace falls.
+
+class PaceStep(StrEnum):
+    GROW = "grow"
+    HOLD = "hold"
+    CUT = "cut"
+
+
+PACE_GROWTH_PER_S = 0.06  # a share of the pace, per second of growth
+PACE_GROWTH_MIN_PER_S = 1.0  # students/s per second, at least
+PACE_CUT = 0.8  # the pace after a cut, as a share of the pace before
+# Mean time an admitted write queued (or the loop ran late) in the last second: above
+# HOLD, no growth; above CUT, a cut. So is a write still queued for CUT_OLDEST, or more
+# than CUT_REFUSED_SHARE of the writes refused (a few 503s on one hot course are not the
+# pace's doing: the course's share of the gate is).
 PACE_HOLD_WAIT_S = 0.02
-PACE_BACKOFF_WAIT_S = 0.1
+PACE_CUT_WAIT_S = 0.1
+PACE_CUT_OLDEST_WAIT_S = 0.25
+PACE_CUT_REFUSED_SHARE = 0.02
 
 
-def pace_factor(pressure: GatePressure) -> float:
-    """How much the adaptive pace changes per second, under this worker's pressure: its write
-    gate's queue and refusals, and its event loop's lateness (requests wait there first when
-    the workers' CPU is the limit)."""
+def pace_step(pressure: GatePressure) -> PaceStep:
+    """What the adaptive pace does under this worker's pressure: its write gate's queue and
+    refusals, and its event loop's lateness (requests wait there first when the workers'
+    CPU is the limit)."""
     waited = max(pressure.mean_wait_s, pressure.loop_lag_s)
-    if pressure.refused or max(waited, pressure.oldest_wait_s) > PACE_BACKOFF_WAIT_S:
-        return PACE_BACKOFF_PER_S
+    refused_share = pressure.refused / max(pressure.admitted + pressure.refused, 1)
+    if (
+        waited > PACE_CUT_WAIT_S
+        or pressure.oldest_wait_s > PACE_CUT_OLDEST_WAIT_S
+        or refused_share > PACE_CUT_REFUSED_SHARE
+    ):
+        return PaceStep.CUT
     if waited > PACE_HOLD_WAIT_S:
-        return 1.0
-    return PACE_GROWTH_PER_S
+        return PaceStep.HOLD
+    return PaceStep.GROW

@@ -26,7 +26,15 @@ from app.core.config import Settings
 from app.registrations.errors import RegistrationClosed
 from app.semesters.service import ensure_semester_exists
 from app.waiting_room.errors import AdmissionTokenInvalid, NoQueuePlace
-from app.waiting_room.rules import RoomState, estimate, room_is_on
+from app.waiting_room.rules import (
+    PACE_CUT,
+    PACE_GROWTH_MIN_PER_S,
+    PACE_GROWTH_PER_S,
+    PaceStep,
+    RoomState,
+    estimate,
+    room_is_on,
+)
 from app.waiting_room.schemas import QueuePlaceRead
 from app.waiting_room.tokens import create_admission_token, decode_admission_token
 
@@ -81,36 +89,44 @@ _OPEN_ROOM = text("INSERT INTO waiting_rooms (semester_id) VALUES (:semester) ON
 # is moving it right now (SKIP LOCKED): by the pace times the time since its last move, over
 # exactly that many of this room's waiting tickets, in ticket order. With fewer waiting, all
 # of them, and the clock restarts (no credit piles up for a later burst). The pace: the
-# registrar's, or the adaptive one, its last value (:initial_rate before the first move)
-# times :factor per second since the last move (the write gate's pressure in the worker
-# moving it: app/waiting_room/rules.py::pace_factor), within [:min_rate, :max_rate], and
-# never grown while fewer waited than it would admit. Then the room's state, moved or not.
+# registrar's, or the adaptive one, from its last value (:initial_rate before the first
+# move) by :step, the pressure in the worker moving it (app/waiting_room/rules.py): grown by
+# a share of itself (at least :growth_min) per second, held, or cut to :cut of itself if the
+# last cut is :cooldown seconds old; within [:min_rate, :max_rate], and never grown while
+# fewer waited than it would admit. Then the room's state, moved or not.
 _ADVANCE = text(
     """
     WITH due AS (
         SELECT w.semester_id, w.admitted_through, w.frontier_at, w.fixed_rate_per_s,
                COALESCE(NULLIF(w.rate_per_s, 0), CAST(:initial_rate AS float8)) AS previous_rate,
-               extract(epoch FROM now() - w.frontier_at) AS idle_s
+               extract(epoch FROM now() - w.frontier_at) AS idle_s,
+               w.fixed_rate_per_s IS NULL AND :step = 'cut' AND (
+                   w.pace_cut_at IS NULL
+                   OR w.pace_cut_at <= now() - make_interval(secs => CAST(:cooldown AS float8))
+               ) AS cut
         FROM waiting_rooms w
         WHERE w.semester_id = :semester AND w.frontier_at <= now() - make_interval(secs => CAST(:tick AS float8))
         FOR UPDATE SKIP LOCKED
+    ), paced AS (
+        SELECT due.*, COALESCE(due.fixed_rate_per_s, LEAST(CAST(:max_rate AS float8), GREATEST(
+                   CAST(:min_rate AS float8),
+                   CASE WHEN due.cut THEN due.previous_rate * :cut
+                        WHEN :step = 'grow' THEN due.previous_rate
+                             + GREATEST(CAST(:growth_min AS float8), :growth * due.previous_rate)
+                             * LEAST(due.idle_s, 1.0)
+                        ELSE due.previous_rate END))) AS rate
+        FROM due
     ), step AS (
-        SELECT d.*, floor(d.rate * d.idle_s)::bigint AS n
-        FROM (
-            SELECT due.*, COALESCE(due.fixed_rate_per_s, LEAST(CAST(:max_rate AS float8), GREATEST(
-                       CAST(:min_rate AS float8),
-                       due.previous_rate * power(CAST(:factor AS float8), LEAST(due.idle_s, 1.0))))) AS rate
-            FROM due
-        ) d
+        SELECT paced.*, floor(paced.rate * paced.idle_s)::bigint AS n FROM paced
     ), target AS (
-        SELECT s.semester_id, s.rate, s.previous_rate, s.n, max(t.queue_ticket) AS through,
+        SELECT s.semester_id, s.rate, s.previous_rate, s.cut, s.n, max(t.queue_ticket) AS through,
                count(t.queue_ticket) AS taken
         FROM step s LEFT JOIN LATERAL (
             SELECT queue_ticket FROM student_terms
             WHERE semester_id = s.semester_id AND queue_ticket > s.admitted_through
             ORDER BY queue_ticket LIMIT s.n
         ) t ON true
-        GROUP BY s.semester_id, s.rate, s.previous_rate, s.n
+        GROUP BY s.semester_id, s.rate, s.previous_rate, s.cut, s.n
     ), advanced AS (
         UPDATE waiting_rooms w
         SET admitted_through = COALESCE(t.through, w.admitted_through),
@@ -118,7 +134,8 @@ _ADVANCE = text(
                                ELSE w.frontier_at + make_interval(secs => t.n / t.rate) END,
             rate_per_s = CASE WHEN t.taken < t.n AND w.fixed_rate_per_s IS NULL
                               THEN LEAST(t.rate, GREATEST(t.previous_rate, CAST(:min_rate AS float8)))
-                              ELSE t.rate END
+                              ELSE t.rate END,
+            pace_cut_at = CASE WHEN t.cut THEN now() ELSE w.pace_cut_at END
         FROM target t
         WHERE w.semester_id = t.semester_id
         RETURNING w.admitted_through, w.rate_per_s, w.frontier_at
@@ -140,7 +157,10 @@ _SET_ROOM = text(
         -- switched, or its pace changed: an adaptive pace starts again from the initial rate
         rate_per_s = CASE WHEN (waiting_rooms.enabled, waiting_rooms.fixed_rate_per_s)
                                IS NOT DISTINCT FROM (EXCLUDED.enabled, EXCLUDED.fixed_rate_per_s)
-                          THEN waiting_rooms.rate_per_s ELSE 0 END
+                          THEN waiting_rooms.rate_per_s ELSE 0 END,
+        pace_cut_at = CASE WHEN (waiting_rooms.enabled, waiting_rooms.fixed_rate_per_s)
+                                IS NOT DISTINCT FROM (EXCLUDED.enabled, EXCLUDED.fixed_rate_per_s)
+                           THEN waiting_rooms.pace_cut_at END
     """
 )
 
@@ -162,10 +182,10 @@ _STATUS = text(
 
 
 def load_room(
-    engine: Engine, *, semester_id: int, now: datetime, settings: Settings, pace_factor: float = 1.0
+    engine: Engine, *, semester_id: int, now: datetime, settings: Settings, pace_step: PaceStep = PaceStep.HOLD
 ) -> RoomState | None:
-    """The room as it is now, its frontier moved first if due (the adaptive pace changed by
-    `pace_factor` per second: app/waiting_room/rules.py); None when there is no such semester.
+    """The room as it is now, its frontier moved first if due (the adaptive pace grown, held or
+    cut by `pace_step`: app/waiting_room/rules.py); None when there is no such semester.
     (`begin()`: on the read engine, in autocommit, it sends no BEGIN and no COMMIT; on another
     engine it still commits what it wrote.)"""
     with engine.begin() as connection:
@@ -184,7 +204,7 @@ def load_room(
             return RoomState(semester_id, on=False, registration_open=registration_open, read_at=time.monotonic())
         if not row.has_room:
             connection.execute(_OPEN_ROOM, {"semester": semester_id})
-        frontier = _advance(connection, semester_id=semester_id, settings=settings, pace_factor=pace_factor)
+        frontier = _advance(connection, semester_id=semester_id, settings=settings, pace_step=pace_step)
     return RoomState(
         semester_id,
         on=True,
@@ -196,14 +216,18 @@ def load_room(
     )
 
 
-def _advance(connection: Connection, *, semester_id: int, settings: Settings, pace_factor: float) -> RowMapping:
+def _advance(connection: Connection, *, semester_id: int, settings: Settings, pace_step: PaceStep) -> RowMapping:
     return (
         connection.execute(
             _ADVANCE,
             {
                 "semester": semester_id,
                 "tick": settings.waiting_room_tick_seconds,
-                "factor": pace_factor,
+                "step": pace_step.value,
+                "growth": PACE_GROWTH_PER_S,
+                "growth_min": PACE_GROWTH_MIN_PER_S,
+                "cut": PACE_CUT,
+                "cooldown": settings.waiting_room_cut_cooldown_seconds,
                 "initial_rate": settings.waiting_room_initial_rate_per_s,
                 "min_rate": settings.waiting_room_min_rate_per_s,
                 "max_rate": settings.waiting_room_max_rate_per_s,

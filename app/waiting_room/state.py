@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from app.core.admission import GatePressure
 from app.core.config import Settings
 from app.waiting_room import service
-from app.waiting_room.rules import RoomState, pace_factor
+from app.waiting_room.rules import RoomState, pace_step
 
 # Unknown semester ids are remembered too (briefly): past this many entries, stale ones go.
 _MAX_ROOMS = 1024
@@ -59,7 +59,7 @@ class WaitingRooms:
                 semester_id=semester_id,
                 now=datetime.now(UTC),
                 settings=self._settings,
-                pace_factor=pace_factor(self._pressure()),
+                pace_step=pace_step(self._pressure()),
             )
             self._remember(semester_id, state)
         return state

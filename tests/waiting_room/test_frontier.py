@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from app.waiting_room import service
-from app.waiting_room.rules import RoomState
+from app.waiting_room.rules import PACE_CUT, PACE_GROWTH_MIN_PER_S, PACE_GROWTH_PER_S, PaceStep, RoomState
 
 
 @pytest.fixture
@@ -18,6 +18,7 @@ def room_settings(settings):
             "waiting_room_initial_rate_per_s": 10.0,
             "waiting_room_min_rate_per_s": 1.0,
             "waiting_room_max_rate_per_s": 30.0,
+            "waiting_room_cut_cooldown_seconds": 0.5,
         }
     )
 
@@ -51,10 +52,8 @@ def _ticket(engine, semester, student) -> int:
     return ticket
 
 
-def load(engine, settings, semester, *, pace_factor: float = 1.0) -> RoomState:
-    state = service.load_room(
-        engine, semester_id=semester.id, now=datetime.now(UTC), settings=settings, pace_factor=pace_factor
-    )
+def load(engine, settings, semester, *, step: PaceStep = PaceStep.HOLD) -> RoomState:
+    state = service.load_room(engine, semester_id=semester.id, now=datetime.now(UTC), settings=settings, pace_step=step)
     assert state is not None and state.on
     return state
 
@@ -68,39 +67,52 @@ def test_the_adaptive_pace_starts_at_the_initial_rate(engine, room_settings, fac
     assert state.admitted_through > 0
 
 
-def test_under_pressure_the_adaptive_pace_falls_by_the_factor_per_second(engine, room_settings, factory):
+def test_the_adaptive_pace_grows_by_a_share_of_itself_per_second_while_students_wait(engine, room_settings, factory):
     semester = factory.semester()
-    places(engine, room_settings, semester, factory.students(30))
-    open_room(engine, semester, rate=None, idle_seconds=0.5)
-    assert load(engine, room_settings, semester, pace_factor=0.25).rate_per_s == pytest.approx(
-        10.0 * 0.25**0.5, rel=0.05
-    )
-
-
-def test_the_adaptive_pace_grows_while_students_wait_and_stops_at_the_maximum(engine, room_settings, factory):
-    semester = factory.semester()
-    places(engine, room_settings, semester, factory.students(200))
+    places(engine, room_settings, semester, factory.students(100))
     open_room(engine, semester, rate=None, idle_seconds=1)
-    rates = [load(engine, room_settings, semester, pace_factor=2.0).rate_per_s]
+    rates = [load(engine, room_settings, semester, step=PaceStep.GROW).rate_per_s]
+    assert rates[0] == pytest.approx(10.0 + max(PACE_GROWTH_MIN_PER_S, PACE_GROWTH_PER_S * 10.0), rel=0.05)
     for _ in range(3):
         time.sleep(room_settings.waiting_room_tick_seconds + 0.05)
-        rates.append(load(engine, room_settings, semester, pace_factor=2.0).rate_per_s)
-    assert rates[0] == pytest.approx(20.0, rel=0.05)  # a second's growth, from 10
-    assert rates == sorted(rates) and rates[-1] <= 30.0
+        rates.append(load(engine, room_settings, semester, step=PaceStep.GROW).rate_per_s)
+    assert rates == sorted(rates) and rates[-1] > rates[0]
 
 
 def test_the_adaptive_pace_never_grows_while_fewer_wait_than_it_would_admit(engine, room_settings, factory):
     semester = factory.semester()
     places(engine, room_settings, semester, factory.students(3))
     open_room(engine, semester, rate=None, idle_seconds=1)
-    state = load(engine, room_settings, semester, pace_factor=2.0)
+    state = load(engine, room_settings, semester, step=PaceStep.GROW)
     assert state.rate_per_s == pytest.approx(10.0)  # everybody admitted; the pace as it was
 
 
-def test_the_adaptive_pace_never_falls_below_the_minimum(engine, room_settings, factory):
+def test_a_cut_takes_a_fifth_off_and_the_next_waits_for_the_cooldown(engine, room_settings, factory):
     semester = factory.semester()
+    places(engine, room_settings, semester, factory.students(100))
     open_room(engine, semester, rate=None, idle_seconds=1)
-    assert load(engine, room_settings, semester, pace_factor=0.001).rate_per_s == pytest.approx(1.0)
+    assert load(engine, room_settings, semester, step=PaceStep.CUT).rate_per_s == pytest.approx(10.0 * PACE_CUT)
+    time.sleep(room_settings.waiting_room_tick_seconds + 0.05)
+    # Still cooling down: the students admitted before the cut have not written yet.
+    assert load(engine, room_settings, semester, step=PaceStep.CUT).rate_per_s == pytest.approx(10.0 * PACE_CUT)
+    time.sleep(room_settings.waiting_room_cut_cooldown_seconds)
+    cut_twice = load(engine, room_settings, semester, step=PaceStep.CUT).rate_per_s
+    assert cut_twice == pytest.approx(10.0 * PACE_CUT**2)
+
+
+def test_the_adaptive_pace_stays_within_its_bounds(engine, room_settings, factory):
+    semester = factory.semester()
+    places(engine, room_settings, semester, factory.students(100))
+    open_room(engine, semester, rate=None, idle_seconds=1)
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE waiting_rooms SET rate_per_s = 29.9 WHERE semester_id = :s"), {"s": semester.id}
+        )
+    assert load(engine, room_settings, semester, step=PaceStep.GROW).rate_per_s == pytest.approx(30.0)  # the max
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE waiting_rooms SET rate_per_s = 1.1 WHERE semester_id = :s"), {"s": semester.id})
+    time.sleep(room_settings.waiting_room_tick_seconds + 0.05)
+    assert load(engine, room_settings, semester, step=PaceStep.CUT).rate_per_s == pytest.approx(1.0)  # the min
 
 
 def test_the_frontier_admits_exactly_the_pace_times_the_time_in_ticket_order(engine, room_settings, factory):

@@ -15,11 +15,10 @@ from app.waiting_room.errors import AdmissionTokenInvalid
 from app.waiting_room.rules import (
     MAX_ESTIMATE_SECONDS,
     MAX_RETRY_AFTER_SECONDS,
-    PACE_BACKOFF_PER_S,
-    PACE_GROWTH_PER_S,
+    PaceStep,
     RoomState,
     estimate,
-    pace_factor,
+    pace_step,
     room_is_on,
 )
 from app.waiting_room.tokens import create_admission_token, decode_admission_token
@@ -181,22 +180,18 @@ def test_a_tampered_ticket_breaks_the_signature():
 
 
 @pytest.mark.parametrize(
-    ("pressure", "factor"),
+    ("pressure", "step"),
     [
-        (GatePressure(admitted=0, mean_wait_s=0.0, refused=0), PACE_GROWTH_PER_S),  # idle: grow
-        (GatePressure(admitted=500, mean_wait_s=0.005, refused=0), PACE_GROWTH_PER_S),  # straight through
-        (GatePressure(admitted=500, mean_wait_s=0.05, refused=0), 1.0),  # queueing a little: hold
-        (GatePressure(admitted=500, mean_wait_s=0.3, refused=0), PACE_BACKOFF_PER_S),  # queueing long
-        (GatePressure(admitted=500, mean_wait_s=0.0, refused=1), PACE_BACKOFF_PER_S),  # one refused
-        (GatePressure(admitted=9, mean_wait_s=0.0, refused=0, oldest_wait_s=0.5), PACE_BACKOFF_PER_S),  # stuck
-        (GatePressure(admitted=500, mean_wait_s=0.0, refused=0, loop_lag_s=0.05), 1.0),  # the loop a little late
-        (GatePressure(admitted=500, mean_wait_s=0.0, refused=0, loop_lag_s=0.4), PACE_BACKOFF_PER_S),  # CPU-bound
+        (GatePressure(admitted=0, mean_wait_s=0.0, refused=0), PaceStep.GROW),  # idle
+        (GatePressure(admitted=500, mean_wait_s=0.005, refused=0), PaceStep.GROW),  # straight through
+        (GatePressure(admitted=500, mean_wait_s=0.05, refused=0), PaceStep.HOLD),  # queueing a little
+        (GatePressure(admitted=500, mean_wait_s=0.3, refused=0), PaceStep.CUT),  # queueing long
+        (GatePressure(admitted=500, mean_wait_s=0.0, refused=5), PaceStep.GROW),  # 1% refused: one hot course
+        (GatePressure(admitted=500, mean_wait_s=0.0, refused=50), PaceStep.CUT),  # 9% refused
+        (GatePressure(admitted=9, mean_wait_s=0.0, refused=0, oldest_wait_s=0.5), PaceStep.CUT),  # stuck
+        (GatePressure(admitted=500, mean_wait_s=0.0, refused=0, loop_lag_s=0.05), PaceStep.HOLD),  # loop late
+        (GatePressure(admitted=500, mean_wait_s=0.0, refused=0, loop_lag_s=0.4), PaceStep.CUT),  # CPU-bound
     ],
 )
-def test_the_pace_grows_while_writes_go_straight_through_and_falls_when_they_queue(pressure, factor):
-    assert pace_factor(pressure) == factor
-
-
-def test_the_pace_falls_faster_than_it_grows():
-    # A second of refusals undoes more than a second of growth: overshooting costs the admitted.
-    assert PACE_GROWTH_PER_S * PACE_BACKOFF_PER_S < 1
+def test_the_pace_grows_while_writes_go_straight_through_and_is_cut_when_they_queue(pressure, step):
+    assert pace_step(pressure) == step
