@@ -424,5 +424,6 @@ def test_the_readmes_five_line_client_gets_through_the_room_and_registers(
     assert len(flow.strip().splitlines()) == 5
     set_room(client, registrar, semester.id, enabled=True, rate=20)
     student = factory.student()
-    exec(flow, {"client": client, "auth": factory.auth(student), "sid": semester.id, "cid": course.id, "time": time})
+    names = {"client": client, "auth": factory.auth(student), "sid": semester.id, "cid": course.id, "time": time}
+    exec(flow, names | {"ADMISSION": ADMISSION_HEADER})
     assert registrations(raw_engine, course)[:2] == (1, 1)
