@@ -82,16 +82,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         queue_limit=settings.write_admission_queue,
         max_wait_seconds=settings.admission_max_wait_seconds,
     )
-    app.state.loop_lag = LoopLag()
-    app.state.waiting_rooms = WaitingRooms(
-        engine=app.state.read_engine,
-        settings=settings,
-        pressure=worker_pressure(app.state.write_gate, app.state.loop_lag),
-    )
     app.state.read_gate = AdmissionGate(
         capacity=settings.read_admission_capacity or settings.db_read_pool_size,
         queue_limit=settings.read_admission_queue,
         max_wait_seconds=settings.admission_max_wait_seconds,
+    )
+    app.state.loop_lag = LoopLag()
+    app.state.waiting_rooms = WaitingRooms(
+        engine=app.state.read_engine,
+        settings=settings,
+        pressure=worker_pressure([app.state.write_gate, app.state.read_gate], app.state.loop_lag),
     )
 
     install_error_handlers(app)

@@ -20,9 +20,9 @@ import asyncio
 import math
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from app.core.errors import ServiceBusy
@@ -94,11 +94,21 @@ class LoopLag:
         self._schedule(loop)
 
 
-def worker_pressure(gate: "AdmissionGate", lag: LoopLag) -> Callable[[], GatePressure]:
-    """The pressure on this worker's writes: its write gate's, with its loop's lateness."""
+def worker_pressure(gates: Sequence["AdmissionGate"], lag: LoopLag) -> Callable[[], GatePressure]:
+    """The pressure on this worker: the worst of its gates' (an admitted student's first
+    requests are reads: their gate fills before the write gate does), with its event
+    loop's lateness."""
 
     def pressure() -> GatePressure:
-        return replace(gate.pressure(), loop_lag_s=lag.recent())
+        readings = [gate.pressure() for gate in gates]
+        worst_refused = max(readings, key=lambda r: r.refused / max(r.admitted + r.refused, 1))
+        return GatePressure(
+            admitted=worst_refused.admitted,
+            refused=worst_refused.refused,
+            mean_wait_s=max(r.mean_wait_s for r in readings),
+            oldest_wait_s=max(r.oldest_wait_s for r in readings),
+            loop_lag_s=lag.recent(),
+        )
 
     return pressure
 

@@ -1,5 +1,6 @@
 """A student's place in a semester's waiting room (README, "The waiting room")."""
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -71,9 +72,19 @@ def join_waiting_room(
     return _PLACE.response(place, headers=_headers(place))
 
 
+async def admit_estimate(request: Request, admission_token: AdmissionToken = None) -> AsyncIterator[None]:
+    """The read gate, unless the estimate is answered from the admission token (no query, no
+    connection to guard): a waiting crowd's estimates never queue behind the reads."""
+    if admission_token is not None:
+        yield
+        return
+    async with request.app.state.read_gate.admit():
+        yield
+
+
 @router.get(
     "/semesters/{semester_id}/queue/me",
-    dependencies=[AdmittedRead],
+    dependencies=[Depends(admit_estimate)],
     response_model=QueuePlaceRead,
     responses={
         **ok(retry_after=_RETRY_AFTER_DOC),

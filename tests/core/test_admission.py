@@ -310,7 +310,7 @@ def test_the_loop_lag_is_how_late_timers_ran_while_the_loop_was_busy():
             await asyncio.sleep(0)
         assert lag.recent() > 0.02
         gate = AdmissionGate(capacity=1, queue_limit=1, max_wait_seconds=1)
-        assert worker_pressure(gate, lag)().loop_lag_s == lag.recent()
+        assert worker_pressure([gate], lag)().loop_lag_s == lag.recent()
         lag.stop()
 
     run(scenario())
@@ -324,3 +324,32 @@ def test_the_loop_lag_forgets_what_is_older_than_its_window():
     assert lag.recent() == pytest.approx(0.3)
     clock[0] += 2.0
     assert lag.recent() == 0.0
+
+
+def test_the_workers_pressure_is_the_worst_of_its_gates():
+    async def scenario():
+        clock = [0.0]
+        writes = AdmissionGate(capacity=1, queue_limit=1, max_wait_seconds=60, clock=lambda: clock[0])
+        reads = AdmissionGate(capacity=1, queue_limit=1, max_wait_seconds=60, clock=lambda: clock[0])
+        for _ in range(4):  # writes go straight through
+            async with writes.admit():
+                pass
+        hold = asyncio.Event()
+
+        async def reader():
+            async with reads.admit():
+                await hold.wait()
+
+        readers = [asyncio.create_task(reader()) for _ in range(2)]  # one reads, one queues
+        await asyncio.sleep(0.01)
+        with pytest.raises(ServiceBusy):  # a read refused: the read gate's queue is full
+            async with reads.admit():
+                pass
+        clock[0] += 0.3
+        pressure = worker_pressure([writes, reads], LoopLag(clock=lambda: clock[0]))()
+        assert (pressure.admitted, pressure.refused) == (1, 1)  # the reads' share refused, not the writes'
+        assert pressure.oldest_wait_s == pytest.approx(0.3)
+        hold.set()
+        await asyncio.gather(*readers)
+
+    run(scenario())
