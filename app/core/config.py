@@ -179,7 +179,7 @@ class Settings(BaseSettings):
     waiting_room_initial_rate_per_s: float = Field(default=50, gt=0)
     waiting_room_min_rate_per_s: float = Field(default=10, gt=0)
     waiting_room_max_rate_per_s: float = Field(default=2000, gt=0)
-    waiting_room_cut_cooldown_seconds: float = Field(default=4, ge=0)
+    waiting_room_cut_cooldown_seconds: float = Field(default=8, ge=0)
     # How long an admission token (X-Admission-Token) stays valid after it is issued.
     admission_token_expire_minutes: int = Field(default=720, ge=1)
 

@@ -84,14 +84,15 @@ def estimate(
 
 # ---- the adaptive pace ------------------------------------------------------------------------------
 #
-# The pace is the throughput the write path sustains, found the way TCP finds a link's
-# (additive increase, multiplicative decrease): it grows slowly while admitted students'
-# writes go straight through the worker's write gate and its event loop runs on time,
-# holds once they queue a little, and is cut by a fifth when they queue long or are
-# refused, at most once per cooldown. Students admitted now write over the next several
-# seconds (a status read, the course list, a think time before each registration), so a
-# fast growth would overshoot by the time their writes arrive, and cutting again before
-# those of the last cut have passed would collapse the pace.
+# The pace is the throughput the service sustains, found the way TCP finds a link's
+# (slow increase, multiplicative decrease): it grows by 2% a second while admitted
+# students' requests go straight through the worker's gates and its event loop runs on
+# time, holds once they queue a little, and is cut by a fifth when they queue long or are
+# refused, at most once per cooldown. Students admitted now send their requests over the
+# next 5-15 seconds (a status read, the course list, a think time before each
+# registration): growth at g per second overshoots by about (1 + g) ** 10 before the first
+# sign of it (6% a second overshot 2.5-fold in a measured run, 25% fifteen-fold), and
+# cutting again before the last cut's students have passed collapses the pace.
 
 
 class PaceStep(StrEnum):
@@ -100,17 +101,17 @@ class PaceStep(StrEnum):
     CUT = "cut"
 
 
-PACE_GROWTH_PER_S = 0.06  # a share of the pace, per second of growth
+PACE_GROWTH_PER_S = 0.02  # a share of the pace, per second of growth
 PACE_GROWTH_MIN_PER_S = 1.0  # students/s per second, at least
 PACE_CUT = 0.8  # the pace after a cut, as a share of the pace before
-# Mean time an admitted write queued (or the loop ran late) in the last second: above
-# HOLD, no growth; above CUT, a cut. So is a write still queued for CUT_OLDEST, or more
-# than CUT_REFUSED_SHARE of the writes refused (a few 503s on one hot course are not the
-# pace's doing: the course's share of the gate is).
+# Mean time an admitted request queued (or the loop ran late) in the last second: above
+# HOLD, no growth; above CUT, a cut. So is a request still queued for CUT_OLDEST, or more
+# than CUT_REFUSED_SHARE of a gate's requests refused (a few 503s on one hot course are
+# not the pace's doing: the course's share of the gate is).
 PACE_HOLD_WAIT_S = 0.02
 PACE_CUT_WAIT_S = 0.1
 PACE_CUT_OLDEST_WAIT_S = 0.25
-PACE_CUT_REFUSED_SHARE = 0.02
+PACE_CUT_REFUSED_SHARE = 0.05
 
 
 def pace_step(pressure: GatePressure) -> PaceStep:
