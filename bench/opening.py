@@ -493,6 +493,7 @@ def summarize(
         "offered_peak_per_s": _best_window(register_first_sends),
         "achieved_per_s": round(achieved, 1),
         "saturation_per_s": _best_window(f.end_us for f in answered),
+        "sustained_per_s": _sustained(answered_per_s),
         "last_answer_s": round((last_answer - t0) / 1e6, 2),
         "drain_s": round((last_answer - first_arrival) / 1e6, 2),  # first arrival to the last answer
         "p99_place_ms": latency["place"]["until_answered"]["p99_ms"] if "place" in latency else None,
@@ -531,6 +532,14 @@ def summarize(
             (f.student, f.course) for f in sorted(answered, key=lambda f: (f.send_us, f.student))
         ],  # removed before results.json (bench/opening.py: the pgbench replay's input)
     }
+
+
+def _sustained(answered_per_s: Sequence[int], *, edge_s: int = 10) -> float:
+    """Registrations answered per second, the median second away from the run's first and
+    last `edge_s` seconds: what the service keeps up, where the best 5 s (`saturation_per_s`)
+    is what it reaches in a burst (cheap COURSE_FULL answers come in bursts)."""
+    middle = sorted(answered_per_s[edge_s:-edge_s] if len(answered_per_s) > 3 * edge_s else answered_per_s)
+    return float(middle[len(middle) // 2]) if middle else 0.0
 
 
 def within_target(run: dict[str, Any]) -> bool:
