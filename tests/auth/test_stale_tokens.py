@@ -3,7 +3,7 @@
 import uuid
 
 import pytest
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.registrations.models import CourseRegistration
@@ -58,43 +58,29 @@ def test_every_authenticated_route_answers_401_for_a_student_who_does_not_exist(
     assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
-def test_a_token_is_checked_against_the_students_once_then_remembered(app, client, factory):
+def student_lookups(statements_by_engine) -> list[str]:
+    return [statement for statement, _ in statements_by_engine["read"] if "FROM students" in statement]
+
+
+def test_a_token_is_checked_against_the_students_once_then_remembered(client, factory, statements_by_engine):
     semester = factory.semester()
     student = factory.student()
     headers = factory.auth(student)
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
-    event.listen(app.state.read_engine, "before_cursor_execute", record)
-    try:
-        for _ in range(3):
-            assert client.get(f"/semesters/{semester.id}/my-courses", headers=headers).status_code == 200
-    finally:
-        event.remove(app.state.read_engine, "before_cursor_execute", record)
-    lookups = [statement for statement in statements if "FROM students" in statement]
-    assert len(lookups) == 1, statements
-
-
-def test_a_place_in_the_waiting_room_proves_the_student_exists_so_no_lookup_follows(app, client, factory):
-    semester = factory.semester()
-    student = factory.student()
-    headers = factory.auth(student)
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
-    event.listen(app.state.read_engine, "before_cursor_execute", record)
-    try:
-        assert client.post(f"/semesters/{semester.id}/queue", headers=headers).status_code == 200
-        assert client.get(f"/semesters/{semester.id}/queue/me", headers=headers).status_code == 200
+    for _ in range(3):
         assert client.get(f"/semesters/{semester.id}/my-courses", headers=headers).status_code == 200
-    finally:
-        event.remove(app.state.read_engine, "before_cursor_execute", record)
-    lookups = [statement for statement in statements if "FROM students" in statement]
-    assert lookups == [], statements
+    assert len(student_lookups(statements_by_engine)) == 1, statements_by_engine["read"]
+
+
+def test_a_place_in_the_waiting_room_proves_the_student_exists_so_no_lookup_follows(
+    client, factory, statements_by_engine
+):
+    semester = factory.semester()
+    student = factory.student()
+    headers = factory.auth(student)
+    assert client.post(f"/semesters/{semester.id}/queue", headers=headers).status_code == 200
+    assert client.get(f"/semesters/{semester.id}/queue/me", headers=headers).status_code == 200
+    assert client.get(f"/semesters/{semester.id}/my-courses", headers=headers).status_code == 200
+    assert student_lookups(statements_by_engine) == [], statements_by_engine["read"]
 
 
 def test_a_deleted_students_place_request_is_401_and_not_remembered(client, factory, engine):

@@ -194,29 +194,35 @@ def test_switching_the_room_starts_the_adaptive_pace_again_from_its_initial_rate
     assert set_room(client, registrar, semester.id, enabled=True).json()["rate_per_s"] == 0
 
 
-def test_with_its_admission_token_the_estimate_is_answered_without_a_query(app, client, factory, registrar, semester):
+def forged_admission_token(student, semester) -> str:
+    """An admission token for the first place, well formed but signed with another key."""
+    return create_admission_token(
+        student_id=student.id,
+        semester_id=semester.id,
+        ticket=1,
+        secret_key="not-our-secret-but-long-enough-to-look-real",
+        now=datetime.now(UTC),
+        lifetime=timedelta(minutes=5),
+    )
+
+
+def test_with_its_admission_token_the_estimate_is_answered_without_a_query(
+    client, factory, registrar, semester, statements_by_engine
+):
     set_room(client, registrar, semester.id, enabled=True, rate=CRAWL)
     ahead, student = factory.students(2)
     take_place(client, factory, ahead, semester)
     place = take_place(client, factory, student, semester).json()
     client.get(f"/semesters/{semester.id}/queue/me", headers=factory.auth(student))  # the room, read for a tick
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
-    event.listen(app.state.read_engine, "before_cursor_execute", record)
-    try:
-        response = client.get(
-            f"/semesters/{semester.id}/queue/me", headers=with_admission(factory, student, place["admission_token"])
-        )
-    finally:
-        event.remove(app.state.read_engine, "before_cursor_execute", record)
+    statements_by_engine["read"].clear()
+    response = client.get(
+        f"/semesters/{semester.id}/queue/me", headers=with_admission(factory, student, place["admission_token"])
+    )
     assert response.status_code == 200
     body = response.json()
     assert (body["position"], body["admitted"]) == (place["position"], False)
     assert ticket_of(body["admission_token"]) == ticket_of(place["admission_token"])
-    assert [statement for statement in statements if "student_terms" in statement] == []
+    assert [statement for statement, _ in statements_by_engine["read"] if "student_terms" in statement] == []
 
 
 @pytest.mark.parametrize("whose", ["another student's", "another semester's", "forged"])
@@ -230,14 +236,7 @@ def test_the_estimate_from_a_token_that_is_not_my_place_is_refused(client, facto
     elif whose == "another semester's":
         token = take_place(client, factory, student, other_semester).json()["admission_token"]
     else:
-        token = create_admission_token(
-            student_id=student.id,
-            semester_id=semester.id,
-            ticket=1,
-            secret_key="not-our-secret-but-long-enough-to-look-real",
-            now=datetime.now(UTC),
-            lifetime=timedelta(minutes=5),
-        )
+        token = forged_admission_token(student, semester)
     response = client.get(f"/semesters/{semester.id}/queue/me", headers=with_admission(factory, student, token))
     assert (response.status_code, response.json()["code"]) == (403, "INVALID_ADMISSION_TOKEN")
 
@@ -257,14 +256,7 @@ def room_on(client, factory, registrar, semester):
 
 def test_a_forged_token_is_refused(client, factory, settings, semester, course, room_on):
     student = factory.student()
-    forged = create_admission_token(
-        student_id=student.id,
-        semester_id=semester.id,
-        ticket=1,
-        secret_key="not-our-secret-but-long-enough-to-look-real",
-        now=datetime.now(UTC),
-        lifetime=timedelta(minutes=5),
-    )
+    forged = forged_admission_token(student, semester)
     assert refused(client, factory, student, course, forged) == (403, "INVALID_ADMISSION_TOKEN")
 
 
