@@ -528,6 +528,14 @@ def summarize(
         },
         "timeline": {"arrivals_per_s": arrivals_per_s, "answered_per_s": answered_per_s, "busy_per_s": busy_per_s},
         "busy_503_by_kind": dict(Counter(a.kind for a in records.attempts if _is_busy(a))),
+        # Where the registrations' 503s fell: a few hot courses (their share of the write gate)
+        # or everywhere (the gate's capacity).
+        "busy_503_register_courses": [
+            {"course_id": course, "busy_503": count}
+            for course, count in Counter(
+                a.course for a in records.attempts if a.kind == "register" and _is_busy(a)
+            ).most_common(5)
+        ],
         "replay": [
             (f.student, f.course) for f in sorted(answered, key=lambda f: (f.send_us, f.student))
         ],  # removed before results.json (bench/opening.py: the pgbench replay's input)
