@@ -13,7 +13,7 @@ writes and reads have gates of their own, so a registration storm never starves
 A gate lives on the event loop of one worker process and needs no locks: it is
 used only from async dependencies (app/registrations/router.py). Its `pressure()`
 (how long admitted requests queued lately, how many were refused) is what the
-waiting room's adaptive pace follows (app/waiting_room/rules.py::pace_factor).
+waiting room's adaptive pace follows (app/waiting_room/rules.py::pace_step).
 """
 
 import asyncio
@@ -33,6 +33,40 @@ RATE_WINDOW_SECONDS = 5.0
 MAX_RETRY_AFTER_SECONDS = 30
 # The pressure is read over a shorter window: the waiting room's pace reacts within it.
 PRESSURE_WINDOW_SECONDS = 1.0
+
+
+class Recent:
+    """What happened in the last `window` seconds: each moment, with a value where one
+    matters (a wait, a lateness). Older ones are forgotten as new ones come and as they
+    are read. The gates, the loop's lateness and the connection limit count with it."""
+
+    def __init__(self, window: float, clock: Callable[[], float]) -> None:
+        self.window = window
+        self._clock = clock
+        self._samples: deque[tuple[float, float]] = deque()
+
+    def note(self, value: float = 0.0) -> None:
+        now = self._clock()
+        self._samples.append((now, value))
+        self._forget(now)
+
+    def count(self, *, within: float | None = None) -> int:
+        """How many in the window, or in its last `within` seconds."""
+        now = self._clock()
+        self._forget(now)
+        if within is None:
+            return len(self._samples)
+        return sum(1 for moment, _ in self._samples if moment >= now - within)
+
+    def mean(self) -> float:
+        """The mean value in the window (0 when nothing happened)."""
+        self._forget(self._clock())
+        samples = self._samples
+        return sum(value for _, value in samples) / len(samples) if samples else 0.0
+
+    def _forget(self, now: float) -> None:
+        while self._samples and self._samples[0][0] < now - self.window:
+            self._samples.popleft()
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +95,7 @@ class LoopLag:
     def __init__(self, *, interval: float = 0.05, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = interval
         self._clock = clock
-        self._lateness: deque[tuple[float, float]] = deque()
+        self._lateness = Recent(PRESSURE_WINDOW_SECONDS, clock)
         self._due = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
@@ -74,16 +108,11 @@ class LoopLag:
             self._timer = None
 
     def note(self, lateness: float) -> None:
-        now = self._clock()
-        self._lateness.append((now, lateness))
-        while self._lateness and self._lateness[0][0] < now - PRESSURE_WINDOW_SECONDS:
-            self._lateness.popleft()
+        self._lateness.note(lateness)
 
     def recent(self) -> float:
         """The mean lateness of the last window's timers (0 when none ran)."""
-        now = self._clock()
-        samples = [lateness for moment, lateness in self._lateness if moment >= now - PRESSURE_WINDOW_SECONDS]
-        return sum(samples) / len(samples) if samples else 0.0
+        return self._lateness.mean()
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         self._due = self._clock() + self.interval
@@ -136,13 +165,13 @@ class AdmissionGate:
         self._holders = 0
         self._by_key: Counter[Hashable] = Counter()
         self._waiters: deque[_Waiter] = deque()
-        # When the last completions happened: the drain rate Retry-After is computed from.
-        self._completions: deque[float] = deque()
-        # When the last refusals happened: refused clients come back, and Retry-After
-        # counts them too, so that they do not all come back in the same second.
-        self._refusals: deque[float] = deque()
-        # When the last requests went in, and how long each waited first: the pressure.
-        self._entries: deque[tuple[float, float]] = deque()
+        # The last completions: the drain rate Retry-After is computed from.
+        self._completions = Recent(RATE_WINDOW_SECONDS, clock)
+        # The last refusals: refused clients come back, and Retry-After counts them too,
+        # so that they do not all come back in the same second.
+        self._refusals = Recent(RATE_WINDOW_SECONDS, clock)
+        # The last requests that went in, each with how long it waited first: the pressure.
+        self._entries = Recent(PRESSURE_WINDOW_SECONDS, clock)
 
     @property
     def holders(self) -> int:
@@ -154,8 +183,7 @@ class AdmissionGate:
 
     def drain_rate(self) -> float:
         """Completions per second over the last few seconds."""
-        self._forget_old_completions(self._clock())
-        return len(self._completions) / RATE_WINDOW_SECONDS
+        return self._completions.count() / RATE_WINDOW_SECONDS
 
     def retry_after_seconds(self) -> int:
         """How long until the work ahead of a refused client would have drained: the
@@ -164,40 +192,20 @@ class AdmissionGate:
         rate = self.drain_rate()
         if rate <= 0:
             return 1
-        self._forget_old(self._refusals, self._clock())
-        ahead = self._holders + len(self._waiters) + len(self._refusals)
+        ahead = self._holders + len(self._waiters) + self._refusals.count()
         return min(MAX_RETRY_AFTER_SECONDS, max(1, math.ceil(ahead / rate)))
 
-    def _forget_old_completions(self, now: float) -> None:
-        self._forget_old(self._completions, now)
-
-    @staticmethod
-    def _forget_old(times: deque[float], now: float) -> None:
-        while times and times[0] < now - RATE_WINDOW_SECONDS:
-            times.popleft()
-
     def pressure(self) -> GatePressure:
-        now = self._clock()
-        self._forget_old_entries(now)
-        self._forget_old(self._refusals, now)
-        start = now - PRESSURE_WINDOW_SECONDS
-        refused = sum(1 for moment in self._refusals if moment >= start)
-        entries = self._entries
-        mean_wait = sum(wait for _, wait in entries) / len(entries) if entries else 0.0
-        oldest_wait = now - self._waiters[0].since if self._waiters else 0.0
-        return GatePressure(admitted=len(entries), mean_wait_s=mean_wait, refused=refused, oldest_wait_s=oldest_wait)
-
-    def _note_entry(self, *, waited_since: float) -> None:
-        now = self._clock()
-        self._entries.append((now, now - waited_since))
-        self._forget_old_entries(now)
-
-    def _forget_old_entries(self, now: float) -> None:
-        while self._entries and self._entries[0][0] < now - PRESSURE_WINDOW_SECONDS:
-            self._entries.popleft()
+        oldest_wait = self._clock() - self._waiters[0].since if self._waiters else 0.0
+        return GatePressure(
+            admitted=self._entries.count(),
+            mean_wait_s=self._entries.mean(),
+            refused=self._refusals.count(within=PRESSURE_WINDOW_SECONDS),
+            oldest_wait_s=oldest_wait,
+        )
 
     def refuse(self) -> ServiceBusy:
-        self._refusals.append(self._clock())
+        self._refusals.note()
         error = ServiceBusy()
         error.headers = MappingProxyType({"Retry-After": str(self.retry_after_seconds())})
         return error
@@ -212,7 +220,7 @@ class AdmissionGate:
             raise self.refuse()
         else:
             await self._wait_for_turn(key, since=arrived)
-        self._note_entry(waited_since=arrived)
+        self._entries.note(self._clock() - arrived)  # how long it waited
         try:
             yield
         finally:
@@ -247,9 +255,7 @@ class AdmissionGate:
             raise
 
     def _release(self, key: Hashable) -> None:
-        now = self._clock()
-        self._completions.append(now)
-        self._forget_old_completions(now)
+        self._completions.note()
         self._holders -= 1
         self._by_key[key] -= 1
         if self._by_key[key] == 0:

@@ -25,14 +25,13 @@ import asyncio
 import json
 import math
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from app.core.admission import MAX_RETRY_AFTER_SECONDS, RATE_WINDOW_SECONDS
+from app.core.admission import MAX_RETRY_AFTER_SECONDS, RATE_WINDOW_SECONDS, Recent
 from app.core.errors import ERROR_CODES, ErrorCode
 
 _STATUS_TEXT = {408: b"Request Timeout", 431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}
@@ -65,22 +64,20 @@ class ConnectionDrain:
     connection of a worker runs on its one event loop, so no locks."""
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        # When connections that held a place closed: the rate places come free at.
-        self._closes: deque[float] = deque()
-        # When requests were refused at the limit: their clients come back too.
-        self._refusals: deque[float] = deque()
+        # Connections that held a place and closed: the rate places come free at.
+        self._closes = Recent(RATE_WINDOW_SECONDS, clock)
+        # Requests refused at the limit: their clients come back too.
+        self._refusals = Recent(RATE_WINDOW_SECONDS, clock)
 
     def closed(self) -> None:
-        self._record(self._closes)
+        self._closes.note()
 
     def refused(self) -> None:
-        self._record(self._refusals)
+        self._refusals.note()
 
     def close_rate(self) -> float:
         """Connections closed per second over the last few seconds."""
-        self._forget_old(self._closes, self._clock())
-        return len(self._closes) / RATE_WINDOW_SECONDS
+        return self._closes.count() / RATE_WINDOW_SECONDS
 
     def retry_after_seconds(self, open_connections: int) -> int:
         """How long until the clients ahead of a refused one would have found a place: the
@@ -89,22 +86,9 @@ class ConnectionDrain:
         counts as one (the gate says 1 s when it has measured nothing; a worker at its
         connection limit that has closed nothing for seconds is not about to have room).
         At least 1 s, at most MAX_RETRY_AFTER_SECONDS."""
-        now = self._clock()
-        self._forget_old(self._closes, now)
-        self._forget_old(self._refusals, now)
-        ahead = len(self._refusals) + OPEN_CONNECTIONS_SHARE * open_connections
-        seconds = ahead * RATE_WINDOW_SECONDS / max(len(self._closes), 1)  # ahead / close rate
+        ahead = self._refusals.count() + OPEN_CONNECTIONS_SHARE * open_connections
+        seconds = ahead * RATE_WINDOW_SECONDS / max(self._closes.count(), 1)  # ahead / close rate
         return min(MAX_RETRY_AFTER_SECONDS, max(1, math.ceil(seconds)))
-
-    def _record(self, times: deque[float]) -> None:
-        now = self._clock()
-        times.append(now)
-        self._forget_old(times, now)
-
-    @staticmethod
-    def _forget_old(times: deque[float], now: float) -> None:
-        while times and times[0] < now - RATE_WINDOW_SECONDS:
-            times.popleft()
 
 
 def _service_busy(retry_after_seconds: int) -> Callable[[Any, Any, Any], Any]:
