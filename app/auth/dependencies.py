@@ -60,6 +60,11 @@ async def get_current_student(request: Request, credentials: Credentials) -> Stu
     the event loop, no thread hop and no query."""
     token = _bearer_token(credentials)
     subject = request.app.state.access_tokens.remembered(token) or await _first_seen_subject(request, token)
+    return _as_student(request, subject)
+
+
+def _as_student(request: Request, subject: TokenSubject) -> StudentSubject:
+    """A student's subject (named in the access log); a staff token is 403."""
     if not isinstance(subject, StudentSubject):
         raise Forbidden("This route is for students; staff tokens are not accepted")
     request.state.student_id = subject.student_id
@@ -92,10 +97,7 @@ class StudentClaim:
 async def get_student_claim(request: Request, credentials: Credentials) -> StudentClaim:
     token = _bearer_token(credentials)
     tokens: AccessTokens = request.app.state.access_tokens
-    subject = tokens.remembered(token) or tokens.decode(token)
-    if not isinstance(subject, StudentSubject):
-        raise Forbidden("This route is for students; staff tokens are not accepted")
-    request.state.student_id = subject.student_id
+    subject = _as_student(request, tokens.remembered(token) or tokens.decode(token))
     return StudentClaim(subject, token, tokens)
 
 

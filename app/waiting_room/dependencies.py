@@ -14,10 +14,10 @@ from fastapi import Depends, Header, Request
 
 from app.auth.dependencies import CurrentStudent
 from app.core.params import CourseId
-from app.waiting_room.errors import AdmissionTokenInvalid, NotYetAdmitted
+from app.waiting_room.errors import NotYetAdmitted
 from app.waiting_room.rules import estimate
 from app.waiting_room.state import WaitingRooms
-from app.waiting_room.tokens import decode_admission_token
+from app.waiting_room.tokens import place_claims
 
 ADMISSION_TOKEN_HEADER = "X-Admission-Token"
 
@@ -54,9 +54,9 @@ async def admit_from_waiting_room(
     if admission_token is None:
         raise NotYetAdmitted()
     settings = request.app.state.settings
-    claims = decode_admission_token(admission_token, secret_key=settings.secret_key)
-    if claims.student_id != student.student_id or claims.semester_id != semester_id:
-        raise AdmissionTokenInvalid()
+    claims = place_claims(
+        admission_token, student_id=student.student_id, semester_id=semester_id, secret_key=settings.secret_key
+    )
     if room.admits(claims.ticket):
         return
     guess = estimate(

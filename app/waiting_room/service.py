@@ -25,7 +25,7 @@ from app.auth.service import ensure_student_exists
 from app.core.config import Settings
 from app.registrations.errors import RegistrationClosed
 from app.semesters.service import ensure_semester_exists
-from app.waiting_room.errors import AdmissionTokenInvalid, NoQueuePlace
+from app.waiting_room.errors import NoQueuePlace
 from app.waiting_room.rules import (
     PACE_CUT,
     PACE_GROWTH_MIN_PER_S,
@@ -36,7 +36,7 @@ from app.waiting_room.rules import (
     room_is_on,
 )
 from app.waiting_room.schemas import QueuePlaceRead
-from app.waiting_room.tokens import create_admission_token, decode_admission_token
+from app.waiting_room.tokens import create_admission_token, place_claims
 
 
 class QueuePlace(QueuePlaceRead):
@@ -290,9 +290,9 @@ def place_of_token(
     """The place an admission token names, as it stands now, without a query: the token is
     signed, so its ticket is the one this student was given in this semester
     (AdmissionTokenInvalid when it is not theirs, or not this semester's)."""
-    claims = decode_admission_token(admission_token, secret_key=settings.secret_key)
-    if claims.student_id != student_id or claims.semester_id != room.semester_id:
-        raise AdmissionTokenInvalid()
+    claims = place_claims(
+        admission_token, student_id=student_id, semester_id=room.semester_id, secret_key=settings.secret_key
+    )
     return _place(claims.ticket, student_id=student_id, room=room, now=now, settings=settings)
 
 

@@ -62,3 +62,12 @@ def decode_admission_token(token: str, *, secret_key: str) -> AdmissionClaims:
         return AdmissionClaims(student_id=uuid.UUID(payload["sub"]), semester_id=semester_id, ticket=ticket)
     except (jwt.InvalidTokenError, ValueError, TypeError, AttributeError) as exc:
         raise AdmissionTokenInvalid() from exc
+
+
+def place_claims(token: str, *, student_id: uuid.UUID, semester_id: int, secret_key: str) -> AdmissionClaims:
+    """The claims of `token` when it is this student's place in this semester (signed by us,
+    unexpired); AdmissionTokenInvalid otherwise, another student's or semester's included."""
+    claims = decode_admission_token(token, secret_key=secret_key)
+    if claims.student_id != student_id or claims.semester_id != semester_id:
+        raise AdmissionTokenInvalid()
+    return claims
