@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
@@ -963,44 +963,33 @@ def main() -> int:
                 )
             if args.pg_stats:
                 results["pg_stat_statements"] = top_statements(url)
-        if "opening" in only:
-            results["opening"] = run_opening(
-                pg,
-                settings,
-                OpeningOptions(
-                    students=args.students,
-                    zipf=args.zipf,
-                    duration=args.duration,
-                    growth=tuple(int(n) for n in args.opening_growth.split(",") if n.strip()),
-                    bisect_steps=args.opening_bisect,
-                ),
-                workdir=workdir,
-                postmaster=postmaster,
-                workers=args.workers,
-                launcher=args.launcher,
-                pgbench=PGBENCH,
-            )
-        if "opening-room" in only:
-            results["opening_room"] = run_opening(
-                pg,
-                settings,
-                OpeningOptions(
-                    students=args.students,
-                    zipf=args.zipf,
-                    duration=args.duration,
-                    growth=tuple(int(n) for n in args.opening_growth.split(",") if n.strip()),
-                    bisect_steps=args.opening_bisect,
-                    label="opening-room",
-                    database="opening_room",
-                    room=True,
-                    room_rate_per_s=args.opening_room_rate,
-                ),
-                workdir=workdir,
-                postmaster=postmaster,
-                workers=args.workers,
-                launcher=args.launcher,
-                pgbench=PGBENCH,
-            )
+        room_off = OpeningOptions(
+            students=args.students,
+            zipf=args.zipf,
+            duration=args.duration,
+            growth=tuple(int(n) for n in args.opening_growth.split(",") if n.strip()),
+            bisect_steps=args.opening_bisect,
+        )
+        # The same opening minute with the room off, then on (its own database and label).
+        room_on = replace(
+            room_off,
+            label="opening-room",
+            database="opening_room",
+            room=True,
+            room_rate_per_s=args.opening_room_rate,
+        )
+        for scenario, key, options in (("opening", "opening", room_off), ("opening-room", "opening_room", room_on)):
+            if scenario in only:
+                results[key] = run_opening(
+                    pg,
+                    settings,
+                    options,
+                    workdir=workdir,
+                    postmaster=postmaster,
+                    workers=args.workers,
+                    launcher=args.launcher,
+                    pgbench=PGBENCH,
+                )
         results["integrity"] = integrity_check(url)
         results["server_log_tail"] = (workdir / "api.log").read_text().splitlines()[-20:]
     finally:

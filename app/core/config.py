@@ -173,8 +173,9 @@ class Settings(BaseSettings):
     # admission check costs no query.
     waiting_room_tick_seconds: float = Field(default=0.25, gt=0, le=5)
     # The adaptive pace (no fixed rate set), in students admitted per second: it starts
-    # at INITIAL, grows slowly while admitted writes go straight through the write gate,
-    # and is cut by a fifth when they queue or are refused, at most once per COOLDOWN
+    # at INITIAL, grows slowly while admitted requests go straight through the gates (and
+    # the event loop runs on time), and is cut by a fifth when they queue or are refused,
+    # at most once per COOLDOWN
     # (app/waiting_room/rules.py), within [MIN, MAX].
     waiting_room_initial_rate_per_s: float = Field(default=50, gt=0)
     waiting_room_min_rate_per_s: float = Field(default=10, gt=0)

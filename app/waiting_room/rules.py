@@ -115,9 +115,9 @@ PACE_CUT_REFUSED_SHARE = 0.05
 
 
 def pace_step(pressure: GatePressure) -> PaceStep:
-    """What the adaptive pace does under this worker's pressure: its write gate's queue and
-    refusals, and its event loop's lateness (requests wait there first when the workers'
-    CPU is the limit)."""
+    """What the adaptive pace does under this worker's pressure (`worker_pressure`): the worst
+    of its gates' queues and refusals, and its event loop's lateness (requests wait there
+    first when the workers' CPU is the limit)."""
     waited = max(pressure.mean_wait_s, pressure.loop_lag_s)
     refused_share = pressure.refused / max(pressure.admitted + pressure.refused, 1)
     if (
