@@ -28,6 +28,7 @@ from app.registrations.router import router as registrations_router
 from app.registrations.statements import prepare_on_connect
 from app.semesters.router import router as semesters_router
 from app.staff.router import router as staff_router
+from app.waiting_room.places import PlaceBatches
 from app.waiting_room.router import router as waiting_room_router
 from app.waiting_room.state import WaitingRooms
 
@@ -87,6 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         queue_limit=settings.read_admission_queue,
         max_wait_seconds=settings.admission_max_wait_seconds,
     )
+    # Places in the waiting room are written in batches, outside the read gate (their own bound).
+    app.state.places = PlaceBatches(app.state.read_engine)
     app.state.loop_lag = LoopLag()
     app.state.waiting_rooms = WaitingRooms(
         engine=app.state.read_engine,

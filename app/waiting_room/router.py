@@ -11,7 +11,6 @@ from app.core.db import ReadEngineDep
 from app.core.openapi import AUTHENTICATED, DATABASE, INPUT, RETRY_AFTER_HEADER_DOC, errors, ok
 from app.core.params import SemesterId
 from app.core.responses import JSONBody
-from app.registrations.router import AdmittedRead
 from app.semesters.errors import SemesterNotFound
 from app.waiting_room import service
 from app.waiting_room.dependencies import AdmissionToken
@@ -48,7 +47,6 @@ def _headers(place: service.QueuePlace) -> dict[str, str]:
 
 @router.post(
     "/semesters/{semester_id}/queue",
-    dependencies=[AdmittedRead],
     response_model=QueuePlaceRead,
     responses={
         **ok(retry_after=_RETRY_AFTER_DOC),
@@ -58,7 +56,7 @@ def _headers(place: service.QueuePlace) -> dict[str, str]:
     },
 )
 def join_waiting_room(
-    semester_id: SemesterId, student: ClaimedStudent, room: CurrentRoom, engine: ReadEngineDep, request: Request
+    semester_id: SemesterId, student: ClaimedStudent, room: CurrentRoom, request: Request
 ) -> Response:
     """My place in the semester's waiting room: issued on the first call, the same on every
     later one (retrying, reconnecting or refreshing never loses it). Answers at once with the
@@ -66,7 +64,11 @@ def join_waiting_room(
     not admitted. With the room off, the place is admitted at once. Only while registration
     is open (409 REGISTRATION_CLOSED)."""
     place = service.take_place(
-        engine, student_id=student.student_id, room=room, now=datetime.now(UTC), settings=request.app.state.settings
+        request.app.state.places,
+        student_id=student.student_id,
+        room=room,
+        now=datetime.now(UTC),
+        settings=request.app.state.settings,
     )
     student.confirm()
     return _PLACE.response(place, headers=_headers(place))

@@ -4,8 +4,9 @@ the registrar's switch.
 Every statement runs alone on the read engine (autocommit: one round trip, its own
 pool): the crowd asking for places at the opening never waits for the connections
 that registrations hold. A place is a ticket from the one `waiting_room_tickets`
-sequence, kept in the student's `student_terms` row (an upsert of a single row, no
-lock on the student: no rule reads the ticket). The frontier moves in one guarded
+sequence, kept in the student's `student_terms` row (an upsert, no lock on the
+student: no rule reads the ticket), written in the worker's next batch of places
+(app/waiting_room/places.py). The frontier moves in one guarded
 statement (`_ADVANCE`): whichever worker of whichever node first finds it due moves
 it, at most once per WAITING_ROOM_TICK_SECONDS; the others skip the locked row and
 read it.
@@ -17,15 +18,14 @@ from datetime import datetime, timedelta
 
 from pydantic import Field
 from sqlalchemy import Connection, Engine, RowMapping, Uuid, bindparam, text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.auth.errors import InvalidToken
 from app.auth.service import ensure_student_exists
 from app.core.config import Settings
 from app.registrations.errors import RegistrationClosed
 from app.semesters.service import ensure_semester_exists
 from app.waiting_room.errors import NoQueuePlace
+from app.waiting_room.places import PlaceBatches
 from app.waiting_room.rules import (
     PACE_CUT,
     PACE_GROWTH_MIN_PER_S,
@@ -47,28 +47,6 @@ class QueuePlace(QueuePlaceRead):
 
 
 _STUDENT = bindparam("student", type_=Uuid())
-# The constraint a place of a student who no longer exists breaks (alembic 0004).
-_STUDENT_FOREIGN_KEY = "fk_student_terms_student_id_students"
-
-# The student's ticket when they have one; otherwise the next ticket, kept in their row.
-# Two first calls of one student at once: the second's upsert finds the first's ticket
-# and returns nothing (its ticket number is skipped), and the caller reads it again.
-_TAKE_PLACE = text(
-    """
-    WITH existing AS (
-        SELECT queue_ticket FROM student_terms
-        WHERE student_id = :student AND semester_id = :semester AND queue_ticket IS NOT NULL
-    ), issued AS (
-        INSERT INTO student_terms (student_id, semester_id, queue_ticket)
-        SELECT CAST(:student AS uuid), CAST(:semester AS integer), nextval('waiting_room_tickets')
-        WHERE NOT EXISTS (SELECT FROM existing)
-        ON CONFLICT (student_id, semester_id) DO UPDATE SET queue_ticket = EXCLUDED.queue_ticket
-            WHERE student_terms.queue_ticket IS NULL
-        RETURNING queue_ticket
-    )
-    SELECT queue_ticket FROM existing UNION ALL SELECT queue_ticket FROM issued
-    """
-).bindparams(_STUDENT)
 
 _FIND_PLACE = text(
     "SELECT queue_ticket FROM student_terms WHERE student_id = :student AND semester_id = :semester"
@@ -248,26 +226,16 @@ def course_semester(engine: Engine, *, course_id: int) -> int | None:
 
 
 def take_place(
-    engine: Engine, *, student_id: uuid.UUID, room: RoomState, now: datetime, settings: Settings
+    places: PlaceBatches, *, student_id: uuid.UUID, room: RoomState, now: datetime, settings: Settings
 ) -> QueuePlace:
     """The student's place in the room: issued on the first call, the same one on every later
-    call. Only while registration is open (else RegistrationClosed): a place taken before the
-    opening would let early arrivals in ahead of the room's order. The statement proves the
-    student exists (InvalidToken when not): the route skips the token's first-use lookup."""
+    call (written in the worker's next batch: app/waiting_room/places.py). Only while
+    registration is open (else RegistrationClosed): a place taken before the opening would
+    let early arrivals in ahead of the room's order. The statement proves the student exists
+    (InvalidToken when not): the route skips the token's first-use lookup."""
     if not room.registration_open:
         raise RegistrationClosed()
-    parameters = {"student": student_id, "semester": room.semester_id}
-    try:
-        with engine.begin() as connection:
-            ticket = connection.scalar(_TAKE_PLACE, parameters)
-            if ticket is None:  # another call of the same student took it a moment ago
-                ticket = connection.scalar(_FIND_PLACE, parameters)
-    except IntegrityError as error:
-        if _STUDENT_FOREIGN_KEY in str(error.orig):
-            # The token's student is gone (the route trusts this statement to find out).
-            raise InvalidToken("The student in this token no longer exists") from error
-        raise
-    assert ticket is not None
+    ticket = places.ticket(student_id, room.semester_id)
     return _place(ticket, student_id=student_id, room=room, now=now, settings=settings)
 
 

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from app.waiting_room import service
+from app.waiting_room.places import PlaceBatches
 from app.waiting_room.rules import PACE_CUT, PACE_GROWTH_MIN_PER_S, PACE_GROWTH_PER_S, PaceStep, RoomState
 
 
@@ -38,8 +39,9 @@ def open_room(engine, semester, *, rate: float | None, idle_seconds: float = 0.0
 def places(engine, settings, semester, students) -> list[int]:
     """Each student's place, in this order; their tickets."""
     room = RoomState(semester.id, on=True)
+    batches = PlaceBatches(engine)
     for student in students:
-        service.take_place(engine, student_id=student.id, room=room, now=datetime.now(UTC), settings=settings)
+        service.take_place(batches, student_id=student.id, room=room, now=datetime.now(UTC), settings=settings)
     return [_ticket(engine, semester, student) for student in students]
 
 

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from app.waiting_room import service
+from app.waiting_room.places import PlaceBatches
 from app.waiting_room.rules import RoomState
 from tests.support.concurrency import run_all_at_once
 from tests.support.servers import start_server
@@ -19,9 +20,10 @@ from tests.support.waiting_room import ADMISSION_HEADER, ticket_of
 
 def ask(engine, settings, semester):
     room = RoomState(semester.id, on=True, admitted_through=0, rate_per_s=1.0)
+    places = PlaceBatches(engine)  # one worker's: threads asking at once share its batches
 
     def take(student):
-        place = service.take_place(engine, student_id=student.id, room=room, now=datetime.now(UTC), settings=settings)
+        place = service.take_place(places, student_id=student.id, room=room, now=datetime.now(UTC), settings=settings)
         return student.id, ticket_of(place.admission_token)
 
     return take
