@@ -775,8 +775,6 @@ class Runner:
 
     def run(self, students: int, *, name: str | None = None, keep: bool = True) -> dict[str, Any]:
         reset(self.url, self.fixture)
-        if self.options.room:
-            open_room(self.url, self.fixture, rate_per_s=self.options.room_rate_per_s)
         duration = self.options.duration
         plan = make_plan(
             self.fixture,
@@ -787,6 +785,8 @@ class Runner:
             duration=duration,
             options=self.options,
         )
+        if self.options.room:  # at the opening, not seconds before it: the frontier's clock starts now
+            open_room(self.url, self.fixture, rate_per_s=self.options.room_rate_per_s)
         with RoomSampler(self.url, self.fixture.semester_id) as room:
             records = run_client(plan, workdir=self.workdir, name=name or str(students), cpu_groups=self.cpu_groups)
         figures = summarize(records, duration=duration, audit=integrity(self.url), cpu_groups=self.cpu_groups)

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Protocol
 
 from app.core.errors import ServiceBusy
 
@@ -123,10 +124,14 @@ class LoopLag:
         self._schedule(loop)
 
 
-def worker_pressure(gates: Sequence["AdmissionGate"], lag: LoopLag) -> Callable[[], GatePressure]:
+class PressureSource(Protocol):
+    def pressure(self) -> GatePressure: ...
+
+
+def worker_pressure(gates: Sequence[PressureSource], lag: LoopLag) -> Callable[[], GatePressure]:
     """The pressure on this worker: the worst of its gates' (an admitted student's first
-    requests are reads: their gate fills before the write gate does), with its event
-    loop's lateness."""
+    requests are reads: their gate fills before the write gate does; the waiting room's
+    places have a bound of their own), with its event loop's lateness."""
 
     def pressure() -> GatePressure:
         readings = [gate.pressure() for gate in gates]

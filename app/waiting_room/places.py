@@ -20,9 +20,10 @@ connection of the read engine, one batch at a time: places never hold more.
 """
 
 import threading
+import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from sqlalchemy import Engine, Row, text
 from sqlalchemy.exc import IntegrityError
 
 from app.auth.errors import InvalidToken
+from app.core.admission import PRESSURE_WINDOW_SECONDS, GatePressure, Recent
 from app.core.errors import ServiceBusy
 
 MAX_WAITING = 256
@@ -86,6 +88,7 @@ _Key = tuple[str, int]  # (student id as text, as the rows give it back; semeste
 @dataclass(eq=False, slots=True)
 class _Asked:
     key: _Key
+    since: float  # when it was asked (the batches' clock)
     ticket: int | None = None
     error: BaseException | None = None
     answered: bool = False
@@ -94,38 +97,61 @@ class _Asked:
 class PlaceBatches:
     """One worker's places (app.state.places), safe to call from any number of threads."""
 
-    def __init__(self, engine: Engine, *, max_waiting: int = MAX_WAITING) -> None:
+    def __init__(
+        self, engine: Engine, *, max_waiting: int = MAX_WAITING, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._engine = engine
         self._max_waiting = max_waiting
-        self._changed = threading.Condition()
+        self._clock = clock
+        self._changed = threading.Condition()  # guards everything below
         self._asked: list[_Asked] = []  # waiting for the next batch
-        self._writing = False
+        self._writing: list[_Asked] = []  # the batch being written
+        # The last places answered, each with how long it took; and the last refused.
+        self._answered = Recent(PRESSURE_WINDOW_SECONDS, clock)
+        self._refused = Recent(PRESSURE_WINDOW_SECONDS, clock)
 
     def waiting(self) -> int:
         """Places asked and not yet in a batch being written."""
         with self._changed:
             return len(self._asked)
 
+    def pressure(self) -> GatePressure:
+        """How long places took lately, and how many were refused (the waiting room's pace
+        holds or cuts when its own places slow down: app/waiting_room/rules.py::pace_step)."""
+        with self._changed:
+            pending = self._asked[:1] or self._writing[:1]
+            return GatePressure(
+                admitted=self._answered.count(),
+                mean_wait_s=self._answered.mean(),
+                refused=self._refused.count(),
+                oldest_wait_s=self._clock() - pending[0].since if pending else 0.0,
+            )
+
     def ticket(self, student_id: uuid.UUID, semester_id: int) -> int:
         """The student's ticket in the semester: issued on the first call, the same one on
         every later call. Blocks until the batch holding it is written. InvalidToken when
         the student no longer exists; ServiceBusy when MAX_WAITING already wait."""
-        asked = _Asked((str(student_id), semester_id))
+        asked = _Asked((str(student_id), semester_id), since=self._clock())
         with self._changed:
             if len(self._asked) >= self._max_waiting:
+                self._refused.note()
                 raise ServiceBusy("Too many places are waiting to be written; retry shortly")
             self._asked.append(asked)
             while self._writing and not asked.answered:
                 self._changed.wait()
             batch: list[_Asked] = []
             if not asked.answered:  # nobody is writing, and ours is still waiting: write them all
-                batch, self._asked, self._writing = self._asked, [], True
+                batch = self._writing = self._asked
+                self._asked = []
         if batch:
             try:
                 self._write(batch)
             finally:
                 with self._changed:
-                    self._writing = False
+                    now = self._clock()
+                    for written in batch:
+                        self._answered.note(now - written.since)
+                    self._writing = []
                     self._changed.notify_all()
         if asked.error is not None:
             raise asked.error

@@ -1,6 +1,7 @@
 """A worker's places written in batches: the places asked while one batch is written go
 together into the next, in the order asked; one gone student fails only their own place;
-past the bound of waiting places, 503 at once."""
+past the bound of waiting places, 503 at once; how long places take is a pressure the
+room's pace hears."""
 
 import threading
 import time
@@ -83,8 +84,12 @@ def test_past_the_bound_of_waiting_places_the_answer_is_service_busy_at_once(eng
         with pytest.raises(ServiceBusy):
             batches.ticket(others[2].id, semester.id)
         assert time.monotonic() - started < 1.0  # refused, not queued
+        stuck = batches.pressure()  # what the room's pace hears: a refusal, and places waiting
+        assert stuck.refused == 1 and stuck.oldest_wait_s > 0
         held.release()
         assert len({future.result(timeout=10) for future in [writing, *waiting]}) == 3
+    answered = batches.pressure()
+    assert answered.admitted == 3 and answered.mean_wait_s > 0 and answered.oldest_wait_s == 0
 
 
 def test_a_failed_batch_answers_every_place_in_it_and_the_next_batch_is_tried_again(factory):
