@@ -270,6 +270,8 @@ class RunRecords:
     cores: dict[str, float]
     wall_s: float
     generator_cpu_s: float
+    # The generator's own event loop: its worst lateness in each second (bench/opening_client.py).
+    generator_lateness_ms: list[float] = field(default_factory=list)
 
     def finals(self) -> list[Attempt]:
         """The last attempt of every request (a request is one student's one call)."""
@@ -305,12 +307,15 @@ def run_client(plan: Plan, *, workdir: Path, name: str, cpu_groups: dict[str, in
     if output.strip():
         print(f"  note: the opening client said: {output.strip()[-500:]}")
     t0 = unfinished = 0
+    lateness_ms: list[float] = []
     attempts = []
     for line in out_path.read_text().splitlines():
         if line.startswith("# t0 "):
             t0 = int(line.split()[2])
         elif line.startswith("# unfinished "):
             unfinished = int(line.split()[2])
+        elif line.startswith("# lateness_ms "):
+            lateness_ms = json.loads(line.removeprefix("# lateness_ms "))
         elif line and not line.startswith("#"):
             parts = line.split("\t")
             n = [int(value) for value in parts[2:10]]
@@ -328,6 +333,7 @@ def run_client(plan: Plan, *, workdir: Path, name: str, cpu_groups: dict[str, in
         cores=cores,
         wall_s=wall,
         generator_cpu_s=cpu,
+        generator_lateness_ms=lateness_ms,
     )
 
 
@@ -525,8 +531,18 @@ def summarize(
             "cores": records.cores.get("load_generator", 0.0),
             "cpu_s": round(records.generator_cpu_s, 2),
             "cpu_us_per_attempt": round(1e6 * records.generator_cpu_s / max(len(records.attempts), 1), 1),
+            "worst_lateness_ms": max(records.generator_lateness_ms, default=0.0),
         },
-        "timeline": {"arrivals_per_s": arrivals_per_s, "answered_per_s": answered_per_s, "busy_per_s": busy_per_s},
+        "timeline": {
+            "arrivals_per_s": arrivals_per_s,
+            "answered_per_s": answered_per_s,
+            "busy_per_s": busy_per_s,
+            # Each answer's time, by the second it was sent: when places and estimates slowed down.
+            "p99_place_and_wait_ms_per_s": _p99_per_second(records.attempts, ("place", "wait"), t0, timeline_bins),
+            "p99_register_attempt_ms_per_s": _p99_per_second(records.attempts, ("register",), t0, timeline_bins),
+            # The generator's own loop, its worst lateness each second: part of every latency it measured.
+            "generator_lateness_ms_per_s": records.generator_lateness_ms,
+        },
         "busy_503_by_kind": dict(Counter(a.kind for a in records.attempts if _is_busy(a))),
         # Where the registrations' 503s fell: a few hot courses (their share of the write gate)
         # or everywhere (the gate's capacity).
@@ -540,6 +556,17 @@ def summarize(
             (f.student, f.course) for f in sorted(answered, key=lambda f: (f.send_us, f.student))
         ],  # removed before results.json (bench/opening.py: the pgbench replay's input)
     }
+
+
+def _p99_per_second(attempts: Iterable[Attempt], kinds: Sequence[str], t0: int, bins: int) -> list[float | None]:
+    """The p99 of each answer of these kinds, by the second its attempt was sent (None: none sent)."""
+    by_second: list[list[int]] = [[] for _ in range(bins)]
+    for attempt in attempts:
+        if attempt.kind in kinds and attempt.status != 0:
+            by_second[min(bins - 1, max(0, (attempt.send_us - t0) // 1_000_000))].append(
+                attempt.end_us - attempt.send_us
+            )
+    return [_percentile_ms(values, 99) if values else None for values in by_second]
 
 
 def _sustained(answered_per_s: Sequence[int], *, edge_s: int = 10) -> float:

@@ -29,7 +29,9 @@ the bench measures what this process uses (from wait4) and reports it.
 
 The plan is JSON written by bench/opening.py; the output is one line per
 attempt, tab-separated (see FIELDS), CLOCK_MONOTONIC microseconds, preceded by
-a line `# t0 <µs>` (the opening) and followed by `# cpu <seconds>`.
+lines `# t0 <µs>` (the opening), `# unfinished <n>` and `# lateness_ms <JSON>`
+(the generator's own loop, the worst lateness of each second: `LoopLateness`) and
+followed by `# cpu <seconds>`.
 """
 
 import asyncio
@@ -284,11 +286,34 @@ async def _wait_for_admission(session: StudentSession, semester: int) -> None:
         status, code, _ = await session.call("wait", "GET", f"/semesters/{semester}/queue/me")
 
 
+class LoopLateness:
+    """How late this generator's own event loop runs a timer, the worst of each second: when it
+    falls behind, every latency it measures includes its own delay, not the server's."""
+
+    INTERVAL_S = 0.02
+
+    def __init__(self, t0_us: int) -> None:
+        self.t0_us = t0_us
+        self.worst_ms: list[float] = []
+
+    async def watch(self) -> None:
+        while True:
+            due = _now_us() + int(self.INTERVAL_S * 1e6)
+            await asyncio.sleep(self.INTERVAL_S)
+            now = _now_us()
+            second = max(0, (now - self.t0_us) // 1_000_000)
+            while len(self.worst_ms) <= second:
+                self.worst_ms.append(0.0)
+            self.worst_ms[second] = max(self.worst_ms[second], round((now - due) / 1000, 1))
+
+
 async def run(plan: Plan, out: Path) -> None:
     recorder = Recorder()
     order = sorted(range(len(plan["students"])), key=lambda n: plan["students"][n]["arrival_s"])
     loop = asyncio.get_running_loop()
     t0 = _now_us() + 300_000  # the opening: a moment after start-up
+    lateness = LoopLateness(t0)
+    watcher = loop.create_task(lateness.watch())
     tasks = []
     for number in order:
         student = plan["students"][number]
@@ -298,13 +323,14 @@ async def run(plan: Plan, out: Path) -> None:
         rng = random.Random(f"think:{plan['seed']}:{number}")
         tasks.append(loop.create_task(_student(number, plan, student, recorder, rng)))
     done, pending = await asyncio.wait(tasks, timeout=max(1.0, plan["max_seconds"] - (_now_us() - t0) / 1e6))
+    watcher.cancel()
     for task in pending:
         task.cancel()
     for task in done:
         if task.exception() is not None:
             print(f"a student failed: {task.exception()!r}", file=sys.stderr)
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    header = f"# t0 {t0}\n# unfinished {len(pending)}\n"
+    header = f"# t0 {t0}\n# unfinished {len(pending)}\n# lateness_ms {json.dumps(lateness.worst_ms)}\n"
     footer = f"# cpu {usage.ru_utime + usage.ru_stime:.3f}\n"
     out.write_text(header + "\n".join(recorder.lines) + "\n" + footer)
 

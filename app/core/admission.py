@@ -18,6 +18,8 @@ waiting room's adaptive pace follows (app/waiting_room/rules.py::pace_step).
 
 import asyncio
 import math
+import socket
+import struct
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Hashable, Sequence
@@ -83,6 +85,9 @@ class GatePressure:
     # How late the worker's event loop ran its timers (LoopLag): past saturation every
     # request waits this long before any gate sees it. Filled in by `worker_pressure`.
     loop_lag_s: float = 0.0
+    # How long a new connection waits to be accepted (AcceptQueue): when the worker's CPU
+    # is the limit, before the loop runs late. Filled in by `worker_pressure`.
+    accept_wait_s: float = 0.0
 
 
 class LoopLag:
@@ -128,10 +133,67 @@ class PressureSource(Protocol):
     def pressure(self) -> GatePressure: ...
 
 
-def worker_pressure(gates: Sequence[PressureSource], lag: LoopLag) -> Callable[[], GatePressure]:
+class AcceptQueue:
+    """Connections waiting for this worker to accept them, and how long the last of them
+    will wait at the rate the worker has been accepting.
+
+    When a worker's CPU is the limit, new connections queue in the kernel, in the listening
+    socket's accept queue, before the worker sees anything of them: no gate queues and the
+    event loop runs its timers on time, while a client waits seconds for its connection
+    (measured at the opening with 10,000 students: 500-1,100 connections waited per worker
+    for a minute, and places and estimates took 5-10 s). Linux tells a listening socket's
+    queue in TCP_INFO (`tcpi_unacked`); elsewhere this says nothing.
+
+    One per worker process (`ACCEPT_QUEUE`): app/runtime/server.py gives it the worker's
+    listening socket, the worker's protocol notes each connection it accepts."""
+
+    # struct tcp_info: eight one-byte fields, then u32 rto, ato, snd_mss, rcv_mss, unacked.
+    _UNACKED_OFFSET = 24
+    _TCP_INFO = getattr(socket, "TCP_INFO", None)
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._sockets: list[socket.socket] = []
+        self._accepted = Recent(PRESSURE_WINDOW_SECONDS, clock)
+
+    def watch(self, listening: socket.socket) -> None:
+        self._sockets.append(listening)
+
+    def accepted(self) -> None:
+        self._accepted.note()
+
+    def waiting(self) -> int:
+        """Connections queued on the watched sockets, not yet accepted."""
+        if self._TCP_INFO is None:
+            return 0
+        total = 0
+        for listening in self._sockets:
+            try:
+                info = listening.getsockopt(socket.IPPROTO_TCP, self._TCP_INFO, self._UNACKED_OFFSET + 4)
+            except OSError:  # closed, or not TCP
+                continue
+            total += struct.unpack_from("I", info, self._UNACKED_OFFSET)[0]
+        return total
+
+    def wait_s(self) -> float:
+        """How long the last connection in the queue will wait: the queue over the rate of
+        the last PRESSURE_WINDOW_SECONDS' accepts (0 when nothing waits)."""
+        waiting = self.waiting()
+        if waiting == 0:
+            return 0.0
+        return waiting * PRESSURE_WINDOW_SECONDS / max(self._accepted.count(), 1)
+
+
+# This worker process's (see AcceptQueue).
+ACCEPT_QUEUE = AcceptQueue()
+
+
+def worker_pressure(
+    gates: Sequence[PressureSource], lag: LoopLag, accepts: AcceptQueue = ACCEPT_QUEUE
+) -> Callable[[], GatePressure]:
     """The pressure on this worker: the worst of its gates' (an admitted student's first
     requests are reads: their gate fills before the write gate does; the waiting room's
-    places have a bound of their own), with its event loop's lateness."""
+    places have a bound of their own), with its event loop's lateness and the wait of the
+    connections it has not accepted yet."""
 
     def pressure() -> GatePressure:
         readings = [gate.pressure() for gate in gates]
@@ -142,6 +204,7 @@ def worker_pressure(gates: Sequence[PressureSource], lag: LoopLag) -> Callable[[
             mean_wait_s=max(r.mean_wait_s for r in readings),
             oldest_wait_s=max(r.oldest_wait_s for r in readings),
             loop_lag_s=lag.recent(),
+            accept_wait_s=accepts.wait_s(),
         )
 
     return pressure

@@ -31,7 +31,7 @@ from typing import Any
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from app.core.admission import MAX_RETRY_AFTER_SECONDS, RATE_WINDOW_SECONDS, Recent
+from app.core.admission import ACCEPT_QUEUE, MAX_RETRY_AFTER_SECONDS, RATE_WINDOW_SECONDS, Recent
 from app.core.errors import ERROR_CODES, ErrorCode
 
 _STATUS_TEXT = {408: b"Request Timeout", 431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}
@@ -121,6 +121,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._refused_at_limit = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's
+        ACCEPT_QUEUE.accepted()
         super().connection_made(transport)
         self._start_head_timer()
 

@@ -43,6 +43,7 @@ from typing import NamedTuple, TypedDict
 
 import uvicorn
 
+from app.core.admission import ACCEPT_QUEUE
 from app.core.config import get_settings
 from app.runtime.protocol import bounded_protocol
 
@@ -194,8 +195,11 @@ def uvicorn_config(app: str, *, host: str, port: int, options: ServerOptions) ->
 
 
 def _run_worker(app: str, host: str, port: int, options: ServerOptions) -> None:
-    """One worker process: its own listening socket, one uvicorn server."""
-    _serve(uvicorn_config(app, host=host, port=port, options=options), sockets=[_worker_socket(host, port)])
+    """One worker process: its own listening socket (whose accept queue the waiting room's
+    pace watches: app/core/admission.py::AcceptQueue), one uvicorn server."""
+    listening = _worker_socket(host, port)
+    ACCEPT_QUEUE.watch(listening)
+    _serve(uvicorn_config(app, host=host, port=port, options=options), sockets=[listening])
 
 
 def _log(message: str) -> None:

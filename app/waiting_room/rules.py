@@ -9,8 +9,11 @@ from enum import StrEnum
 
 from app.core.admission import GatePressure
 
-# A client waiting longer than this is told to come back after this long anyway, so it
+# A client waiting longer than this is told to come back within this long anyway, so it
 # sees a fresh estimate (the pace adapts); and no answer makes it wait less than 1 s.
+# Those told to come back early are spread over the cap's second half by their ticket:
+# the thousands who arrived in the opening's first seconds would otherwise all come back
+# in the same second, every MAX_RETRY_AFTER_SECONDS.
 MAX_RETRY_AFTER_SECONDS = 30
 # No estimate reaches further than this (a crawling pace would otherwise say "in a century").
 MAX_ESTIMATE_SECONDS = 7 * 24 * 3600.0
@@ -73,7 +76,10 @@ def estimate(
     rate = room.rate_per_s if room.rate_per_s > 0 else fallback_rate_per_s
     since_read = monotonic_now - room.read_at
     wait = min(MAX_ESTIMATE_SECONDS, max(0.0, room.frontier_offset_s + position / rate - since_read))
-    retry_after = min(MAX_RETRY_AFTER_SECONDS, max(1, math.ceil(wait)))
+    retry_after = max(1, math.ceil(wait))
+    if retry_after > MAX_RETRY_AFTER_SECONDS:
+        spread = MAX_RETRY_AFTER_SECONDS // 2
+        retry_after = MAX_RETRY_AFTER_SECONDS - ticket % spread
     return Estimate(
         admitted=False,
         position=position,
@@ -116,9 +122,9 @@ PACE_CUT_REFUSED_SHARE = 0.05
 
 def pace_step(pressure: GatePressure) -> PaceStep:
     """What the adaptive pace does under this worker's pressure (`worker_pressure`): the worst
-    of its gates' queues and refusals, and its event loop's lateness (requests wait there
-    first when the workers' CPU is the limit)."""
-    waited = max(pressure.mean_wait_s, pressure.loop_lag_s)
+    of its gates' queues and refusals, its event loop's lateness and the wait of connections
+    not yet accepted (requests wait there first when the workers' CPU is the limit)."""
+    waited = max(pressure.mean_wait_s, pressure.loop_lag_s, pressure.accept_wait_s)
     refused_share = pressure.refused / max(pressure.admitted + pressure.refused, 1)
     if (
         waited > PACE_CUT_WAIT_S

@@ -4,6 +4,7 @@ Retry-After beyond it. The gate alone, then on a served worker whose writes are
 held up by a locked course, while reads keep answering."""
 
 import asyncio
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,8 +13,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from app.core.admission import AdmissionGate, GatePressure, LoopLag, worker_pressure
+from app.core.admission import AcceptQueue, AdmissionGate, GatePressure, LoopLag, worker_pressure
 from app.core.errors import ServiceBusy
+from app.waiting_room.rules import PaceStep, pace_step
 from tests.support.servers import start_server
 
 
@@ -353,3 +355,33 @@ def test_the_workers_pressure_is_the_worst_of_its_gates():
         await asyncio.gather(*readers)
 
     run(scenario())
+
+
+def test_the_accept_queue_counts_connections_not_yet_accepted_and_their_wait():
+    clock = [0.0]
+    queue = AcceptQueue(clock=lambda: clock[0])
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(64)
+        queue.watch(listening)
+        assert queue.waiting() == 0 and queue.wait_s() == 0.0
+        clients = [socket.create_connection(listening.getsockname()) for _ in range(6)]
+        try:
+            deadline = time.monotonic() + 5
+            while queue.waiting() < 6 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert queue.waiting() == 6  # connected by the kernel, never accepted
+            for _ in range(3):  # the worker accepted three a second lately
+                queue.accepted()
+            assert queue.wait_s() == pytest.approx(2.0)
+            accepted, _ = listening.accept()
+            accepted.close()
+            assert queue.waiting() == 5
+            # The pace hears it: a queue of seconds is a cut, whatever the gates say.
+            gate = AdmissionGate(capacity=1, queue_limit=1, max_wait_seconds=1)
+            pressure = worker_pressure([gate], LoopLag(), queue)()
+            assert pressure.accept_wait_s == pytest.approx(5 / 3)
+            assert pace_step(pressure) is PaceStep.CUT
+        finally:
+            for client in clients:
+                client.close()

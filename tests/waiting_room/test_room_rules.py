@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -82,7 +83,21 @@ def test_the_estimate_counts_from_the_frontiers_last_move_and_the_age_of_the_sta
 def test_before_the_frontiers_first_move_the_estimate_takes_the_floor_and_retry_after_is_capped():
     guess = estimate(ticket=100_100, room=room(rate_per_s=0.0), now=NOW, monotonic_now=0, fallback_rate_per_s=20)
     assert guess.estimated_admission_at == NOW + timedelta(seconds=100_000 / 20)
-    assert guess.retry_after == MAX_RETRY_AFTER_SECONDS
+    assert MAX_RETRY_AFTER_SECONDS / 2 < guess.retry_after <= MAX_RETRY_AFTER_SECONDS
+
+
+def test_clients_told_to_come_back_before_their_turn_are_spread_by_ticket_not_sent_back_together():
+    # 3,000 places taken in the same second, all due minutes from now.
+    answers = [
+        estimate(ticket=ticket, room=room(), now=NOW, monotonic_now=0, fallback_rate_per_s=1).retry_after
+        for ticket in range(1_000, 4_000)
+    ]
+    assert all(
+        answer is not None and MAX_RETRY_AFTER_SECONDS / 2 < answer <= MAX_RETRY_AFTER_SECONDS for answer in answers
+    )
+    per_second = Counter(answers)
+    assert len(per_second) == MAX_RETRY_AFTER_SECONDS // 2
+    assert max(per_second.values()) <= 2 * len(answers) / len(per_second)
 
 
 def test_a_registrars_pace_below_the_floor_is_the_pace_and_no_estimate_runs_off_the_calendar():
