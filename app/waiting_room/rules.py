@@ -105,7 +105,6 @@ class PaceStep(StrEnum):
     GROW = "grow"
     HOLD = "hold"
     CUT = "cut"
-    PAUSE = "pause"  # a cut, and nobody admitted until the door clears
 
 
 PACE_GROWTH_PER_S = 0.02  # a share of the pace, per second of growth
@@ -119,20 +118,12 @@ PACE_HOLD_WAIT_S = 0.02
 PACE_CUT_WAIT_S = 0.1
 PACE_CUT_OLDEST_WAIT_S = 0.25
 PACE_CUT_REFUSED_SHARE = 0.05
-# New connections waiting this long to be accepted, or the loop this late: the door is
-# jammed (at the opening's first seconds, 1,000 places a second; later, the waiting crowd
-# asking for estimates). The frontier stops until it clears: those asking for a place or
-# an estimate are answered before more students are let in (the pace is cut too, at most
-# once per cooldown, and no admissions pile up meanwhile).
-PACE_PAUSE_WAIT_S = 0.2
 
 
 def pace_step(pressure: GatePressure) -> PaceStep:
     """What the adaptive pace does under this worker's pressure (`worker_pressure`): the worst
     of its gates' queues and refusals, its event loop's lateness and the wait of connections
     not yet accepted (requests wait there first when the workers' CPU is the limit)."""
-    if max(pressure.accept_wait_s, pressure.loop_lag_s) > PACE_PAUSE_WAIT_S:
-        return PaceStep.PAUSE
     waited = max(pressure.mean_wait_s, pressure.loop_lag_s, pressure.accept_wait_s)
     refused_share = pressure.refused / max(pressure.admitted + pressure.refused, 1)
     if (

@@ -71,20 +71,17 @@ _OPEN_ROOM = text("INSERT INTO waiting_rooms (semester_id) VALUES (:semester) ON
 # move) by :step, the pressure in the worker moving it (app/waiting_room/rules.py): grown by
 # a share of itself (at least :growth_min) per second, held, or cut to :cut of itself if the
 # last cut is :cooldown seconds old; within [:min_rate, :max_rate], and never grown while
-# fewer waited than it would admit. Paused (an adaptive pace only; a registrar's is theirs):
-# cut the same way, nobody admitted, and the clock restarts (no admissions pile up for
-# after). Then the room's state, moved or not.
+# fewer waited than it would admit. Then the room's state, moved or not.
 _ADVANCE = text(
     """
     WITH due AS (
         SELECT w.semester_id, w.admitted_through, w.frontier_at, w.fixed_rate_per_s,
                COALESCE(NULLIF(w.rate_per_s, 0), CAST(:initial_rate AS float8)) AS previous_rate,
                extract(epoch FROM now() - w.frontier_at) AS idle_s,
-               w.fixed_rate_per_s IS NULL AND :step IN ('cut', 'pause') AND (
+               w.fixed_rate_per_s IS NULL AND :step = 'cut' AND (
                    w.pace_cut_at IS NULL
                    OR w.pace_cut_at <= now() - make_interval(secs => CAST(:cooldown AS float8))
-               ) AS cut,
-               w.fixed_rate_per_s IS NULL AND :step = 'pause' AS paused
+               ) AS cut
         FROM waiting_rooms w
         WHERE w.semester_id = :semester AND w.frontier_at <= now() - make_interval(secs => CAST(:tick AS float8))
         FOR UPDATE SKIP LOCKED
@@ -98,21 +95,20 @@ _ADVANCE = text(
                         ELSE due.previous_rate END))) AS rate
         FROM due
     ), step AS (
-        SELECT paced.*, CASE WHEN paced.paused THEN 0 ELSE floor(paced.rate * paced.idle_s)::bigint END AS n
-        FROM paced
+        SELECT paced.*, floor(paced.rate * paced.idle_s)::bigint AS n FROM paced
     ), target AS (
-        SELECT s.semester_id, s.rate, s.previous_rate, s.cut, s.paused, s.n, max(t.queue_ticket) AS through,
+        SELECT s.semester_id, s.rate, s.previous_rate, s.cut, s.n, max(t.queue_ticket) AS through,
                count(t.queue_ticket) AS taken
         FROM step s LEFT JOIN LATERAL (
             SELECT queue_ticket FROM student_terms
             WHERE semester_id = s.semester_id AND queue_ticket > s.admitted_through
             ORDER BY queue_ticket LIMIT s.n
         ) t ON true
-        GROUP BY s.semester_id, s.rate, s.previous_rate, s.cut, s.paused, s.n
+        GROUP BY s.semester_id, s.rate, s.previous_rate, s.cut, s.n
     ), advanced AS (
         UPDATE waiting_rooms w
         SET admitted_through = COALESCE(t.through, w.admitted_through),
-            frontier_at = CASE WHEN t.taken < t.n OR t.paused THEN now()
+            frontier_at = CASE WHEN t.taken < t.n THEN now()
                                ELSE w.frontier_at + make_interval(secs => t.n / t.rate) END,
             rate_per_s = CASE WHEN t.taken < t.n AND w.fixed_rate_per_s IS NULL
                               THEN LEAST(t.rate, GREATEST(t.previous_rate, CAST(:min_rate AS float8)))

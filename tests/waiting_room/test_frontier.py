@@ -102,37 +102,6 @@ def test_a_cut_takes_a_fifth_off_and_the_next_waits_for_the_cooldown(engine, roo
     assert cut_twice == pytest.approx(10.0 * PACE_CUT**2)
 
 
-def test_a_pause_admits_nobody_cuts_the_pace_and_leaves_no_admissions_piled_up(engine, room_settings, factory):
-    semester = factory.semester()
-    places(engine, room_settings, semester, factory.students(100))
-    open_room(engine, semester, rate=None, idle_seconds=2)  # 20 places due at 10 a second
-    paused = load(engine, room_settings, semester, step=PaceStep.PAUSE)
-    assert paused.admitted_through == 0 and paused.rate_per_s == pytest.approx(10.0 * PACE_CUT)
-    time.sleep(room_settings.waiting_room_tick_seconds + 0.05)
-    resumed = load(engine, room_settings, semester, step=PaceStep.HOLD)
-    # Only the time since the pause counts: about a tick's worth at the cut pace, not 2 s more.
-    admitted = resumed.admitted_through - min(_tickets(engine, semester)) + 1
-    assert 0 < admitted <= 10.0 * PACE_CUT * (room_settings.waiting_room_tick_seconds + 0.5)
-
-
-def test_a_registrars_fixed_pace_is_never_paused(engine, room_settings, factory):
-    semester = factory.semester()
-    tickets = places(engine, room_settings, semester, factory.students(10))
-    open_room(engine, semester, rate=4, idle_seconds=1.1)
-    state = load(engine, room_settings, semester, step=PaceStep.PAUSE)
-    assert state.admitted_through == sorted(tickets)[3] and state.rate_per_s == pytest.approx(4.0)
-
-
-def _tickets(engine, semester) -> list[int]:
-    with engine.connect() as connection:
-        return list(
-            connection.scalars(
-                text("SELECT queue_ticket FROM student_terms WHERE semester_id = :s AND queue_ticket IS NOT NULL"),
-                {"s": semester.id},
-            )
-        )
-
-
 def test_the_adaptive_pace_stays_within_its_bounds(engine, room_settings, factory):
     semester = factory.semester()
     places(engine, room_settings, semester, factory.students(100))
