@@ -118,13 +118,18 @@ PACE_HOLD_WAIT_S = 0.02
 PACE_CUT_WAIT_S = 0.1
 PACE_CUT_OLDEST_WAIT_S = 0.25
 PACE_CUT_REFUSED_SHARE = 0.05
+# New connections waiting to be accepted (AcceptQueue) hold the pace, and never cut it: at
+# the opening most of them are the waiting crowd itself, asking for places and estimates,
+# which admitting fewer does not relieve. Measured: cutting on them, or stopping the
+# frontier while they waited, left the places as slow and cut the throughput by up to half
+# (docs/performance.md, "Where the crowd waited").
 
 
 def pace_step(pressure: GatePressure) -> PaceStep:
     """What the adaptive pace does under this worker's pressure (`worker_pressure`): the worst
-    of its gates' queues and refusals, its event loop's lateness and the wait of connections
-    not yet accepted (requests wait there first when the workers' CPU is the limit)."""
-    waited = max(pressure.mean_wait_s, pressure.loop_lag_s, pressure.accept_wait_s)
+    of its gates' queues and refusals and its event loop's lateness (requests wait there
+    first when the workers' CPU is the limit); connections not yet accepted only hold it."""
+    waited = max(pressure.mean_wait_s, pressure.loop_lag_s)
     refused_share = pressure.refused / max(pressure.admitted + pressure.refused, 1)
     if (
         waited > PACE_CUT_WAIT_S
@@ -132,6 +137,6 @@ def pace_step(pressure: GatePressure) -> PaceStep:
         or refused_share > PACE_CUT_REFUSED_SHARE
     ):
         return PaceStep.CUT
-    if waited > PACE_HOLD_WAIT_S:
+    if waited > PACE_HOLD_WAIT_S or pressure.accept_wait_s > PACE_HOLD_WAIT_S:
         return PaceStep.HOLD
     return PaceStep.GROW

@@ -377,11 +377,11 @@ def test_the_accept_queue_counts_connections_not_yet_accepted_and_their_wait():
             accepted, _ = listening.accept()
             accepted.close()
             assert queue.waiting() == 5
-            # The pace hears it: a queue of seconds is a cut, whatever the gates say.
+            # The pace hears it: it grows no more while connections wait at the door.
             gate = AdmissionGate(capacity=1, queue_limit=1, max_wait_seconds=1)
             pressure = worker_pressure([gate], LoopLag(), queue)()
             assert pressure.accept_wait_s == pytest.approx(5 / 3)
-            assert pace_step(pressure) is PaceStep.CUT
+            assert pace_step(pressure) is PaceStep.HOLD
         finally:
             for client in clients:
                 client.close()

@@ -206,6 +206,8 @@ def test_a_tampered_ticket_breaks_the_signature():
         (GatePressure(admitted=9, mean_wait_s=0.0, refused=0, oldest_wait_s=0.5), PaceStep.CUT),  # stuck
         (GatePressure(admitted=500, mean_wait_s=0.0, refused=0, loop_lag_s=0.05), PaceStep.HOLD),  # loop late
         (GatePressure(admitted=500, mean_wait_s=0.0, refused=0, loop_lag_s=0.4), PaceStep.CUT),  # CPU-bound
+        (GatePressure(admitted=5, mean_wait_s=0.0, refused=0, accept_wait_s=0.01), PaceStep.GROW),  # door free
+        (GatePressure(admitted=5, mean_wait_s=0.0, refused=0, accept_wait_s=2.0), PaceStep.HOLD),  # door busy
     ],
 )
 def test_the_pace_grows_while_writes_go_straight_through_and_is_cut_when_they_queue(pressure, step):
