@@ -118,6 +118,11 @@ class OpeningFixture:
     student_numbers: list[str]
 
 
+def build_catalogue(courses: int, *, zipf: float = DEFAULT_ZIPF, seed: int = DEFAULT_SEED) -> Catalogue:
+    """The courses and wish lists (locustfiles/_opening_model.py) for `seed` below."""
+    return Catalogue(courses, zipf=zipf, seed=seed)
+
+
 def seed(url: str, settings: Settings, catalogue: Catalogue, *, students: int) -> OpeningFixture:
     now = datetime.now(UTC)
     engine = create_engine(url)
@@ -881,7 +886,7 @@ def run_scenario(
     if options.room:  # its own folder: both variants can run in one bench
         workdir = workdir / "room"
         workdir.mkdir()
-    catalogue = Catalogue(options.courses, zipf=options.zipf, seed=options.seed)
+    catalogue = build_catalogue(options.courses, zipf=options.zipf, seed=options.seed)
     url = pg.create_database(options.database)
     migrate.upgrade(url)
     most = max((options.students, *options.growth))

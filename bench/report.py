@@ -238,6 +238,20 @@ def evaluate(results: dict[str, Any]) -> list[Figure]:
 
         figures.extend(opening_figures(results))
 
+    places = results.get("places")
+    if places:
+        best = max(places["rates"], key=lambda run: (run["within_target"], run["rate_per_s"]))
+        figures.append(
+            figure_row(
+                "Waiting room door: places a second answered with p99 within 100 ms",
+                f"{places['max_rate_within_target']:,}/s (at {best['rate_per_s']:,}/s: p99 {best['p99_ms']} ms)",
+                "",
+                None,
+                ">= 1,100/s (the opening's first seconds at 10,000 students)",
+                places["max_rate_within_target"] >= 1_100,
+            )
+        )
+
     integrity = results.get("integrity")
     if integrity:
         figures.append(
@@ -294,6 +308,8 @@ def print_table(results: dict[str, Any]) -> str:
             node = node.get(key, {}) if isinstance(node, dict) else {}
         if node:
             lines.append(_cpu_line(name, node["cpu_cores"]))
+    for run in results.get("places", {}).get("rates", []):
+        lines.append(_cpu_line(f"places {run['rate_per_s']:,}/s", run["cores"]))
     if results.get("opening") or results.get("opening_room"):
         from bench.opening_report import growth_table, variants
 

@@ -14,7 +14,9 @@ One run, on one machine and one PostgreSQL, measures side by side:
 4. Many courses: registrations spread over 100 courses, 50 clients.
 5. Reads: the semester's catalogue and a student's my-courses, 50 clients.
 6. Login storm: 200 logins at once while reads continue.
-7. The opening minute (bench/opening.py): registration day, thousands of students
+7. The waiting room's door (bench/places.py): places a second answered within 100 ms,
+   students arriving at random on connections of their own.
+8. The opening minute (bench/opening.py): registration day, thousands of students
    with wish lists, its growth runs and its pgbench replay (docs/performance.md, 12).
 
 It prints one table (each figure, its ceiling, the ratio and the target) and
@@ -57,6 +59,7 @@ from bench.load import LoadResult, LoadSummary, PgbenchSummary, WrkPlan, WrkRun,
 from bench.opening import GROWTH as OPENING_GROWTH
 from bench.opening import OpeningOptions
 from bench.opening import run_scenario as run_opening
+from bench.places import run_scenario as run_places
 from bench.report import evaluate, print_table, write_report
 from scripts import migrate
 from scripts.seed_courses import CATALOGUE
@@ -76,7 +79,7 @@ PGBENCH_STUDENTS = 200_000  # enough distinct students for one pgbench run at 50
 PGBENCH_STUDENT = "('b0000000-0000-4000-8000-' || lpad(to_hex({n}), 12, '0'))::uuid"  # the n-th one's id
 PASSWORD = "bench-password"
 BENCH_MAX_CREDITS = 60  # the schema's highest (ck_students_max_credits_in_range): 20 three-credit courses
-SCENARIOS = ("pgbench", "trivial", "hot", "full", "many", "reads", "storm", "opening", "opening-room")
+SCENARIOS = ("pgbench", "trivial", "hot", "full", "many", "reads", "storm", "places", "opening", "opening-room")
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -978,6 +981,8 @@ def main() -> int:
             room=True,
             room_rate_per_s=args.opening_room_rate,
         )
+        if "places" in only:  # the waiting room's door (bench/places.py)
+            results["places"] = run_places(pg, settings, workdir=workdir, postmaster=postmaster, workers=args.workers)
         for scenario, key, options in (("opening", "opening", room_off), ("opening-room", "opening_room", room_on)):
             if scenario in only:
                 results[key] = run_opening(

@@ -14,6 +14,7 @@ from app.core.config import Settings
 from app.core.security import JWT_ALGORITHM, create_access_token, decode_access_token
 from app.waiting_room.errors import AdmissionTokenInvalid
 from app.waiting_room.rules import (
+    COME_AT_TURN_SECONDS,
     MAX_ESTIMATE_SECONDS,
     MAX_RETRY_AFTER_SECONDS,
     PaceStep,
@@ -83,20 +84,27 @@ def test_the_estimate_counts_from_the_frontiers_last_move_and_the_age_of_the_sta
 def test_before_the_frontiers_first_move_the_estimate_takes_the_floor_and_retry_after_is_capped():
     guess = estimate(ticket=100_100, room=room(rate_per_s=0.0), now=NOW, monotonic_now=0, fallback_rate_per_s=20)
     assert guess.estimated_admission_at == NOW + timedelta(seconds=100_000 / 20)
-    assert MAX_RETRY_AFTER_SECONDS / 2 < guess.retry_after <= MAX_RETRY_AFTER_SECONDS
+    assert MAX_RETRY_AFTER_SECONDS * 2 / 3 < guess.retry_after <= MAX_RETRY_AFTER_SECONDS
+
+
+def test_a_turn_near_comes_at_its_turn_and_one_further_off_comes_back_after_part_of_its_wait():
+    near = estimate(ticket=300, room=room(), now=NOW, monotonic_now=0, fallback_rate_per_s=1)  # 20 s away
+    assert near.retry_after == COME_AT_TURN_SECONDS - 10
+    far = estimate(ticket=700, room=room(), now=NOW, monotonic_now=0, fallback_rate_per_s=1)  # 60 s away
+    assert far.retry_after is not None and 60 * 0.5 <= far.retry_after <= 60 * 0.75
 
 
 def test_clients_told_to_come_back_before_their_turn_are_spread_by_ticket_not_sent_back_together():
-    # 3,000 places taken in the same second, all due minutes from now.
+    # 3,000 places taken in the same second, all due long from now.
     answers = [
-        estimate(ticket=ticket, room=room(), now=NOW, monotonic_now=0, fallback_rate_per_s=1).retry_after
+        estimate(ticket=ticket, room=room(rate_per_s=1.0), now=NOW, monotonic_now=0, fallback_rate_per_s=1).retry_after
         for ticket in range(1_000, 4_000)
     ]
     assert all(
-        answer is not None and MAX_RETRY_AFTER_SECONDS / 2 < answer <= MAX_RETRY_AFTER_SECONDS for answer in answers
+        answer is not None and MAX_RETRY_AFTER_SECONDS * 2 / 3 < answer <= MAX_RETRY_AFTER_SECONDS for answer in answers
     )
     per_second = Counter(answers)
-    assert len(per_second) == MAX_RETRY_AFTER_SECONDS // 2
+    assert len(per_second) >= MAX_RETRY_AFTER_SECONDS // 3 - 1
     assert max(per_second.values()) <= 2 * len(answers) / len(per_second)
 
 
