@@ -3,8 +3,8 @@
 Students arrive at random (a Poisson process at the plan's rate, as the opening's first
 seconds are), each on a connection of its own, as a browser tab opening the room's page:
 it asks for its place (`POST /semesters/{id}/queue`) once, and keeps its connection
-open for `hold_s` seconds, as a waiting tab does (the server closes it when its
-keep-alive runs out). Nothing is retried: this measures the door, not a client.
+open for `hold_s` seconds, as a waiting tab does (past the server's keep-alive timeout
+the server closes it first). Nothing is retried: this measures the door, not a client.
 
 The plan is JSON written by bench/places.py; the output is JSON: per place its arrival,
 send and answer (CLOCK_MONOTONIC microseconds from the first arrival) and status, and

@@ -15,7 +15,6 @@ from itertools import combinations
 
 import pytest
 
-from app.runtime.embedded_postgres import EmbeddedPostgres
 from bench import opening, run_load
 from bench.opening_report import growth_table, opening_chart, opening_figures
 from scripts import migrate
@@ -89,10 +88,8 @@ def test_inversions_count_later_arrivals_with_better_outcomes():
 
 @pytest.mark.live_server
 @pytest.mark.slow
-def test_a_tiny_opening_runs_clean_and_reports_every_figure(postgres_server, settings, tmp_path):
-    if not isinstance(postgres_server, EmbeddedPostgres):
-        pytest.skip("the scenario creates its own database and runs pgbench on the embedded server")
-    result = run_tiny_opening(postgres_server, settings, tmp_path)
+def test_a_tiny_opening_runs_clean_and_reports_every_figure(embedded_postgres, settings, tmp_path):
+    result = run_tiny_opening(embedded_postgres, settings, tmp_path)
 
     assert result.keys() >= ISSUE_FIELDS
     main = result["main"]

@@ -9,18 +9,15 @@ import uuid
 
 import pytest
 
-from app.runtime.embedded_postgres import EmbeddedPostgres
 from bench.opening_report import growth_table, opening_figures
 from tests.support.opening import ISSUE_FIELDS, run_tiny_opening
 
 
 @pytest.mark.live_server
 @pytest.mark.slow
-def test_a_tiny_opening_with_the_room_on_runs_clean_and_reports_its_figures(postgres_server, settings, tmp_path):
-    if not isinstance(postgres_server, EmbeddedPostgres):
-        pytest.skip("the scenario creates its own database on the embedded server")
+def test_a_tiny_opening_with_the_room_on_runs_clean_and_reports_its_figures(embedded_postgres, settings, tmp_path):
     result = run_tiny_opening(
-        postgres_server,
+        embedded_postgres,
         settings,
         tmp_path,
         replay=False,

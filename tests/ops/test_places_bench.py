@@ -5,7 +5,6 @@ import uuid
 
 import pytest
 
-from app.runtime.embedded_postgres import EmbeddedPostgres
 from bench.places import run_scenario
 from bench.report import evaluate
 from tests.support.opening import postmaster_pid
@@ -13,14 +12,12 @@ from tests.support.opening import postmaster_pid
 
 @pytest.mark.live_server
 @pytest.mark.slow
-def test_the_places_bench_answers_every_place_and_reports_the_rate_within_target(postgres_server, settings, tmp_path):
-    if not isinstance(postgres_server, EmbeddedPostgres):
-        pytest.skip("the scenario creates its own database on the embedded server")
+def test_the_places_bench_answers_every_place_and_reports_the_rate_within_target(embedded_postgres, settings, tmp_path):
     result = run_scenario(
-        postgres_server,
+        embedded_postgres,
         settings,
         workdir=tmp_path,
-        postmaster=postmaster_pid(postgres_server),
+        postmaster=postmaster_pid(embedded_postgres),
         workers=2,
         rates=(20, 60),
         seconds=1.0,
