@@ -119,7 +119,7 @@ class PlaceBatches:
         """How long places took lately, and how many were refused (the waiting room's pace
         holds or cuts when its own places slow down: app/waiting_room/rules.py::pace_step)."""
         with self._changed:
-            pending = self._asked[:1] or self._writing[:1]
+            pending = self._writing[:1] or self._asked[:1]  # the oldest first
             return GatePressure(
                 admitted=self._answered.count(),
                 mean_wait_s=self._answered.mean(),
