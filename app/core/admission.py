@@ -140,7 +140,7 @@ class AcceptQueue:
     When a worker's CPU is the limit, new connections queue in the kernel, in the listening
     socket's accept queue, before the worker sees anything of them: no gate queues and the
     event loop runs its timers on time, while a client waits seconds for its connection
-    (measured at the opening with 10,000 students: 500-1,100 connections waited per worker
+    (measured at the opening with 10,000 students: 500-1,250 connections waited per worker
     for a minute, and places and estimates took 5-10 s). Linux tells a listening socket's
     queue in TCP_INFO (`tcpi_unacked`); elsewhere this says nothing.
 
