@@ -183,6 +183,13 @@ def seed(url: str, settings: Settings, catalogue: Catalogue, *, students: int) -
     )
 
 
+def access_token(fixture: OpeningFixture, settings: Settings, n: int) -> str:
+    """Student n's access token, made up front: nobody logs in during the run."""
+    return create_access_token(
+        student_id=uuid.UUID(fixture.student_ids[n]), student_number=fixture.student_numbers[n], settings=settings
+    )
+
+
 def reset(url: str, fixture: OpeningFixture) -> None:
     """An empty semester again: no registrations, no events, no credits; then a checkpoint."""
     engine = create_engine(url)
@@ -227,9 +234,7 @@ def make_plan(
     arrivals = opening_arrivals(students, duration=duration, seed=options.seed)
     plan_students: list[StudentPlan] = []
     for n in range(students):
-        token = create_access_token(
-            student_id=uuid.UUID(fixture.student_ids[n]), student_number=fixture.student_numbers[n], settings=settings
-        )
+        token = access_token(fixture, settings, n)
         wishes = [
             [fixture.course_ids[wish.course], *(fixture.course_ids[c] for c in wish.alternatives)]
             for wish in catalogue.wish_list(n)
@@ -342,7 +347,7 @@ def run_client(plan: Plan, *, workdir: Path, name: str, cpu_groups: dict[str, in
     )
 
 
-def _percentile_ms(values_us: Sequence[int], p: float) -> float:
+def percentile_ms(values_us: Sequence[int], p: float) -> float:
     if not values_us:
         return float("nan")
     ordered = sorted(values_us)
@@ -351,7 +356,7 @@ def _percentile_ms(values_us: Sequence[int], p: float) -> float:
 
 
 def _latency(values_us: Sequence[int]) -> dict[str, float]:
-    return {f"p{p}_ms": _percentile_ms(values_us, p) for p in (50, 95, 99)} | {
+    return {f"p{p}_ms": percentile_ms(values_us, p) for p in (50, 95, 99)} | {
         "max_ms": round(max(values_us, default=0) / 1000, 1),
         "count": len(values_us),
     }
@@ -448,7 +453,7 @@ def summarize(
                 "enrolled": counted.get("ENROLLED", 0),
                 "reserved": counted.get("RESERVED", 0),
                 "full": counted.get("FULL", 0),
-                "p99_ms": _percentile_ms([f.end_us - f.first_send_us for f in finals_of_course], 99),
+                "p99_ms": percentile_ms([f.end_us - f.first_send_us for f in finals_of_course], 99),
                 "last_answer_s": round((max(f.end_us for f in finals_of_course) - t0) / 1e6, 2),
             }
         )
@@ -571,7 +576,7 @@ def _p99_per_second(attempts: Iterable[Attempt], kinds: Sequence[str], t0: int, 
             by_second[min(bins - 1, max(0, (attempt.send_us - t0) // 1_000_000))].append(
                 attempt.end_us - attempt.send_us
             )
-    return [_percentile_ms(values, 99) if values else None for values in by_second]
+    return [percentile_ms(values, 99) if values else None for values in by_second]
 
 
 def _sustained(answered_per_s: Sequence[int], *, edge_s: int = 10) -> float:

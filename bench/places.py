@@ -22,18 +22,14 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-
 from app.core.config import Settings
-from app.core.security import create_access_token
 from app.runtime.embedded_postgres import EmbeddedPostgres
 from bench.live_server import LiveServer
 from bench.load import CpuWatch, wait_with_rusage
-from bench.opening import build_catalogue, open_room, seed
+from bench.opening import access_token, build_catalogue, open_room, percentile_ms, reset, seed
 from scripts import migrate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -43,13 +39,6 @@ SECONDS = 5.0
 # (5 s), so the server closes it, as it does a waiting tab's (that close is part of the cost).
 HOLD_S = 8.0
 P99_TARGET_MS = 100.0
-
-
-def _percentile_ms(values_us: list[int], p: float) -> float | None:
-    if not values_us:
-        return None
-    ordered = sorted(values_us)
-    return round(ordered[min(len(ordered) - 1, max(0, round(len(ordered) * p / 100) - 1))] / 1000, 1)
 
 
 def run_scenario(
@@ -71,12 +60,7 @@ def run_scenario(
     students = int(max(rates) * seconds * 1.2)
     print(f"places: {students:,} students, {', '.join(str(r) for r in rates)} places/s for {seconds:.0f} s each ...")
     fixture = seed(url, settings, build_catalogue(25), students=students)
-    tokens = [
-        create_access_token(
-            student_id=uuid.UUID(fixture.student_ids[n]), student_number=fixture.student_numbers[n], settings=settings
-        )
-        for n in range(students)
-    ]
+    tokens = [access_token(fixture, settings, n) for n in range(students)]
     (workdir / "prometheus").mkdir()
     env = {
         **os.environ,
@@ -88,10 +72,7 @@ def run_scenario(
     with LiveServer("app.asgi:app", workers=workers, env=env, log_path=workdir / "api.log") as server:
         groups = {"api": server.process.pid, "postgres": postmaster}
         for rate in rates:
-            engine = create_engine(url)
-            with engine.begin() as connection:
-                connection.execute(text("TRUNCATE student_terms"))
-            engine.dispose()
+            reset(url, fixture)  # no places yet
             open_room(url, fixture, rate_per_s=None)
             count = int(rate * seconds)
             plan = {
@@ -124,9 +105,9 @@ def run_scenario(
                 "places": count,
                 "answered_200": len(latencies),
                 "other_answers": len(answers) - len(latencies),
-                "p50_ms": _percentile_ms(latencies, 50),
-                "p99_ms": _percentile_ms(latencies, 99),
-                "max_ms": _percentile_ms(latencies, 100),
+                "p50_ms": percentile_ms(latencies, 50) if latencies else None,
+                "p99_ms": percentile_ms(latencies, 99) if latencies else None,
+                "max_ms": percentile_ms(latencies, 100) if latencies else None,
                 "last_answer_s": round(last_answer_s, 2),
                 "cores": cores,
                 # CPU per place, the connection's opening and closing included.
