@@ -175,8 +175,7 @@ class Settings(BaseSettings):
     # The adaptive pace (no fixed rate set), in students admitted per second: it starts
     # at INITIAL, grows slowly while admitted requests go straight through the gates (and
     # the event loop runs on time), and is cut by a fifth when they queue or are refused,
-    # at most once per COOLDOWN
-    # (app/waiting_room/rules.py), within [MIN, MAX].
+    # at most once per COOLDOWN (app/waiting_room/rules.py), within [MIN, MAX].
     waiting_room_initial_rate_per_s: float = Field(default=50, gt=0)
     waiting_room_min_rate_per_s: float = Field(default=10, gt=0)
     waiting_room_max_rate_per_s: float = Field(default=2000, gt=0)

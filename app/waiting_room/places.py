@@ -91,7 +91,10 @@ class _Asked:
     since: float  # when it was asked (the batches' clock)
     ticket: int | None = None
     error: BaseException | None = None
-    answered: bool = False
+
+    @property
+    def answered(self) -> bool:
+        return self.ticket is not None or self.error is not None
 
 
 class PlaceBatches:
@@ -170,21 +173,19 @@ class PlaceBatches:
                 for group in by_key.values():
                     self._write(group)
                 return
-            gone = InvalidToken("The student in this token no longer exists")
+            cause = _student_gone() if _STUDENT_FOREIGN_KEY in str(error.orig) else error
             for asked in batch:
-                asked.error = gone if _STUDENT_FOREIGN_KEY in str(error.orig) else error
-                asked.answered = True
+                asked.error = cause
             return
         except Exception as error:  # the database is down or slow: every place in the batch says so
             for asked in batch:
-                asked.error, asked.answered = error, True
+                asked.error = error
             return
         for key, group in by_key.items():
             for asked in group:
                 asked.ticket = tickets.get(key)
                 if asked.ticket is None:
-                    asked.error = InvalidToken("The student in this token no longer exists")
-                asked.answered = True
+                    asked.error = _student_gone()
 
     def _tickets(self, keys: list[_Key]) -> dict[_Key, int]:
         """Each key's ticket; a key missing from the answer is a student who no longer exists.
@@ -195,6 +196,10 @@ class PlaceBatches:
             if missing:
                 found |= _found(connection.execute(_FIND, _arrays(missing)))
         return found
+
+
+def _student_gone() -> InvalidToken:
+    return InvalidToken("The student in this token no longer exists")
 
 
 def _arrays(keys: list[_Key]) -> dict[str, list[object]]:
