@@ -59,6 +59,8 @@ from bench.load import LoadResult, LoadSummary, PgbenchSummary, WrkPlan, WrkRun,
 from bench.opening import GROWTH as OPENING_GROWTH
 from bench.opening import OpeningOptions
 from bench.opening import run_scenario as run_opening
+from bench.places import RATES as PLACES_RATES
+from bench.places import SECONDS as PLACES_SECONDS
 from bench.places import run_scenario as run_places
 from bench.report import evaluate, print_table, write_report
 from scripts import migrate
@@ -835,6 +837,13 @@ def main() -> int:
         default=None,
         help="opening-room: the waiting room's fixed pace, students/s (default: adaptive)",
     )
+    door = parser.add_argument_group("the waiting room's door (bench/places.py)")
+    door.add_argument(
+        "--places-rates",
+        default=",".join(str(rate) for rate in PLACES_RATES),
+        help="places a second to try, comma-separated",
+    )
+    door.add_argument("--places-seconds", type=float, default=PLACES_SECONDS, help="length of each rate's run")
     parser.add_argument("--reports", default=str(PROJECT_ROOT / "reports"))
     parser.add_argument("--label", default="", help="a note stored with the results")
     parser.add_argument(
@@ -982,7 +991,15 @@ def main() -> int:
             room_rate_per_s=args.opening_room_rate,
         )
         if "places" in only:  # the waiting room's door (bench/places.py)
-            results["places"] = run_places(pg, settings, workdir=workdir, postmaster=postmaster, workers=args.workers)
+            results["places"] = run_places(
+                pg,
+                settings,
+                workdir=workdir,
+                postmaster=postmaster,
+                workers=args.workers,
+                rates=tuple(int(rate) for rate in args.places_rates.split(",")),
+                seconds=args.places_seconds,
+            )
         for scenario, key, options in (("opening", "opening", room_off), ("opening-room", "opening_room", room_on)):
             if scenario in only:
                 results[key] = run_opening(

@@ -7,19 +7,19 @@ student. One statement per place cost a pool checkout, a round trip and a commit
 reads; measured with 1,000 places a second on two cores, PostgreSQL spent 0.45 ms
 and the API 1.5 ms on each (docs/performance.md, "Places in batches").
 
-Here the first request that finds no batch being written writes one: its own place
-and every place asked meanwhile. Requests arriving while it writes wait (in their
-threadpool threads) and go into the next batch, which one of them writes. A lone
-request waits for nobody; under load a batch holds whatever arrived during the last
-one's round trip. Tickets are drawn in the order the places were asked, so the
-batch keeps the arrival order that the room admits by.
+The batches live on the worker's event loop: a place asked is appended to the next
+batch and awaited, so it holds no thread while it waits. One writer task writes the
+batches one after the other, each in one trip to the threadpool: what arrived during
+the last batch's round trip goes into the next. A lone place waits for nobody.
+Tickets are drawn in the order the places were asked, so the batch keeps the arrival
+order that the room admits by.
 
 At most MAX_WAITING places wait for their batch in a worker; past that, 503
 SERVICE_BUSY (the batch writer is behind: the database is slow or down). One
 connection of the read engine, one batch at a time: places never hold more.
 """
 
-import threading
+import asyncio
 import time
 import uuid
 from collections import defaultdict
@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Row, text
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
 from app.auth.errors import InvalidToken
 from app.core.admission import PRESSURE_WINDOW_SECONDS, GatePressure, Recent
@@ -89,16 +90,14 @@ _Key = tuple[str, int]  # (student id as text, as the rows give it back; semeste
 class _Asked:
     key: _Key
     since: float  # when it was asked (the batches' clock)
+    answer: "asyncio.Future[int]"
+    # Set by the batch's write, in the threadpool; handed to `answer` back on the loop.
     ticket: int | None = None
     error: BaseException | None = None
 
-    @property
-    def answered(self) -> bool:
-        return self.ticket is not None or self.error is not None
-
 
 class PlaceBatches:
-    """One worker's places (app.state.places), safe to call from any number of threads."""
+    """One worker's places (app.state.places), used from its event loop only."""
 
     def __init__(
         self, engine: Engine, *, max_waiting: int = MAX_WAITING, clock: Callable[[], float] = time.monotonic
@@ -106,60 +105,58 @@ class PlaceBatches:
         self._engine = engine
         self._max_waiting = max_waiting
         self._clock = clock
-        self._changed = threading.Condition()  # guards everything below
         self._asked: list[_Asked] = []  # waiting for the next batch
         self._writing: list[_Asked] = []  # the batch being written
+        self._writer: asyncio.Task[None] | None = None
         # The last places answered, each with how long it took; and the last refused.
         self._answered = Recent(PRESSURE_WINDOW_SECONDS, clock)
         self._refused = Recent(PRESSURE_WINDOW_SECONDS, clock)
 
     def waiting(self) -> int:
         """Places asked and not yet in a batch being written."""
-        with self._changed:
-            return len(self._asked)
+        return len(self._asked)
 
     def pressure(self) -> GatePressure:
         """How long places took lately, and how many were refused (the waiting room's pace
         holds or cuts when its own places slow down: app/waiting_room/rules.py::pace_step)."""
-        with self._changed:
-            pending = self._writing[:1] or self._asked[:1]  # the oldest first
-            return GatePressure(
-                admitted=self._answered.count(),
-                mean_wait_s=self._answered.mean(),
-                refused=self._refused.count(),
-                oldest_wait_s=self._clock() - pending[0].since if pending else 0.0,
-            )
+        pending = self._writing[:1] or self._asked[:1]  # the oldest first
+        return GatePressure(
+            admitted=self._answered.count(),
+            mean_wait_s=self._answered.mean(),
+            refused=self._refused.count(),
+            oldest_wait_s=self._clock() - pending[0].since if pending else 0.0,
+        )
 
-    def ticket(self, student_id: uuid.UUID, semester_id: int) -> int:
+    async def ticket(self, student_id: uuid.UUID, semester_id: int) -> int:
         """The student's ticket in the semester: issued on the first call, the same one on
-        every later call. Blocks until the batch holding it is written. InvalidToken when
-        the student no longer exists; ServiceBusy when MAX_WAITING already wait."""
-        asked = _Asked((str(student_id), semester_id), since=self._clock())
-        with self._changed:
-            if len(self._asked) >= self._max_waiting:
-                self._refused.note()
-                raise ServiceBusy("Too many places are waiting to be written; retry shortly")
-            self._asked.append(asked)
-            while self._writing and not asked.answered:
-                self._changed.wait()
-            batch: list[_Asked] = []
-            if not asked.answered:  # nobody is writing, and ours is still waiting: write them all
-                batch = self._writing = self._asked
-                self._asked = []
-        if batch:
-            try:
-                self._write(batch)
-            finally:
-                with self._changed:
-                    now = self._clock()
-                    for written in batch:
-                        self._answered.note(now - written.since)
-                    self._writing = []
-                    self._changed.notify_all()
-        if asked.error is not None:
-            raise asked.error
-        assert asked.ticket is not None
-        return asked.ticket
+        every later call, once the batch holding it is written. InvalidToken when the
+        student no longer exists; ServiceBusy when MAX_WAITING already wait."""
+        if len(self._asked) >= self._max_waiting:
+            self._refused.note()
+            raise ServiceBusy("Too many places are waiting to be written; retry shortly")
+        asked = _Asked((str(student_id), semester_id), self._clock(), asyncio.get_running_loop().create_future())
+        self._asked.append(asked)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_batches())
+        return await asked.answer
+
+    async def _write_batches(self) -> None:
+        """Write batch after batch while places wait, then stop (the next place starts it again)."""
+        try:
+            while self._asked:
+                self._writing, self._asked = self._asked, []
+                await run_in_threadpool(self._write, self._writing)
+                now = self._clock()
+                for asked in self._writing:
+                    self._answered.note(now - asked.since)
+                    _settle(asked)
+                self._writing = []
+        finally:  # cancelled (the worker stops): nobody is left waiting on an answer that will not come
+            for asked in (*self._writing, *self._asked):
+                if not asked.answer.done():
+                    asked.answer.set_exception(ServiceBusy("The worker is stopping; retry shortly"))
+            self._writing, self._asked = [], []
+            self._writer = None
 
     def _write(self, batch: list[_Asked]) -> None:
         """Answer every one of `batch` (a ticket or an error); never raises."""
@@ -196,6 +193,17 @@ class PlaceBatches:
             if missing:
                 found |= _found(connection.execute(_FIND, _arrays(missing)))
         return found
+
+
+def _settle(asked: _Asked) -> None:
+    """Hand a written place's answer to its request (unless that request was cancelled)."""
+    if asked.answer.done():
+        return
+    if asked.error is not None:
+        asked.answer.set_exception(asked.error)
+    else:
+        assert asked.ticket is not None
+        asked.answer.set_result(asked.ticket)
 
 
 def _student_gone() -> InvalidToken:

@@ -45,6 +45,21 @@ def _headers(place: service.QueuePlace) -> dict[str, str]:
     return {"Retry-After": str(place.retry_after)} if place.retry_after is not None else {}
 
 
+async def place_in_room(student: ClaimedStudent, room: CurrentRoom, request: Request) -> service.QueuePlace:
+    """The student's place, taken on the event loop: a place waits for its batch
+    (app/waiting_room/places.py) without holding a thread, so the crowd at the door
+    costs the threadpool one short trip per place (the answer) and one per batch."""
+    place = await service.take_place(
+        request.app.state.places,
+        student_id=student.student_id,
+        room=room,
+        now=datetime.now(UTC),
+        settings=request.app.state.settings,
+    )
+    student.confirm()
+    return place
+
+
 @router.post(
     "/semesters/{semester_id}/queue",
     response_model=QueuePlaceRead,
@@ -55,22 +70,12 @@ def _headers(place: service.QueuePlace) -> dict[str, str]:
         ),
     },
 )
-def join_waiting_room(
-    semester_id: SemesterId, student: ClaimedStudent, room: CurrentRoom, request: Request
-) -> Response:
+def join_waiting_room(place: Annotated[service.QueuePlace, Depends(place_in_room)]) -> Response:
     """My place in the semester's waiting room: issued on the first call, the same on every
     later one (retrying, reconnecting or refreshing never loses it). Answers at once with the
     position, the estimated admission time and the admission token; with `Retry-After` while
     not admitted. With the room off, the place is admitted at once. Only while registration
     is open (409 REGISTRATION_CLOSED)."""
-    place = service.take_place(
-        request.app.state.places,
-        student_id=student.student_id,
-        room=room,
-        now=datetime.now(UTC),
-        settings=request.app.state.settings,
-    )
-    student.confirm()
     return _PLACE.response(place, headers=_headers(place))
 
 

@@ -225,17 +225,17 @@ def course_semester(engine: Engine, *, course_id: int) -> int | None:
 # ---- a student's place ------------------------------------------------------------------------------
 
 
-def take_place(
+async def take_place(
     places: PlaceBatches, *, student_id: uuid.UUID, room: RoomState, now: datetime, settings: Settings
 ) -> QueuePlace:
     """The student's place in the room: issued on the first call, the same one on every later
-    call (written in the worker's next batch: app/waiting_room/places.py). Only while
+    call (written in the worker's next batch, awaited on the event loop: app/waiting_room/places.py). Only while
     registration is open (else RegistrationClosed): a place taken before the opening would
     let early arrivals in ahead of the room's order. The statement proves the student exists
     (InvalidToken when not): the route skips the token's first-use lookup."""
     if not room.registration_open:
         raise RegistrationClosed()
-    ticket = places.ticket(student_id, room.semester_id)
+    ticket = await places.ticket(student_id, room.semester_id)
     return _place(ticket, student_id=student_id, room=room, now=now, settings=settings)
 
 

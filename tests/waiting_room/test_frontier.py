@@ -1,5 +1,6 @@
 """The frontier in PostgreSQL: its pace (fixed or adaptive), its order, its guard."""
 
+import asyncio
 import time
 from datetime import UTC, datetime
 
@@ -40,8 +41,14 @@ def places(engine, settings, semester, students) -> list[int]:
     """Each student's place, in this order; their tickets."""
     room = RoomState(semester.id, on=True)
     batches = PlaceBatches(engine)
-    for student in students:
-        service.take_place(batches, student_id=student.id, room=room, now=datetime.now(UTC), settings=settings)
+
+    async def one_after_another() -> None:
+        for student in students:
+            await service.take_place(
+                batches, student_id=student.id, room=room, now=datetime.now(UTC), settings=settings
+            )
+
+    asyncio.run(one_after_another())
     return [_ticket(engine, semester, student) for student in students]
 
 

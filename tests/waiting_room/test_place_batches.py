@@ -1,12 +1,12 @@
 """A worker's places written in batches: the places asked while one batch is written go
 together into the next, in the order asked; one gone student fails only their own place;
 past the bound of waiting places, 503 at once; how long places take is a pressure the
-room's pace hears."""
+room's pace hears. The batches live on the event loop: each test is one worker's loop."""
 
-import threading
+import asyncio
 import time
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -34,15 +34,19 @@ class _HeldRow:
         self._connection.close()
 
 
-def _wait_until(condition, timeout: float = 10.0) -> None:
+async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
+        await asyncio.sleep(0.01)
 
 
-def _ask(pool: ThreadPoolExecutor, batches: PlaceBatches, student_id, semester) -> Future[int]:
-    return pool.submit(batches.ticket, student_id, semester.id)
+def _ask(batches: PlaceBatches, student_id, semester) -> "asyncio.Task[int]":
+    return asyncio.create_task(batches.ticket(student_id, semester.id))
+
+
+def _run(scenario: Callable[[], Awaitable[object]]) -> object:
+    return asyncio.run(asyncio.wait_for(scenario(), timeout=30))
 
 
 def test_places_asked_while_a_batch_is_written_go_into_the_next_in_the_order_asked(engine, raw_engine, factory):
@@ -50,24 +54,25 @@ def test_places_asked_while_a_batch_is_written_go_into_the_next_in_the_order_ask
     first, *others = factory.students(4)
     batches = PlaceBatches(engine)
     held = _HeldRow(raw_engine, first, semester)
-    with ThreadPoolExecutor(max_workers=5) as pool:
-        writing = _ask(pool, batches, first.id, semester)  # blocked on the held row
-        _wait_until(lambda: batches.waiting() == 0)
-        later = []
-        for count, student in enumerate(others, start=1):  # one at a time: a known order
-            later.append(_ask(pool, batches, student.id, semester))
-            _wait_until(lambda count=count: batches.waiting() == count)
-        gone = _ask(pool, batches, uuid.uuid4(), semester)
-        _wait_until(lambda: batches.waiting() == len(others) + 1)
-        held.release()
-        tickets = [future.result(timeout=10) for future in later]
+
+    async def scenario() -> tuple[int, list[int]]:
+        writing = _ask(batches, first.id, semester)  # its batch waits on the held row
+        await _until(lambda: batches.waiting() == 0 and batches.pressure().oldest_wait_s > 0)
+        later = [_ask(batches, student.id, semester) for student in others]
+        gone = _ask(batches, uuid.uuid4(), semester)
+        await _until(lambda: batches.waiting() == len(others) + 1)
+        await asyncio.to_thread(held.release)
+        tickets = [await task for task in later]
         with pytest.raises(InvalidToken):
-            gone.result(timeout=10)
-        first_ticket = writing.result(timeout=10)
+            await gone
+        first_ticket = await writing
+        assert first_ticket < tickets[0]
+        # Asked again: the same places, from the rows.
+        assert [await batches.ticket(student.id, semester.id) for student in others] == tickets
+        return first_ticket, tickets
+
+    _, tickets = _run(scenario)  # type: ignore[misc]
     assert tickets == sorted(tickets) and len(set(tickets)) == len(others)
-    assert first_ticket < tickets[0]
-    # Asked again: the same places, from the rows.
-    assert [batches.ticket(student.id, semester.id) for student in others] == tickets
 
 
 def test_past_the_bound_of_waiting_places_the_answer_is_service_busy_at_once(engine, raw_engine, factory):
@@ -75,21 +80,24 @@ def test_past_the_bound_of_waiting_places_the_answer_is_service_busy_at_once(eng
     first, *others = factory.students(4)
     batches = PlaceBatches(engine, max_waiting=2)
     held = _HeldRow(raw_engine, first, semester)
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        writing = _ask(pool, batches, first.id, semester)
-        _wait_until(lambda: batches.waiting() == 0)
-        waiting = [_ask(pool, batches, student.id, semester) for student in others[:2]]
-        _wait_until(lambda: batches.waiting() == 2)
+
+    async def scenario() -> None:
+        writing = _ask(batches, first.id, semester)
+        await _until(lambda: batches.waiting() == 0 and batches.pressure().oldest_wait_s > 0)
+        waiting = [_ask(batches, student.id, semester) for student in others[:2]]
+        await _until(lambda: batches.waiting() == 2)
         started = time.monotonic()
         with pytest.raises(ServiceBusy):
-            batches.ticket(others[2].id, semester.id)
+            await batches.ticket(others[2].id, semester.id)
         assert time.monotonic() - started < 1.0  # refused, not queued
         stuck = batches.pressure()  # what the room's pace hears: a refusal, and places waiting
         assert stuck.refused == 1 and stuck.oldest_wait_s > 0
-        held.release()
-        assert len({future.result(timeout=10) for future in [writing, *waiting]}) == 3
-    answered = batches.pressure()
-    assert answered.admitted == 3 and answered.mean_wait_s > 0 and answered.oldest_wait_s == 0
+        await asyncio.to_thread(held.release)
+        assert len({await task for task in [writing, *waiting]}) == 3
+        answered = batches.pressure()
+        assert answered.admitted == 3 and answered.mean_wait_s > 0 and answered.oldest_wait_s == 0
+
+    _run(scenario)
 
 
 def test_a_failed_batch_answers_every_place_in_it_and_the_next_batch_is_tried_again(factory):
@@ -97,20 +105,36 @@ def test_a_failed_batch_answers_every_place_in_it_and_the_next_batch_is_tried_ag
     student = factory.student()
     nowhere = create_engine("postgresql+psycopg2://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 2})
     broken = PlaceBatches(nowhere)
-    failures: list[BaseException] = []
 
-    def ask() -> None:
-        try:
-            broken.ticket(student.id, semester.id)
-        except OperationalError as error:
-            failures.append(error)
+    async def scenario() -> None:
+        answers = await asyncio.gather(
+            *(broken.ticket(student.id, semester.id) for _ in range(3)), return_exceptions=True
+        )
+        assert all(isinstance(answer, OperationalError) for answer in answers), answers
+        assert broken.waiting() == 0
+        with pytest.raises(OperationalError):  # not stuck behind the failed batch
+            await broken.ticket(student.id, semester.id)
 
-    threads = [threading.Thread(target=ask) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
-    assert len(failures) == 3 and broken.waiting() == 0
-    with pytest.raises(OperationalError):  # not stuck behind the failed batch
-        broken.ticket(student.id, semester.id)
+    _run(scenario)
     nowhere.dispose()
+
+
+def test_a_place_whose_request_was_cancelled_does_not_stop_the_others(engine, raw_engine, factory):
+    semester = factory.semester()
+    first, second, third = factory.students(3)
+    batches = PlaceBatches(engine)
+    held = _HeldRow(raw_engine, first, semester)
+
+    async def scenario() -> None:
+        writing = _ask(batches, first.id, semester)
+        await _until(lambda: batches.waiting() == 0 and batches.pressure().oldest_wait_s > 0)
+        abandoned, kept = _ask(batches, second.id, semester), _ask(batches, third.id, semester)
+        await _until(lambda: batches.waiting() == 2)
+        abandoned.cancel()  # the client went away
+        await asyncio.to_thread(held.release)
+        assert await kept > await writing
+        assert abandoned.cancelled()
+        # The abandoned place was still written: asking again gives it, before the kept one.
+        assert await batches.ticket(second.id, semester.id) < await kept
+
+    _run(scenario)

@@ -1,6 +1,8 @@
 """Places under concurrency: one per student however often they ask at once, unique and in
-order across threads, and one frontier for every server process."""
+order across workers (each a thread with its own event loop and batches, asking many at
+once), and one frontier for every server process."""
 
+import asyncio
 import itertools
 import time
 from collections import defaultdict
@@ -19,14 +21,32 @@ from tests.support.waiting_room import ADMISSION_HEADER, ticket_of
 
 
 def ask(engine, settings, semester):
+    """A worker: its own loop and batches, asked for every one of `students` at once."""
     room = RoomState(semester.id, on=True, admitted_through=0, rate_per_s=1.0)
-    places = PlaceBatches(engine)  # one worker's: threads asking at once share its batches
 
-    def take(student):
-        place = service.take_place(places, student_id=student.id, room=room, now=datetime.now(UTC), settings=settings)
-        return student.id, ticket_of(place.admission_token)
+    def worker(students):
+        places = PlaceBatches(engine)
 
-    return take
+        async def take(student):
+            place = await service.take_place(
+                places, student_id=student.id, room=room, now=datetime.now(UTC), settings=settings
+            )
+            return student.id, ticket_of(place.admission_token)
+
+        async def all_at_once():
+            return await asyncio.gather(*(take(student) for student in students))
+
+        return asyncio.run(all_at_once())
+
+    return worker
+
+
+def in_workers(engine, settings, semester, calls, *, workers: int = 4):
+    """`calls` (students) dealt round-robin to `workers` workers, started together; every answer."""
+    worker = ask(engine, settings, semester)
+    return [
+        answer for answers in run_all_at_once(worker, [calls[n::workers] for n in range(workers)]) for answer in answers
+    ]
 
 
 def queue_tickets(engine, semester) -> list[int]:
@@ -39,11 +59,11 @@ def queue_tickets(engine, semester) -> list[int]:
         )
 
 
-def test_each_student_gets_exactly_one_place_when_asking_from_many_threads_at_once(engine, settings, factory):
+def test_each_student_gets_exactly_one_place_when_asking_from_many_workers_at_once(engine, settings, factory):
     semester = factory.semester()
     students = factory.students(30)
     calls = [student for student in students for _ in range(4)]
-    results = run_all_at_once(ask(engine, settings, semester), calls)
+    results = in_workers(engine, settings, semester, calls)
     told: dict[object, set[int]] = defaultdict(set)
     for student_id, ticket in results:
         told[student_id].add(ticket)
@@ -58,7 +78,7 @@ def test_each_student_gets_exactly_one_place_when_asking_from_many_threads_at_on
 def test_one_student_asking_twenty_times_at_once_has_one_place(engine, settings, factory):
     semester = factory.semester()
     student = factory.student()
-    results = run_all_at_once(ask(engine, settings, semester), [student] * 20)
+    results = in_workers(engine, settings, semester, [student] * 20)
     assert len({ticket for _, ticket in results}) == 1
     assert queue_tickets(engine, semester) == [results[0][1]]
 
