@@ -11,6 +11,7 @@ server, PostgreSQL and everything else on the machine used meanwhile, read
 from /proc, so a figure can be told apart from a noisy neighbour.
 """
 
+import itertools
 import json
 import os
 import re
@@ -77,6 +78,27 @@ def _machine_cpu() -> tuple[float, float, float]:
     steal = values[7]
     total = sum(values[:8])  # guest time is already counted in user
     return (total - idle - steal) / CLOCK_TICKS, steal / CLOCK_TICKS, total / CLOCK_TICKS
+
+
+# Kernel TCP counters (/proc/net/netstat, TcpExt) that say a client's connection was not
+# taken at once: a SYN dropped because a listening socket's accept queue was full, and the
+# client's SYN sent again (after 1 s, then 3 s, 7 s: the seconds-long waits they add).
+TCP_COUNTERS = ("ListenDrops", "TCPSynRetrans")
+
+
+def tcp_counters() -> dict[str, int]:
+    """The machine's TCP_COUNTERS since boot (zeros where the kernel does not tell)."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return dict.fromkeys(TCP_COUNTERS, 0)
+    # Pairs of lines: the counters' names, then their values.
+    names, values = next(
+        ((head.split()[1:], row.split()[1:]) for head, row in itertools.pairwise(lines) if head.startswith("TcpExt:")),
+        ([], []),
+    )
+    table = dict(zip(names, values, strict=False))
+    return {name: int(table.get(name, 0)) for name in TCP_COUNTERS}
 
 
 @dataclass

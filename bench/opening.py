@@ -52,7 +52,7 @@ from app.registrations import statements
 from app.registrations.invariants import audit
 from app.runtime.embedded_postgres import EmbeddedPostgres
 from bench.live_server import LiveServer
-from bench.load import CpuWatch, wait_with_rusage
+from bench.load import CpuWatch, tcp_counters, wait_with_rusage
 from bench.opening_client import FIELDS, Plan, StudentPlan
 from scripts import migrate
 
@@ -282,6 +282,8 @@ class RunRecords:
     generator_cpu_s: float
     # The generator's own event loop: its worst lateness in each second (bench/opening_client.py).
     generator_lateness_ms: list[float] = field(default_factory=list)
+    # Connections the kernel did not take at once during the run (bench/load.py::tcp_counters).
+    tcp: dict[str, int] = field(default_factory=dict)
 
     def finals(self) -> list[Attempt]:
         """The last attempt of every request (a request is one student's one call)."""
@@ -299,6 +301,7 @@ def run_client(plan: Plan, *, workdir: Path, name: str, cpu_groups: dict[str, in
     plan_path, out_path = run_dir / "plan.json", run_dir / "attempts.tsv"
     plan_path.write_text(json.dumps(plan))
     watch = CpuWatch(cpu_groups).start()
+    tcp_before = tcp_counters()
     started = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.opening_client", str(plan_path), str(out_path)],
@@ -310,6 +313,7 @@ def run_client(plan: Plan, *, workdir: Path, name: str, cpu_groups: dict[str, in
     cpu = wait_with_rusage(process, timeout=plan["max_seconds"] + 60)
     cores = watch.stop(extra={"load_generator": cpu})
     wall = time.monotonic() - started
+    tcp = {name: count - tcp_before[name] for name, count in tcp_counters().items()}
     assert process.stdout is not None  # stdout=PIPE
     output = process.stdout.read()
     if process.returncode != 0 or not out_path.exists():
@@ -344,6 +348,7 @@ def run_client(plan: Plan, *, workdir: Path, name: str, cpu_groups: dict[str, in
         wall_s=wall,
         generator_cpu_s=cpu,
         generator_lateness_ms=lateness_ms,
+        tcp=tcp,
     )
 
 
@@ -526,6 +531,9 @@ def summarize(
         "connection_errors": connection_errors,
         "unexpected": dict(unexpected),
         "unfinished_students": records.unfinished,
+        # SYNs dropped at a full accept queue, and sent again by the clients (1 s, 3 s, 7 s later).
+        "listen_drops": records.tcp.get("ListenDrops", 0),
+        "syn_retransmits": records.tcp.get("TCPSynRetrans", 0),
         "violations": audit["violations"],
         "integrity": audit,
         "inversions": fair.inversions,
@@ -838,6 +846,7 @@ class Runner:
             f"(best {WINDOW_S:.0f} s {figures['saturation_per_s']:,.0f}/s), "
             f"{figures['cpu_per_registration']['total_ms']:.2f} ms CPU/registration, 5xx {figures['errors_5xx']}, "
             f"503 {figures['busy_503']} ({figures['busy_503_connection_limit']} at the connection limit), "
+            f"SYNs dropped {figures['listen_drops']:,}, "
             f"violations {figures['violations']}, "
             f"inversions {100 * figures['inversions_share']:.2f}% (by door "
             f"{100 * figures['inversions_share_by_door']:.2f}%)"
