@@ -9,6 +9,7 @@ meanwhile wait for that one read instead of each making their own.
 """
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -19,10 +20,12 @@ from starlette.concurrency import run_in_threadpool
 from app.core.admission import GatePressure
 from app.core.config import Settings
 from app.waiting_room import service
-from app.waiting_room.rules import RoomState, pace_step
+from app.waiting_room.rules import PaceStep, RoomState, pace_step
 
 # Unknown semester ids are remembered too (briefly): past this many entries, stale ones go.
 _MAX_ROOMS = 1024
+
+logger = logging.getLogger(__name__)
 
 
 class WaitingRooms:
@@ -53,14 +56,18 @@ class WaitingRooms:
             cached = self._fresh(semester_id)  # read by the request this one waited for
             if cached is not None:
                 return cached[1]
+            pressure = self._pressure()
+            step = pace_step(pressure)
             state = await run_in_threadpool(
                 service.load_room,
                 self._engine,
                 semester_id=semester_id,
                 now=datetime.now(UTC),
                 settings=self._settings,
-                pace_step=pace_step(self._pressure()),
+                pace_step=step,
             )
+            if step is PaceStep.CUT:
+                _log_cut(self._rooms.get(semester_id), state, pressure)
             self._remember(semester_id, state)
         return state
 
@@ -89,3 +96,25 @@ class WaitingRooms:
             self._rooms = {key: value for key, value in self._rooms.items() if now - value[0] < self._ttl}
             self._loading = {key: lock for key, lock in self._loading.items() if lock.locked()}
         self._rooms[semester_id] = (now, state)
+
+
+def _log_cut(before: tuple[float, RoomState | None] | None, after: RoomState | None, pressure: GatePressure) -> None:
+    """One line when this worker cut a room's adaptive pace (asked for a cut, and the pace it
+    read back is lower), with the pressure it cut on: the operator's answer to "why did the
+    room slow down"."""
+    previous = before[1] if before is not None else None
+    if previous is None or after is None or not after.on or after.rate_per_s >= previous.rate_per_s * 0.9:
+        return
+    logger.info(
+        "waiting room of semester %d: pace cut from %.1f to %.1f students/s (requests queued %.0f ms on average,"
+        " the oldest %.0f ms; event loop %.0f ms late; %d of %d refused; connections waiting %.0f ms)",
+        after.semester_id,
+        previous.rate_per_s,
+        after.rate_per_s,
+        1000 * pressure.mean_wait_s,
+        1000 * pressure.oldest_wait_s,
+        1000 * pressure.loop_lag_s,
+        pressure.refused,
+        pressure.admitted + pressure.refused,
+        1000 * pressure.accept_wait_s,
+    )

@@ -1,15 +1,18 @@
 """The frontier in PostgreSQL: its pace (fixed or adaptive), its order, its guard."""
 
 import asyncio
+import logging
 import time
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
 
+from app.core.admission import GatePressure
 from app.waiting_room import service
 from app.waiting_room.places import PlaceBatches
 from app.waiting_room.rules import PACE_CUT, PACE_GROWTH_MIN_PER_S, PACE_GROWTH_PER_S, PaceStep, RoomState
+from app.waiting_room.state import WaitingRooms
 
 
 @pytest.fixture
@@ -164,3 +167,25 @@ def test_no_credit_piles_up_while_nobody_waits(engine, room_settings, factory):
     time.sleep(0.6)
     # A burst after the idle hour is let in at the pace (about 1 place in 0.6 s), not all at once.
     assert load(engine, room_settings, semester).admitted_through < min(tickets) + 3
+
+
+def test_a_worker_that_cuts_the_pace_says_why_in_one_log_line(engine, room_settings, factory, caplog):
+    semester = factory.semester()
+    places(engine, room_settings, semester, factory.students(100))
+    open_room(engine, semester, rate=None, idle_seconds=1)
+    pressure = GatePressure(admitted=40, mean_wait_s=0.0, refused=0, loop_lag_s=0.0)
+    rooms = WaitingRooms(engine=engine, settings=room_settings, pressure=lambda: pressure)
+
+    async def read_twice() -> tuple[RoomState | None, RoomState | None]:
+        first = await rooms.room(semester.id)  # at ease: the initial pace
+        await asyncio.sleep(room_settings.waiting_room_tick_seconds + 0.05)
+        return first, await rooms.room(semester.id)
+
+    calm, _ = asyncio.run(read_twice())
+    assert calm is not None and not [r for r in caplog.records if "pace cut" in r.getMessage()]
+    pressure = GatePressure(admitted=40, mean_wait_s=0.0, refused=0, loop_lag_s=0.3)  # the loop runs 300 ms late
+    time.sleep(room_settings.waiting_room_tick_seconds + 0.05)
+    with caplog.at_level(logging.INFO, logger="app.waiting_room.state"):
+        asyncio.run(rooms.room(semester.id))
+    (line,) = [r.getMessage() for r in caplog.records if "pace cut" in r.getMessage()]
+    assert f"semester {semester.id}" in line and "event loop 300 ms late" in line
