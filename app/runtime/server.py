@@ -16,7 +16,9 @@ in the supervisor and hands it to every worker, which costs twice
 Here every worker binds its own TCP socket with SO_REUSEPORT: the kernel
 spreads new connections evenly across the workers, and asyncio sees a TCP
 socket and sets TCP_NODELAY. With one worker this is one uvicorn server in
-this process; without SO_REUSEPORT, uvicorn's own `--workers`.
+this process, on a socket it binds the same way (without SO_REUSEPORT); either
+way the waiting room's pace watches each listening socket's accept queue.
+Without SO_REUSEPORT (not Linux), N workers are uvicorn's own `--workers`.
 
 The supervisor (the process started with this command) replaces a worker that
 dies, and stops them all on SIGINT or SIGTERM; see `Supervisor`. Before it starts
@@ -71,10 +73,13 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def _worker_socket(host: str, port: int) -> socket.socket:
+def _listening_socket(host: str, port: int, *, shared: bool) -> socket.socket:
+    """A TCP socket bound to host:port, made with protocol 6 (asyncio then sets TCP_NODELAY
+    on its connections); `shared`: with SO_REUSEPORT, one per worker."""
     sock = socket.socket(_family(host), socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     return sock
 
@@ -197,7 +202,7 @@ def uvicorn_config(app: str, *, host: str, port: int, options: ServerOptions) ->
 def _run_worker(app: str, host: str, port: int, options: ServerOptions) -> None:
     """One worker process: its own listening socket (whose accept queue the waiting room's
     pace watches: app/core/admission.py::AcceptQueue), one uvicorn server."""
-    listening = _worker_socket(host, port)
+    listening = _listening_socket(host, port, shared=True)
     ACCEPT_QUEUE.watch(listening)
     _serve(uvicorn_config(app, host=host, port=port, options=options), sockets=[listening])
 
@@ -317,8 +322,14 @@ def main() -> int:
     )
 
     if args.workers <= 1:
-        # One process binds through uvicorn's own getaddrinfo path, which is fine.
-        started = _serve(uvicorn_config(args.app, host=args.host, port=args.port, options=options))
+        # One process binds its own socket too, so that its accept queue is watched as a
+        # worker's is (app/core/admission.py::AcceptQueue); no SO_REUSEPORT: a busy port fails.
+        try:
+            listening = _listening_socket(args.host, args.port, shared=False)
+        except OSError as exc:
+            sys.exit(f"cannot serve on {args.host}:{args.port}: {exc}")
+        ACCEPT_QUEUE.watch(listening)
+        started = _serve(uvicorn_config(args.app, host=args.host, port=args.port, options=options), [listening])
         return 0 if started else 3  # 3: uvicorn's own status for a failed start-up
     if not hasattr(socket, "SO_REUSEPORT") or sys.platform != "linux":
         # uvicorn's own multiprocess mode: its protocol and limits, not ours (Linux has SO_REUSEPORT).
