@@ -100,6 +100,7 @@ def uvicorn_command(app: str, *, host: str, port: int, workers: int, log_level: 
 class LiveServer:
     """An ASGI app served by `workers` processes on a free 127.0.0.1 port.
 
+    root is the checkout whose code is served (another one: a benchmark's reference).
     env is the child's whole environment (None: this process's own). log_path
     None lets the server write to this process's stdout and stderr; a path gets
     both, truncated first. ready_path None waits for the workers only (an app
@@ -111,6 +112,7 @@ class LiveServer:
         app: str = "app.asgi:app",
         *,
         workers: int = 2,
+        root: Path = PROJECT_ROOT,
         env: Mapping[str, str] | None = None,
         log_path: Path | None = None,
         launcher: Launcher = "serve",
@@ -123,6 +125,7 @@ class LiveServer:
             raise ValueError("uvicorn's workers are seen starting in their log: give a log_path and log level info")
         self.app = app
         self.workers = workers
+        self.root = root
         self.env = dict(env) if env is not None else None
         self.log_path = log_path
         self.launcher: Launcher = launcher
@@ -151,7 +154,7 @@ class LiveServer:
             self._log = self.log_path.open("wb")
         self._process = subprocess.Popen(
             self.command,
-            cwd=PROJECT_ROOT,
+            cwd=self.root,
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT if self._log is not None else None,

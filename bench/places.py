@@ -15,6 +15,11 @@ instead of a 7-minute opening run:
 3. Per rate: p50/p99 of the answers (as the client timed them, from its send), the
    answers other than 200, and the CPU per place of the API's and PostgreSQL's process
    trees and of the generator.
+
+A change to the door is judged against a reference in the same run: `--reference PATH`
+serves another checkout too (make one with `git worktree add /tmp/ref <commit>`), and
+each rate runs against this checkout and then the reference; results.json keeps the
+reference's runs under `places.reference`.
 """
 
 import json
@@ -22,6 +27,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +35,7 @@ from app.core.config import Settings
 from app.runtime.embedded_postgres import EmbeddedPostgres
 from bench.live_server import LiveServer
 from bench.load import CpuWatch, wait_with_rusage
-from bench.opening import access_token, build_catalogue, open_room, percentile_ms, reset, seed
+from bench.opening import OpeningFixture, access_token, build_catalogue, open_room, percentile_ms, reset, seed
 from scripts import migrate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +57,12 @@ def run_scenario(
     rates: tuple[int, ...] = RATES,
     seconds: float = SECONDS,
     database: str = "places",
+    reference: Path | None = None,
 ) -> dict[str, Any]:
+    """The door at each rate. With `reference` (another checkout of this project, e.g. a
+    `git worktree` of an older commit), its server too, each rate run against this
+    checkout's server and then the reference's: the two codes side by side in one run, on
+    one machine at one moment (runs of the same code spread widely here)."""
     started = time.monotonic()
     workdir = workdir / "places"
     workdir.mkdir()
@@ -61,74 +72,108 @@ def run_scenario(
     print(f"places: {students:,} students, {', '.join(str(r) for r in rates)} places/s for {seconds:.0f} s each ...")
     fixture = seed(url, settings, build_catalogue(25), students=students)
     tokens = [access_token(fixture, settings, n) for n in range(students)]
-    (workdir / "prometheus").mkdir()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "SECRET_KEY": settings.secret_key,
-        "PROMETHEUS_MULTIPROC_DIR": str(workdir / "prometheus"),
-    }
-    runs = []
-    with LiveServer("app.asgi:app", workers=workers, env=env, log_path=workdir / "api.log") as server:
-        groups = {"api": server.process.pid, "postgres": postmaster}
+    checkouts = {"this": PROJECT_ROOT} | ({"reference": reference.resolve()} if reference is not None else {})
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in checkouts}
+    with ExitStack() as stack:
+        servers = {}
+        for name, root in checkouts.items():
+            (workdir / f"prometheus-{name}").mkdir()
+            env = {
+                **os.environ,
+                "DATABASE_URL": url,
+                "SECRET_KEY": settings.secret_key,
+                "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"prometheus-{name}"),
+            }
+            servers[name] = stack.enter_context(
+                LiveServer("app.asgi:app", workers=workers, root=root, env=env, log_path=workdir / f"api-{name}.log")
+            )
         for rate in rates:
-            reset(url, fixture)  # no places yet
-            open_room(url, fixture, rate_per_s=None)
-            count = int(rate * seconds)
-            plan = {
-                "host": "127.0.0.1",
-                "port": server.port,
-                "semester_id": fixture.semester_id,
-                "rate_per_s": rate,
-                "seed": rate,
-                "hold_s": HOLD_S,
-                "tokens": tokens[:count],
-            }
-            plan_path, out_path = workdir / f"plan-{rate}.json", workdir / f"out-{rate}.json"
-            plan_path.write_text(json.dumps(plan))
-            watch = CpuWatch(groups).start()
-            began = time.monotonic()
-            process = subprocess.Popen(
-                [sys.executable, "-m", "bench.places_client", str(plan_path), str(out_path)], cwd=PROJECT_ROOT
-            )
-            generator_cpu = wait_with_rusage(process, timeout=seconds + HOLD_S + 60)
-            cores = watch.stop(extra={"load_generator": generator_cpu})
-            wall = time.monotonic() - began
-            if process.returncode != 0 or not out_path.exists():
-                raise RuntimeError(f"the places client failed ({process.returncode}) at {rate}/s")
-            output = json.loads(out_path.read_text())
-            answers = output["answers"]
-            latencies = [end - send for send, end, status in answers if status == 200]
-            last_answer_s = max((end for _, end, _ in answers), default=0) / 1e6
-            run: dict[str, Any] = {
-                "rate_per_s": rate,
-                "places": count,
-                "answered_200": len(latencies),
-                "other_answers": len(answers) - len(latencies),
-                "p50_ms": percentile_ms(latencies, 50) if latencies else None,
-                "p99_ms": percentile_ms(latencies, 99) if latencies else None,
-                "max_ms": percentile_ms(latencies, 100) if latencies else None,
-                "last_answer_s": round(last_answer_s, 2),
-                "cores": cores,
-                # CPU per place, the connection's opening and closing included.
-                "cpu_ms_per_place": {
-                    name: round(1000 * cores.get(name, 0.0) * wall / max(count, 1), 3)
-                    for name in ("api", "postgres", "load_generator")
-                },
-            }
-            run["within_target"] = run["p99_ms"] is not None and run["p99_ms"] <= P99_TARGET_MS
-            runs.append(run)
-            print(
-                f"  {rate:>5,} places/s: p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms, "
-                f"{run['other_answers']} not 200; CPU per place: api {run['cpu_ms_per_place']['api']} ms, "
-                f"postgres {run['cpu_ms_per_place']['postgres']} ms, generator "
-                f"{run['cpu_ms_per_place']['load_generator']} ms"
-            )
-    within = [run["rate_per_s"] for run in runs if run["within_target"]]
-    return {
-        "rates": runs,
+            for name, server in servers.items():
+                run = _one_rate(
+                    server,
+                    workdir=workdir,
+                    url=url,
+                    fixture=fixture,
+                    tokens=tokens,
+                    rate=rate,
+                    seconds=seconds,
+                    postmaster=postmaster,
+                )
+                runs[name].append(run)
+                label = f" ({name})" if reference is not None else ""
+                print(
+                    f"  {rate:>5,} places/s{label}: p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms, "
+                    f"{run['other_answers']} not 200; CPU per place: api {run['cpu_ms_per_place']['api']} ms, "
+                    f"postgres {run['cpu_ms_per_place']['postgres']} ms, generator "
+                    f"{run['cpu_ms_per_place']['load_generator']} ms"
+                )
+    within = [run["rate_per_s"] for run in runs["this"] if run["within_target"]]
+    result: dict[str, Any] = {
+        "rates": runs["this"],
         "seconds_per_rate": seconds,
         "max_rate_within_target": max(within, default=0),
         "p99_target_ms": P99_TARGET_MS,
         "seconds": round(time.monotonic() - started, 1),
     }
+    if reference is not None:
+        result["reference"] = {"checkout": str(checkouts["reference"]), "rates": runs["reference"]}
+    return result
+
+
+def _one_rate(
+    server: LiveServer,
+    *,
+    workdir: Path,
+    url: str,
+    fixture: OpeningFixture,
+    tokens: list[str],
+    rate: int,
+    seconds: float,
+    postmaster: int,
+) -> dict[str, Any]:
+    """One rate against one server, from a fresh room (no places yet)."""
+    reset(url, fixture)
+    open_room(url, fixture, rate_per_s=None)
+    count = int(rate * seconds)
+    plan = {
+        "host": "127.0.0.1",
+        "port": server.port,
+        "semester_id": fixture.semester_id,
+        "rate_per_s": rate,
+        "seed": rate,
+        "hold_s": HOLD_S,
+        "tokens": tokens[:count],
+    }
+    plan_path, out_path = workdir / f"plan-{rate}-{server.port}.json", workdir / f"out-{rate}-{server.port}.json"
+    plan_path.write_text(json.dumps(plan))
+    watch = CpuWatch({"api": server.process.pid, "postgres": postmaster}).start()
+    began = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.places_client", str(plan_path), str(out_path)], cwd=PROJECT_ROOT
+    )
+    generator_cpu = wait_with_rusage(process, timeout=seconds + HOLD_S + 60)
+    cores = watch.stop(extra={"load_generator": generator_cpu})
+    wall = time.monotonic() - began
+    if process.returncode != 0 or not out_path.exists():
+        raise RuntimeError(f"the places client failed ({process.returncode}) at {rate}/s")
+    answers = json.loads(out_path.read_text())["answers"]
+    latencies = [end - send for send, end, status in answers if status == 200]
+    last_answer_s = max((end for _, end, _ in answers), default=0) / 1e6
+    run: dict[str, Any] = {
+        "rate_per_s": rate,
+        "places": count,
+        "answered_200": len(latencies),
+        "other_answers": len(answers) - len(latencies),
+        "p50_ms": percentile_ms(latencies, 50) if latencies else None,
+        "p99_ms": percentile_ms(latencies, 99) if latencies else None,
+        "max_ms": percentile_ms(latencies, 100) if latencies else None,
+        "last_answer_s": round(last_answer_s, 2),
+        "cores": cores,
+        # CPU per place, the connection's opening and closing included.
+        "cpu_ms_per_place": {
+            name: round(1000 * cores.get(name, 0.0) * wall / max(count, 1), 3)
+            for name in ("api", "postgres", "load_generator")
+        },
+    }
+    run["within_target"] = run["p99_ms"] is not None and run["p99_ms"] <= P99_TARGET_MS
+    return run

@@ -310,6 +310,8 @@ def print_table(results: dict[str, Any]) -> str:
             lines.append(_cpu_line(name, node["cpu_cores"]))
     for run in results.get("places", {}).get("rates", []):
         lines.append(_cpu_line(f"places {run['rate_per_s']:,}/s", run["cores"]))
+    for run in results.get("places", {}).get("reference", {}).get("rates", []):
+        lines.append(_cpu_line(f"places {run['rate_per_s']:,}/s (reference)", run["cores"]))
     if results.get("opening") or results.get("opening_room"):
         from bench.opening_report import growth_table, variants
 

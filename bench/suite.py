@@ -844,6 +844,13 @@ def main() -> int:
         help="places a second to try, comma-separated",
     )
     door.add_argument("--places-seconds", type=float, default=PLACES_SECONDS, help="length of each rate's run")
+    door.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="another checkout of this project (e.g. a `git worktree` of an older commit): "
+        "each rate runs against it too, side by side",
+    )
     parser.add_argument("--reports", default=str(PROJECT_ROOT / "reports"))
     parser.add_argument("--label", default="", help="a note stored with the results")
     parser.add_argument(
@@ -999,6 +1006,7 @@ def main() -> int:
                 workers=args.workers,
                 rates=tuple(int(rate) for rate in args.places_rates.split(",")),
                 seconds=args.places_seconds,
+                reference=args.reference,
             )
         for scenario, key, options in (("opening", "opening", room_off), ("opening-room", "opening_room", room_on)):
             if scenario in only:

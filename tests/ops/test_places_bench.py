@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from bench.places import run_scenario
+from bench.places import PROJECT_ROOT, run_scenario
 from bench.report import evaluate
 from tests.support.opening import postmaster_pid
 
@@ -33,3 +33,26 @@ def test_the_places_bench_answers_every_place_and_reports_the_rate_within_target
     assert result["max_rate_within_target"] in (0, 20, 60)
     rows = [row for row in evaluate({"places": result}) if row["figure"].startswith("Waiting room door")]
     assert len(rows) == 1 and rows[0]["met"] is False  # far from the opening's 1,100 a second
+
+
+@pytest.mark.live_server
+@pytest.mark.slow
+def test_with_a_reference_checkout_each_rate_runs_against_both(embedded_postgres, settings, tmp_path):
+    result = run_scenario(
+        embedded_postgres,
+        settings,
+        workdir=tmp_path,
+        postmaster=postmaster_pid(embedded_postgres),
+        workers=1,
+        rates=(20,),
+        seconds=1.0,
+        database=f"course_reg_places_{uuid.uuid4().hex[:8]}",
+        reference=PROJECT_ROOT,  # itself: the mechanics, not a comparison
+    )
+
+    reference = result["reference"]
+    assert reference["checkout"] == str(PROJECT_ROOT)
+    for runs in (result["rates"], reference["rates"]):
+        assert [run["rate_per_s"] for run in runs] == [20]
+        assert runs[0]["answered_200"] == 20 and runs[0]["cpu_ms_per_place"]["api"] > 0
+    assert (tmp_path / "places" / "api-this.log").exists() and (tmp_path / "places" / "api-reference.log").exists()
