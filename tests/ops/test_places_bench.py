@@ -1,5 +1,5 @@
-"""The waiting room's door as a benchmark (bench/places.py), run tiny: two low rates for
-a second each, every place answered, and the report's row."""
+"""The waiting room's door as a benchmark (bench/places.py), run tiny: low rates for a
+second each, every place answered, the report's row, and a reference checkout beside."""
 
 import uuid
 
@@ -10,19 +10,23 @@ from bench.report import evaluate
 from tests.support.opening import postmaster_pid
 
 
-@pytest.mark.live_server
-@pytest.mark.slow
-def test_the_places_bench_answers_every_place_and_reports_the_rate_within_target(embedded_postgres, settings, tmp_path):
-    result = run_scenario(
+def door(embedded_postgres, settings, tmp_path, **options):
+    """The scenario on its own database, a second per rate."""
+    return run_scenario(
         embedded_postgres,
         settings,
         workdir=tmp_path,
         postmaster=postmaster_pid(embedded_postgres),
-        workers=2,
-        rates=(20, 60),
         seconds=1.0,
         database=f"course_reg_places_{uuid.uuid4().hex[:8]}",
+        **options,
     )
+
+
+@pytest.mark.live_server
+@pytest.mark.slow
+def test_the_places_bench_answers_every_place_and_reports_the_rate_within_target(embedded_postgres, settings, tmp_path):
+    result = door(embedded_postgres, settings, tmp_path, workers=2, rates=(20, 60))
 
     assert [run["rate_per_s"] for run in result["rates"]] == [20, 60]
     for run in result["rates"]:
@@ -38,17 +42,8 @@ def test_the_places_bench_answers_every_place_and_reports_the_rate_within_target
 @pytest.mark.live_server
 @pytest.mark.slow
 def test_with_a_reference_checkout_each_rate_runs_against_both(embedded_postgres, settings, tmp_path):
-    result = run_scenario(
-        embedded_postgres,
-        settings,
-        workdir=tmp_path,
-        postmaster=postmaster_pid(embedded_postgres),
-        workers=1,
-        rates=(20,),
-        seconds=1.0,
-        database=f"course_reg_places_{uuid.uuid4().hex[:8]}",
-        reference=PROJECT_ROOT,  # itself: the mechanics, not a comparison
-    )
+    # The reference is this checkout itself: the mechanics, not a comparison.
+    result = door(embedded_postgres, settings, tmp_path, workers=1, rates=(20,), reference=PROJECT_ROOT)
 
     reference = result["reference"]
     assert reference["checkout"] == str(PROJECT_ROOT)
