@@ -88,10 +88,13 @@ load: install-dev
 ## The same with the semester's waiting room on (issue 17; BENCH_ARGS="--opening-room-rate 150" for a fixed pace):
 ##   make bench ONLY=opening-room STUDENTS=10000
 ##   make bench ONLY=opening,opening-room STUDENTS=2500 BENCH_ARGS="--opening-growth 2500 --opening-bisect 0"
-## The waiting room's door alone (places a second within 100 ms; about a minute), and against
-## another checkout in the same run (runs of the same code spread widely on these machines):
+## The waiting room's door alone (places a second within 100 ms; about a minute):
 ##   make bench ONLY=places
+## Against another checkout in the same run (runs of the same code spread widely on these
+## machines): the door's rates alternate between the two; each opening variant runs again
+## on the reference after this checkout's.
 ##   git worktree add /tmp/ref HEAD~1 && make bench ONLY=places BENCH_ARGS="--reference /tmp/ref"
+##   make bench ONLY=opening-room STUDENTS=10000 BENCH_ARGS="--opening-growth '' --opening-bisect 0 --reference /tmp/ref"
 bench: install-dev
 	@command -v wrk >/dev/null 2>&1 || { \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \

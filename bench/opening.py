@@ -105,6 +105,7 @@ class OpeningOptions:
     database: str = "opening"  # on the bench's throwaway PostgreSQL
     room: bool = False  # the semester's waiting room on (issue 17)
     room_rate_per_s: float | None = None  # the room's pace; None: adaptive
+    root: Path = PROJECT_ROOT  # the checkout served (another one: a reference, bench --reference)
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -840,7 +841,7 @@ class Runner:
         if keep:
             self.runs[students] = figures
         print(
-            f"  opening {students:>6,} students: register p99 {figures['p99_register_ms']:,.0f} ms"
+            f"  {self.options.label} {students:>6,} students: register p99 {figures['p99_register_ms']:,.0f} ms"
             f" (per answer {figures['p99_register_attempt_ms']:,.0f}), my-courses p99 "
             f"{figures['p99_my_courses_ms']:,.0f} ms, achieved {figures['achieved_per_s']:,.0f}/s "
             f"(best {WINDOW_S:.0f} s {figures['saturation_per_s']:,.0f}/s), "
@@ -897,8 +898,8 @@ def run_scenario(
     pgbench: Path,
 ) -> dict[str, Any]:
     started = time.monotonic()
-    if options.room:  # its own folder: both variants can run in one bench
-        workdir = workdir / "room"
+    if options.label != "opening":  # its own folder: every variant can run in one bench
+        workdir = workdir / options.label
         workdir.mkdir()
     catalogue = build_catalogue(options.courses, zipf=options.zipf, seed=options.seed)
     url = pg.create_database(options.database)
@@ -922,6 +923,7 @@ def run_scenario(
         "app.asgi:app",
         workers=workers,
         launcher="uvicorn" if launcher == "uvicorn" else "serve",
+        root=options.root,
         env=env,
         log_path=workdir / "opening-api.log",
     ) as server:

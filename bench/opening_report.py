@@ -13,7 +13,19 @@ from bench.report import Figure, figure_row
 
 PLACE_P99_TARGET_MS = 100.0  # issue 17: every place and estimate answered within 100 ms (p99)
 DRAIN_OVER_WORK_TARGET = 1.1  # issue 17: the total time within 10% of the work at the saturation rate
-VARIANTS = (("opening", "room off"), ("opening_room", "room on"))
+VARIANTS = (
+    ("opening", "room off"),
+    ("opening_room", "room on"),
+    # bench --reference: the same, served from another checkout
+    ("opening_reference", "room off, reference"),
+    ("opening_room_reference", "room on, reference"),
+)
+_ROW_NAMES = {
+    "opening": "Opening",
+    "opening_room": "Opening, room on",
+    "opening_reference": "Opening (reference)",
+    "opening_room_reference": "Opening, room on (reference)",
+}
 
 
 def variants(results: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -27,7 +39,7 @@ def _below(value: float, limit: float) -> tuple[bool, float]:
 def opening_figures(results: dict[str, Any]) -> list[Figure]:
     rows = []
     for key, _label, opening in variants(results):
-        name = "Opening" if key == "opening" else "Opening, room on"
+        name = _ROW_NAMES[key]
         main = opening["main"]
         rows.append(
             figure_row(
@@ -115,8 +127,8 @@ def opening_figures(results: dict[str, Any]) -> list[Figure]:
                     margin,
                 )
             )
-        if key == "opening_room":
-            rows.append(_drain_against_work(results, opening))
+        if key.startswith("opening_room"):
+            rows.append(_drain_against_work(results, opening, name=name))
         cpu = main["cpu_per_registration"]
         rows.append(
             figure_row(
@@ -190,7 +202,7 @@ def opening_chart(path: Path, results: dict[str, Any]) -> None:
         f"{first['duration_s']:.0f} s window (half the students in the first 5 s)",
         fontsize=11,
     )
-    markers = ("o", "s")
+    markers = ("o", "s", "^", "v")
     counts = sorted({run["students"] for _key, _label, opening in shown for run in opening["growth"]})
 
     def students_axis(ax: Any) -> None:
@@ -272,7 +284,7 @@ def opening_chart(path: Path, results: dict[str, Any]) -> None:
     plt.close(fig)
 
 
-def _drain_against_work(results: dict[str, Any], room: dict[str, Any]) -> Figure:
+def _drain_against_work(results: dict[str, Any], room: dict[str, Any], *, name: str) -> Figure:
     """Issue 17's total-time target: the room-on drain (first arrival to last answer) against
     its registrations at the saturation rate, the room-off run's best 5 s when this bench ran
     it (else the room-on run's own)."""
@@ -283,7 +295,7 @@ def _drain_against_work(results: dict[str, Any], room: dict[str, Any]) -> Figure
     sustained_s = main["registrations"] / max(off.get("sustained_per_s") or reference, 1e-9)
     ratio = main["drain_s"] / max(work_s, 1e-9)
     return figure_row(
-        "Opening, room on: drain against the work at the saturation rate (best 5 s of room off)",
+        f"{name}: drain against the work at the saturation rate (best 5 s of room off)",
         f"{main['drain_s']:.0f} s for {main['registrations']:,} registrations "
         f"({main['unfinished_students']:,} students cut off at the run's bound; {sustained_s:.0f} s at the "
         f"sustained {off.get('sustained_per_s', 0):,.0f}/s)",

@@ -797,6 +797,15 @@ def machine_info(settings: Settings, args: argparse.Namespace, pg_version: str) 
     }
 
 
+def _reference(options: OpeningOptions, checkout: Path) -> dict[str, Any]:
+    """An opening variant's options, served from another checkout (its own label and database)."""
+    return {
+        "label": f"{options.label}-reference",
+        "database": f"{options.database}_reference",
+        "root": checkout.resolve(),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -848,8 +857,8 @@ def main() -> int:
         "--reference",
         type=Path,
         default=None,
-        help="another checkout of this project (e.g. a `git worktree` of an older commit): "
-        "each rate runs against it too, side by side",
+        help="another checkout of this project (e.g. a `git worktree` of an older commit): the door's rates "
+        "and the opening variants run against it too, side by side (keys `places.reference`, `*_reference`)",
     )
     parser.add_argument("--reports", default=str(PROJECT_ROOT / "reports"))
     parser.add_argument("--label", default="", help="a note stored with the results")
@@ -1008,7 +1017,16 @@ def main() -> int:
                 seconds=args.places_seconds,
                 reference=args.reference,
             )
-        for scenario, key, options in (("opening", "opening", room_off), ("opening-room", "opening_room", room_on)):
+        variants = [("opening", "opening", room_off), ("opening-room", "opening_room", room_on)]
+        if args.reference is not None:  # each variant again, served from the reference checkout
+            variants = [
+                *variants,
+                *(
+                    (scenario, f"{key}_reference", replace(options, **_reference(options, args.reference)))
+                    for scenario, key, options in variants
+                ),
+            ]
+        for scenario, key, options in variants:
             if scenario in only:
                 results[key] = run_opening(
                     pg,

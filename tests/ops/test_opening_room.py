@@ -46,3 +46,8 @@ def test_a_tiny_opening_with_the_room_on_runs_clean_and_reports_its_figures(embe
     assert all(row["figure"].startswith("Opening, room on") for row in rows)
     assert any("POST /queue" in row["figure"] for row in rows)
     assert any("100" in line for line in growth_table(results))
+    # `bench --reference`: the same figures again for the other checkout, named as such.
+    both = {**results, "opening_room_reference": results["opening_room"]}
+    names = [row["figure"] for row in opening_figures(both)]
+    assert len(names) == 2 * len(rows)
+    assert sum(name.startswith("Opening, room on (reference)") for name in names) == len(rows)
