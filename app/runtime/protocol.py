@@ -13,7 +13,10 @@ subclass adds, per connection:
 - the answer past the connection limit as our JSON 503 SERVICE_BUSY, with a
   Retry-After computed from how fast this worker's connections have been closing
   and how many clients it refused lately (`ConnectionDrain`), so that refused
-  clients spread out instead of all coming back the next second.
+  clients spread out instead of all coming back the next second; and instead of
+  uvicorn's warning for every refusal (under a flood, a log line per refused
+  request is load of its own), one line from the worker when it starts refusing
+  and then at most one per REFUSALS_LOG_SECONDS, with the count.
 
 Idle keep-alive connections are closed by uvicorn's own `timeout_keep_alive`.
 These are the smallest correct places for these checks: the bytes are counted
@@ -23,6 +26,7 @@ HAProxy applies its own limits in front (README, "Protection at the edge").
 
 import asyncio
 import json
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -48,6 +52,21 @@ def _json_answer(error: ErrorCode, *extra_headers: tuple[bytes, bytes]) -> tuple
     return headers, body
 
 
+logger = logging.getLogger(__name__)
+
+# The refusals at the connection limit are logged by count, at most once per this long.
+REFUSALS_LOG_SECONDS = 10.0
+# uvicorn's own line for each of them (uvicorn.protocols.http, logger "uvicorn.error").
+UVICORN_REFUSAL_MESSAGE = "Exceeded concurrency limit."
+
+
+class WithoutUvicornRefusals(logging.Filter):
+    """Drops uvicorn's warning for each request refused at the limit (the worker counts them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != UVICORN_REFUSAL_MESSAGE
+
+
 # Of the connections open when a request is refused at the limit, the share counted ahead
 # of its client. Their clients go on sending requests, and while the worker stays at the
 # limit uvicorn refuses those too (and closes their connections): some of them will be
@@ -64,16 +83,30 @@ class ConnectionDrain:
     connection of a worker runs on its one event loop, so no locks."""
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         # Connections that held a place and closed: the rate places come free at.
         self._closes = Recent(RATE_WINDOW_SECONDS, clock)
         # Requests refused at the limit: their clients come back too.
         self._refusals = Recent(RATE_WINDOW_SECONDS, clock)
+        # Refusals not yet logged, and when the last line was.
+        self._unlogged = 0
+        self._logged_at: float | None = None
 
     def closed(self) -> None:
         self._closes.note()
 
     def refused(self) -> None:
         self._refusals.note()
+        self._unlogged += 1
+
+    def refusals_to_log(self) -> int:
+        """The refusals to log now: all those not logged yet, when the last line is at least
+        REFUSALS_LOG_SECONDS old (or there was none); else 0 (they wait for a later one)."""
+        now = self._clock()
+        if self._unlogged == 0 or (self._logged_at is not None and now - self._logged_at < REFUSALS_LOG_SECONDS):
+            return 0
+        count, self._unlogged, self._logged_at = self._unlogged, 0, now
+        return count
 
     def close_rate(self) -> float:
         """Connections closed per second over the last few seconds."""
@@ -159,6 +192,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if app is service_unavailable:
             self._refused_at_limit = True
             self.drain.refused()
+            if refused := self.drain.refusals_to_log():
+                logger.warning(
+                    "%d request(s) refused at the connection limit (%d open connections in this worker)"
+                    " since the last such line",
+                    refused,
+                    len(self.connections),
+                )
             app = _service_busy(self.drain.retry_after_seconds(len(self.connections)))
         else:
             self._served = True

@@ -30,6 +30,7 @@ lowers the connection limit, with a warning, when even the hard one is too low.
 import argparse
 import collections
 import gc
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -47,7 +48,7 @@ import uvicorn
 
 from app.core.admission import ACCEPT_QUEUE
 from app.core.config import get_settings
-from app.runtime.protocol import bounded_protocol
+from app.runtime.protocol import WithoutUvicornRefusals, bounded_protocol
 
 
 def command(app: str, *, host: str, port: int, workers: int, log_level: str = "info") -> list[str]:
@@ -86,7 +87,8 @@ def _listening_socket(host: str, port: int, *, shared: bool) -> socket.socket:
 
 def _serve(config: uvicorn.Config, sockets: list[socket.socket] | None = None) -> bool:
     """Build the app, then serve it; False if it failed to start."""
-    config.load()
+    config.load()  # uvicorn's logging configured: now our filter on its per-refusal warning
+    logging.getLogger("uvicorn.error").addFilter(WithoutUvicornRefusals())
     # Everything built so far (modules, the app, its routes and schemas) lives as
     # long as the process. Frozen, it is left out of the garbage collector's full
     # passes, which under load otherwise rescan it every second or two and stall

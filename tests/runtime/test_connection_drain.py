@@ -74,3 +74,17 @@ def test_no_close_in_the_window_counts_as_one():
 def test_retry_after_is_at_least_one_second():
     drain, _ = drain_closing(1000.0)
     assert refuse(drain, open_connections=6) == 1
+
+
+def test_refusals_are_logged_at_once_then_by_count_at_most_once_per_ten_seconds():
+    clock = [0.0]
+    drain = ConnectionDrain(clock=lambda: clock[0])
+    assert drain.refusals_to_log() == 0  # nothing refused, nothing to say
+    logged = []
+    for _ in range(25):  # 25 refusals over 24 s, one a second
+        drain.refused()
+        logged.append(drain.refusals_to_log())
+        clock[0] += 1.0
+    # The first at once; then the ten since, at 10 s and at 20 s; the last four wait.
+    assert [(second, count) for second, count in enumerate(logged) if count] == [(0, 1), (10, 10), (20, 10)]
+    assert sum(logged) == 21

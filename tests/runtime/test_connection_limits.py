@@ -4,6 +4,7 @@ a huge request head, a slow one, an idle connection, too many connections, and
 whose X-Forwarded-For is believed."""
 
 import json
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from bench.live_server import LiveServer
+from tests.support.environment import TEST_ENV
 from tests.support.servers import start_server
 
 pytestmark = pytest.mark.live_server
@@ -193,3 +195,22 @@ def test_x_forwarded_for_from_a_configured_proxy_names_the_client(database_url, 
     finally:
         server.stop()
     assert _throttle_keys(raw_engine, "198.51.100.23") != []
+
+
+def test_refusals_at_the_connection_limit_are_logged_by_count_not_one_line_each(database_url, tmp_path):
+    env = {**os.environ, **TEST_ENV, "DATABASE_URL": database_url, **LIMITS}
+    log = tmp_path / "api.log"
+    with LiveServer(workers=1, env=env, log_path=log, log_level="warning") as server:
+        held = [connect(server) for _ in range(6)]
+        time.sleep(0.2)  # every connection accepted by the one worker
+        for _ in range(5):
+            sock = connect(server)
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert read_answer(sock)[0] == 503
+            sock.close()
+        for sock in held:
+            sock.close()
+    text = log.read_text()
+    assert "Exceeded concurrency limit." not in text  # uvicorn's line for each refusal
+    lines = [line for line in text.splitlines() if "refused at the connection limit" in line]
+    assert len(lines) == 1 and "1 request(s) refused" in lines[0]  # the first, at once; the rest counted
