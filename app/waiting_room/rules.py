@@ -54,6 +54,9 @@ class RoomState:
     # estimates never compare two machines' clocks.
     frontier_offset_s: float = 0.0
     read_at: float = 0.0
+    # The adaptive pace before a cut, when this read's move of the frontier cut it (it asked
+    # for a cut and the cooldown allowed one): one worker of all reads each cut so.
+    pace_cut_from: float | None = None
 
     def admits(self, ticket: int) -> bool:
         return not self.on or ticket <= self.admitted_through

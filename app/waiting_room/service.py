@@ -71,7 +71,8 @@ _OPEN_ROOM = text("INSERT INTO waiting_rooms (semester_id) VALUES (:semester) ON
 # move) by :step, the pressure in the worker moving it (app/waiting_room/rules.py): grown by
 # a share of itself (at least :growth_min) per second, held, or cut to :cut of itself if the
 # last cut is :cooldown seconds old; within [:min_rate, :max_rate], and never grown while
-# fewer waited than it would admit. Then the room's state, moved or not.
+# fewer waited than it would admit. Then the room's state, moved or not, and the pace before
+# the cut when this statement cut it.
 _ADVANCE = text(
     """
     WITH due AS (
@@ -116,11 +117,13 @@ _ADVANCE = text(
             pace_cut_at = CASE WHEN t.cut THEN now() ELSE w.pace_cut_at END
         FROM target t
         WHERE w.semester_id = t.semester_id
-        RETURNING w.admitted_through, w.rate_per_s, w.frontier_at
+        RETURNING w.admitted_through, w.rate_per_s, w.frontier_at,
+                  CASE WHEN t.cut THEN t.previous_rate END AS cut_from
     )
-    SELECT admitted_through, rate_per_s, extract(epoch FROM frontier_at - now()) AS frontier_offset_s FROM advanced
+    SELECT admitted_through, rate_per_s, extract(epoch FROM frontier_at - now()) AS frontier_offset_s, cut_from
+    FROM advanced
     UNION ALL
-    SELECT admitted_through, rate_per_s, extract(epoch FROM frontier_at - now()) FROM waiting_rooms
+    SELECT admitted_through, rate_per_s, extract(epoch FROM frontier_at - now()), NULL FROM waiting_rooms
     WHERE semester_id = :semester AND NOT EXISTS (SELECT FROM advanced)
     """
 )
@@ -191,6 +194,7 @@ def load_room(
         rate_per_s=frontier.rate_per_s,
         frontier_offset_s=float(frontier.frontier_offset_s),
         read_at=time.monotonic(),
+        pace_cut_from=frontier.cut_from,
     )
 
 

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from app.core.admission import GatePressure
 from app.core.config import Settings
 from app.waiting_room import service
-from app.waiting_room.rules import PaceStep, RoomState, pace_step
+from app.waiting_room.rules import RoomState, pace_step
 
 # Unknown semester ids are remembered too (briefly): past this many entries, stale ones go.
 _MAX_ROOMS = 1024
@@ -57,17 +57,16 @@ class WaitingRooms:
             if cached is not None:
                 return cached[1]
             pressure = self._pressure()
-            step = pace_step(pressure)
             state = await run_in_threadpool(
                 service.load_room,
                 self._engine,
                 semester_id=semester_id,
                 now=datetime.now(UTC),
                 settings=self._settings,
-                pace_step=step,
+                pace_step=pace_step(pressure),
             )
-            if step is PaceStep.CUT:
-                _log_cut(self._rooms.get(semester_id), state, pressure)
+            if state is not None and state.pace_cut_from is not None:
+                _log_cut(state, pressure)
             self._remember(semester_id, state)
         return state
 
@@ -98,19 +97,15 @@ class WaitingRooms:
         self._rooms[semester_id] = (now, state)
 
 
-def _log_cut(before: tuple[float, RoomState | None] | None, after: RoomState | None, pressure: GatePressure) -> None:
-    """One line when this worker cut a room's adaptive pace (asked for a cut, and the pace it
-    read back is lower), with the pressure it cut on: the operator's answer to "why did the
-    room slow down"."""
-    previous = before[1] if before is not None else None
-    if previous is None or after is None or not after.on or after.rate_per_s >= previous.rate_per_s * 0.9:
-        return
+def _log_cut(room: RoomState, pressure: GatePressure) -> None:
+    """One line from the worker that cut a room's adaptive pace, with the pressure it cut
+    on: the operator's answer to "why did the room slow down"."""
     logger.info(
         "waiting room of semester %d: pace cut from %.1f to %.1f students/s (requests queued %.0f ms on average,"
         " the oldest %.0f ms; event loop %.0f ms late; %d of %d refused; connections waiting %.0f ms)",
-        after.semester_id,
-        previous.rate_per_s,
-        after.rate_per_s,
+        room.semester_id,
+        room.pace_cut_from,
+        room.rate_per_s,
         1000 * pressure.mean_wait_s,
         1000 * pressure.oldest_wait_s,
         1000 * pressure.loop_lag_s,

@@ -103,10 +103,12 @@ def test_a_cut_takes_a_fifth_off_and_the_next_waits_for_the_cooldown(engine, roo
     semester = factory.semester()
     places(engine, room_settings, semester, factory.students(100))
     open_room(engine, semester, rate=None, idle_seconds=1)
-    assert load(engine, room_settings, semester, step=PaceStep.CUT).rate_per_s == pytest.approx(10.0 * PACE_CUT)
+    cut = load(engine, room_settings, semester, step=PaceStep.CUT)
+    assert cut.rate_per_s == pytest.approx(10.0 * PACE_CUT) and cut.pace_cut_from == pytest.approx(10.0)
     time.sleep(room_settings.waiting_room_tick_seconds + 0.05)
     # Still cooling down: the students admitted before the cut have not written yet.
-    assert load(engine, room_settings, semester, step=PaceStep.CUT).rate_per_s == pytest.approx(10.0 * PACE_CUT)
+    cooling = load(engine, room_settings, semester, step=PaceStep.CUT)
+    assert cooling.rate_per_s == pytest.approx(10.0 * PACE_CUT) and cooling.pace_cut_from is None
     time.sleep(room_settings.waiting_room_cut_cooldown_seconds)
     cut_twice = load(engine, room_settings, semester, step=PaceStep.CUT).rate_per_s
     assert cut_twice == pytest.approx(10.0 * PACE_CUT**2)
@@ -188,4 +190,4 @@ def test_a_worker_that_cuts_the_pace_says_why_in_one_log_line(engine, room_setti
     with caplog.at_level(logging.INFO, logger="app.waiting_room.state"):
         asyncio.run(rooms.room(semester.id))
     (line,) = [r.getMessage() for r in caplog.records if "pace cut" in r.getMessage()]
-    assert f"semester {semester.id}" in line and "event loop 300 ms late" in line
+    assert f"semester {semester.id}: pace cut from " in line and "event loop 300 ms late" in line
