@@ -797,13 +797,11 @@ def machine_info(settings: Settings, args: argparse.Namespace, pg_version: str) 
     }
 
 
-def _reference(options: OpeningOptions, checkout: Path) -> dict[str, Any]:
-    """An opening variant's options, served from another checkout (its own label and database)."""
-    return {
-        "label": f"{options.label}-reference",
-        "database": f"{options.database}_reference",
-        "root": checkout.resolve(),
-    }
+def _on_reference(options: OpeningOptions, checkout: Path) -> OpeningOptions:
+    """An opening variant served from another checkout (its own label and database)."""
+    return replace(
+        options, label=f"{options.label}-reference", database=f"{options.database}_reference", root=checkout.resolve()
+    )
 
 
 def main() -> int:
@@ -1022,7 +1020,7 @@ def main() -> int:
             variants = [
                 *variants,
                 *(
-                    (scenario, f"{key}_reference", replace(options, **_reference(options, args.reference)))
+                    (scenario, f"{key}_reference", _on_reference(options, args.reference))
                     for scenario, key, options in variants
                 ),
             ]
