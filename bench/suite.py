@@ -861,6 +861,12 @@ def main() -> int:
     parser.add_argument("--reports", default=str(PROJECT_ROOT / "reports"))
     parser.add_argument("--label", default="", help="a note stored with the results")
     parser.add_argument(
+        "--keep-workdir",
+        action="store_true",
+        help="keep the run's work folder (the servers' logs, such as the waiting room's pace cuts in "
+        "opening-room/opening-api.log, and the load generator's attempts) and print where it is",
+    )
+    parser.add_argument(
         "--only",
         default=",".join(SCENARIOS),
         help=f"comma-separated subset of {','.join(SCENARIOS)} (for trials; the table then has gaps)",
@@ -1041,7 +1047,10 @@ def main() -> int:
     finally:
         if pg is not None:
             pg.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep_workdir:
+            print(f"work folder kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
     results["figures"] = evaluate(results)
     table = print_table(results)
