@@ -94,7 +94,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.waiting_rooms = WaitingRooms(
         engine=app.state.read_engine,
         settings=settings,
-        pressure=worker_pressure([app.state.write_gate, app.state.read_gate, app.state.places], app.state.loop_lag),
+        pressure=worker_pressure(
+            [app.state.write_gate, app.state.read_gate], app.state.loop_lag, places=app.state.places
+        ),
     )
 
     install_error_handlers(app)

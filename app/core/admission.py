@@ -88,6 +88,9 @@ class GatePressure:
     # How long a new connection waits to be accepted (AcceptQueue): when the worker's CPU
     # is the limit, before the loop runs late. Filled in by `worker_pressure`.
     accept_wait_s: float = 0.0
+    # How long the waiting room's places took lately, or the oldest still unwritten has
+    # waited (the crowd at the door, like the connections above). Filled in by `worker_pressure`.
+    place_wait_s: float = 0.0
 
 
 class LoopLag:
@@ -188,16 +191,21 @@ ACCEPT_QUEUE = AcceptQueue()
 
 
 def worker_pressure(
-    gates: Sequence[PressureSource], lag: LoopLag, accepts: AcceptQueue = ACCEPT_QUEUE
+    gates: Sequence[PressureSource],
+    lag: LoopLag,
+    accepts: AcceptQueue = ACCEPT_QUEUE,
+    *,
+    places: PressureSource | None = None,
 ) -> Callable[[], GatePressure]:
     """The pressure on this worker: the worst of its gates' (an admitted student's first
-    requests are reads: their gate fills before the write gate does; the waiting room's
-    places have a bound of their own), with its event loop's lateness and the wait of the
-    connections it has not accepted yet."""
+    requests are reads: their gate fills before the write gate does), with its event
+    loop's lateness, and the crowd's wait at the door, apart: the connections it has not
+    accepted yet and the waiting room's places (admitting fewer students relieves neither)."""
 
     def pressure() -> GatePressure:
         readings = [gate.pressure() for gate in gates]
         worst_refused = max(readings, key=lambda r: r.refused / max(r.admitted + r.refused, 1))
+        door = places.pressure() if places is not None else None
         return GatePressure(
             admitted=worst_refused.admitted,
             refused=worst_refused.refused,
@@ -205,6 +213,7 @@ def worker_pressure(
             oldest_wait_s=max(r.oldest_wait_s for r in readings),
             loop_lag_s=lag.recent(),
             accept_wait_s=accepts.wait_s(),
+            place_wait_s=max(door.mean_wait_s, door.oldest_wait_s) if door is not None else 0.0,
         )
 
     return pressure

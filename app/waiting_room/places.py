@@ -118,7 +118,7 @@ class PlaceBatches:
 
     def pressure(self) -> GatePressure:
         """How long places took lately, and how many were refused (the waiting room's pace
-        holds or cuts when its own places slow down: app/waiting_room/rules.py::pace_step)."""
+        holds while its own places are slow: app/waiting_room/rules.py::pace_step)."""
         pending = self._writing[:1] or self._asked[:1]  # the oldest first
         return GatePressure(
             admitted=self._answered.count(),

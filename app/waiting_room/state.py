@@ -102,7 +102,8 @@ def _log_cut(room: RoomState, pressure: GatePressure) -> None:
     on: the operator's answer to "why did the room slow down"."""
     logger.info(
         "waiting room of semester %d: pace cut from %.1f to %.1f students/s (requests queued %.0f ms on average,"
-        " the oldest %.0f ms; event loop %.0f ms late; %d of %d refused; connections waiting %.0f ms)",
+        " the oldest %.0f ms; event loop %.0f ms late; %d of %d refused; connections waiting %.0f ms,"
+        " places %.0f ms)",
         room.semester_id,
         room.pace_cut_from,
         room.rate_per_s,
@@ -112,4 +113,5 @@ def _log_cut(room: RoomState, pressure: GatePressure) -> None:
         pressure.refused,
         pressure.admitted + pressure.refused,
         1000 * pressure.accept_wait_s,
+        1000 * pressure.place_wait_s,
     )

@@ -1,7 +1,8 @@
 """A worker's places written in batches: the places asked while one batch is written go
 together into the next, in the order asked; one gone student fails only their own place;
 past the bound of waiting places, 503 at once; how long places take is a pressure the
-room's pace hears. The batches live on the event loop: each test is one worker's loop."""
+room's pace hears (it holds the pace, never cuts it). The batches live on the event
+loop: each test is one worker's loop."""
 
 import asyncio
 import time
@@ -13,8 +14,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from app.auth.errors import InvalidToken
+from app.core.admission import AcceptQueue, AdmissionGate, LoopLag, worker_pressure
 from app.core.errors import ServiceBusy
 from app.waiting_room.places import PlaceBatches
+from app.waiting_room.rules import PACE_HOLD_WAIT_S, PaceStep, pace_step
 
 
 class _HeldRow:
@@ -90,8 +93,14 @@ def test_past_the_bound_of_waiting_places_the_answer_is_service_busy_at_once(eng
         with pytest.raises(ServiceBusy):
             await batches.ticket(others[2].id, semester.id)
         assert time.monotonic() - started < 1.0  # refused, not queued
-        stuck = batches.pressure()  # what the room's pace hears: a refusal, and places waiting
+        stuck = batches.pressure()
         assert stuck.refused == 1 and stuck.oldest_wait_s > 0
+        # What the room's pace hears: the crowd waiting at the door, which holds it, never cuts it.
+        await _until(lambda: batches.pressure().oldest_wait_s > PACE_HOLD_WAIT_S)
+        idle_gate = AdmissionGate(capacity=1, queue_limit=1, max_wait_seconds=1)
+        worker = worker_pressure([idle_gate], LoopLag(), AcceptQueue(), places=batches)()
+        assert worker.place_wait_s > PACE_HOLD_WAIT_S and worker.refused == 0
+        assert pace_step(worker) is PaceStep.HOLD
         await asyncio.to_thread(held.release)
         assert len({await task for task in [writing, *waiting]}) == 3
         answered = batches.pressure()

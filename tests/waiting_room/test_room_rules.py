@@ -216,6 +216,8 @@ def test_a_tampered_ticket_breaks_the_signature():
         (GatePressure(admitted=500, mean_wait_s=0.0, refused=0, loop_lag_s=0.4), PaceStep.CUT),  # CPU-bound
         (GatePressure(admitted=5, mean_wait_s=0.0, refused=0, accept_wait_s=0.01), PaceStep.GROW),  # door free
         (GatePressure(admitted=5, mean_wait_s=0.0, refused=0, accept_wait_s=2.0), PaceStep.HOLD),  # door busy
+        (GatePressure(admitted=5, mean_wait_s=0.0, refused=0, place_wait_s=0.01), PaceStep.GROW),  # places quick
+        (GatePressure(admitted=5, mean_wait_s=0.0, refused=0, place_wait_s=3.0), PaceStep.HOLD),  # places slow
     ],
 )
 def test_the_pace_grows_while_writes_go_straight_through_and_is_cut_when_they_queue(pressure, step):
