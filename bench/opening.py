@@ -886,6 +886,16 @@ def bisect_students(runner: Runner, *, steps: int, granularity: int = 50) -> dic
     }
 
 
+def _migrate(url: str, root: Path) -> None:
+    """The variant's database to the schema of the checkout that serves it: another checkout
+    (bench --reference) runs its own migrations, older or newer than these."""
+    if root.resolve() == PROJECT_ROOT:
+        migrate.upgrade(url)
+    else:
+        env = {**os.environ, "DATABASE_URL": url}
+        subprocess.run([sys.executable, "-m", "scripts.migrate"], cwd=root, env=env, check=True)
+
+
 def run_scenario(
     pg: EmbeddedPostgres,
     settings: Settings,
@@ -903,7 +913,7 @@ def run_scenario(
         workdir.mkdir()
     catalogue = build_catalogue(options.courses, zipf=options.zipf, seed=options.seed)
     url = pg.create_database(options.database)
-    migrate.upgrade(url)
+    _migrate(url, options.root)
     most = max((options.students, *options.growth))
     print(
         f"opening: {options.courses} courses ({catalogue.capacity:,} seats), {most:,} students, Zipf "
