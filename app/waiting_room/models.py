@@ -38,6 +38,3 @@ class WaitingRoom(TimestampMixin, Base):
     # When the adaptive pace was last cut: at most one cut per WAITING_ROOM_CUT_COOLDOWN_SECONDS,
     # so that the students admitted just before a cut get time to show its effect.
     pace_cut_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # The adaptive pace when its latest run of cuts began (where the service was last
-    # overloaded): the run stops at a share of it, and the pace grows back fast to a larger one.
-    pace_peak: Mapped[float | None] = mapped_column(Float)

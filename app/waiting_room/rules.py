@@ -107,14 +107,6 @@ def estimate(
 # registration): growth at g per second overshoots by about (1 + g) ** 10 before the first
 # sign of it (6% a second overshot 2.5-fold in a measured run, 25% fifteen-fold), and
 # cutting again before the last cut's students have passed collapses the pace.
-#
-# The pace remembers where it met trouble (its peak: the pace when the latest run of cuts
-# began), as TCP CUBIC remembers its window before a loss. The students over-admitted
-# before a cut keep the gates refusing for a minute after it, however low the pace goes:
-# measured, runs of five to twelve cuts took it from its peak to a quarter or to the floor
-# (81 -> 21, 92 -> 10 students/s), and it then crept back at 2% a second while the service
-# idled. So a run of cuts stops at half the peak, and below RECOVERY_SHARE of the peak the
-# pace grows back at RECOVERY a second; past it, slowly again, to where trouble began.
 
 
 class PaceStep(StrEnum):
@@ -126,11 +118,6 @@ class PaceStep(StrEnum):
 PACE_GROWTH_PER_S = 0.02  # a share of the pace, per second of growth
 PACE_GROWTH_MIN_PER_S = 1.0  # students/s per second, at least
 PACE_CUT = 0.8  # the pace after a cut, as a share of the pace before
-PACE_CUT_FLOOR = 0.5  # a run of cuts stops at this share of its peak
-# A cut more than this many cooldowns after the last one begins a new run (a new peak).
-PACE_RUN_GAP_COOLDOWNS = 3
-PACE_RECOVERY_SHARE = 0.7  # below this share of the peak the pace grows back at RECOVERY
-PACE_RECOVERY_PER_S = 0.05
 # Mean time an admitted request queued (or the loop ran late) in the last second: above
 # HOLD, no growth; above CUT, a cut. So is a request still queued for CUT_OLDEST, or more
 # than CUT_REFUSED_SHARE of a gate's requests refused (a few 503s on one hot course are

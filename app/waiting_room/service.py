@@ -28,12 +28,8 @@ from app.waiting_room.errors import NoQueuePlace
 from app.waiting_room.places import PlaceBatches
 from app.waiting_room.rules import (
     PACE_CUT,
-    PACE_CUT_FLOOR,
     PACE_GROWTH_MIN_PER_S,
     PACE_GROWTH_PER_S,
-    PACE_RECOVERY_PER_S,
-    PACE_RECOVERY_SHARE,
-    PACE_RUN_GAP_COOLDOWNS,
     PaceStep,
     RoomState,
     estimate,
@@ -73,12 +69,10 @@ _OPEN_ROOM = text("INSERT INTO waiting_rooms (semester_id) VALUES (:semester) ON
 # of them, and the clock restarts (no credit piles up for a later burst). The pace: the
 # registrar's, or the adaptive one, from its last value (:initial_rate before the first
 # move) by :step, the pressure in the worker moving it (app/waiting_room/rules.py): grown by
-# a share of itself (at least :growth_min) per second, :recovery while it is under
-# :recovery_share of its peak, else :growth; held; or cut to :cut of itself if the last cut
-# is :cooldown seconds old, never below :cut_floor of the peak. A cut :run_gap cooldowns
-# after the last one begins a new run of cuts: the peak is the pace it cut. Within
-# [:min_rate, :max_rate], and never grown while fewer waited than it would admit. Then the
-# room's state, moved or not, and the pace before the cut when this statement cut it.
+# a share of itself (at least :growth_min) per second, held, or cut to :cut of itself if the
+# last cut is :cooldown seconds old; within [:min_rate, :max_rate], and never grown while
+# fewer waited than it would admit. Then the room's state, moved or not, and the pace before
+# the cut when this statement cut it.
 _ADVANCE = text(
     """
     WITH due AS (
@@ -88,39 +82,30 @@ _ADVANCE = text(
                w.fixed_rate_per_s IS NULL AND :step = 'cut' AND (
                    w.pace_cut_at IS NULL
                    OR w.pace_cut_at <= now() - make_interval(secs => CAST(:cooldown AS float8))
-               ) AS cut,
-               w.pace_cut_at IS NULL
-               OR w.pace_cut_at <= now() - make_interval(secs => CAST(:cooldown AS float8) * :run_gap) AS new_run,
-               w.pace_peak
+               ) AS cut
         FROM waiting_rooms w
         WHERE w.semester_id = :semester AND w.frontier_at <= now() - make_interval(secs => CAST(:tick AS float8))
         FOR UPDATE SKIP LOCKED
-    ), peaked AS (
-        SELECT due.*, CASE WHEN due.cut AND due.new_run THEN due.previous_rate ELSE due.pace_peak END AS peak
-        FROM due
     ), paced AS (
-        SELECT p.*, COALESCE(p.fixed_rate_per_s, LEAST(CAST(:max_rate AS float8), GREATEST(
+        SELECT due.*, COALESCE(due.fixed_rate_per_s, LEAST(CAST(:max_rate AS float8), GREATEST(
                    CAST(:min_rate AS float8),
-                   CASE WHEN p.cut THEN LEAST(p.previous_rate, GREATEST(p.previous_rate * :cut, p.peak * :cut_floor))
-                        WHEN :step = 'grow' THEN p.previous_rate
-                             + GREATEST(
-                                 CAST(:growth_min AS float8),
-                                 CASE WHEN p.previous_rate < :recovery_share * COALESCE(p.peak, 0)
-                                      THEN :recovery ELSE :growth END * p.previous_rate
-                             ) * LEAST(p.idle_s, 1.0)
-                        ELSE p.previous_rate END))) AS rate
-        FROM peaked p
+                   CASE WHEN due.cut THEN due.previous_rate * :cut
+                        WHEN :step = 'grow' THEN due.previous_rate
+                             + GREATEST(CAST(:growth_min AS float8), :growth * due.previous_rate)
+                             * LEAST(due.idle_s, 1.0)
+                        ELSE due.previous_rate END))) AS rate
+        FROM due
     ), step AS (
         SELECT paced.*, floor(paced.rate * paced.idle_s)::bigint AS n FROM paced
     ), target AS (
-        SELECT s.semester_id, s.rate, s.previous_rate, s.cut, s.peak, s.n, max(t.queue_ticket) AS through,
+        SELECT s.semester_id, s.rate, s.previous_rate, s.cut, s.n, max(t.queue_ticket) AS through,
                count(t.queue_ticket) AS taken
         FROM step s LEFT JOIN LATERAL (
             SELECT queue_ticket FROM student_terms
             WHERE semester_id = s.semester_id AND queue_ticket > s.admitted_through
             ORDER BY queue_ticket LIMIT s.n
         ) t ON true
-        GROUP BY s.semester_id, s.rate, s.previous_rate, s.cut, s.peak, s.n
+        GROUP BY s.semester_id, s.rate, s.previous_rate, s.cut, s.n
     ), advanced AS (
         UPDATE waiting_rooms w
         SET admitted_through = COALESCE(t.through, w.admitted_through),
@@ -129,8 +114,7 @@ _ADVANCE = text(
             rate_per_s = CASE WHEN t.taken < t.n AND w.fixed_rate_per_s IS NULL
                               THEN LEAST(t.rate, GREATEST(t.previous_rate, CAST(:min_rate AS float8)))
                               ELSE t.rate END,
-            pace_cut_at = CASE WHEN t.cut THEN now() ELSE w.pace_cut_at END,
-            pace_peak = t.peak
+            pace_cut_at = CASE WHEN t.cut THEN now() ELSE w.pace_cut_at END
         FROM target t
         WHERE w.semester_id = t.semester_id
         RETURNING w.admitted_through, w.rate_per_s, w.frontier_at,
@@ -157,10 +141,7 @@ _SET_ROOM = text(
                           THEN waiting_rooms.rate_per_s ELSE 0 END,
         pace_cut_at = CASE WHEN (waiting_rooms.enabled, waiting_rooms.fixed_rate_per_s)
                                 IS NOT DISTINCT FROM (EXCLUDED.enabled, EXCLUDED.fixed_rate_per_s)
-                           THEN waiting_rooms.pace_cut_at END,
-        pace_peak = CASE WHEN (waiting_rooms.enabled, waiting_rooms.fixed_rate_per_s)
-                              IS NOT DISTINCT FROM (EXCLUDED.enabled, EXCLUDED.fixed_rate_per_s)
-                         THEN waiting_rooms.pace_peak END
+                           THEN waiting_rooms.pace_cut_at END
     """
 )
 
@@ -228,10 +209,6 @@ def _advance(connection: Connection, *, semester_id: int, settings: Settings, pa
                 "growth": PACE_GROWTH_PER_S,
                 "growth_min": PACE_GROWTH_MIN_PER_S,
                 "cut": PACE_CUT,
-                "cut_floor": PACE_CUT_FLOOR,
-                "run_gap": PACE_RUN_GAP_COOLDOWNS,
-                "recovery": PACE_RECOVERY_PER_S,
-                "recovery_share": PACE_RECOVERY_SHARE,
                 "cooldown": settings.waiting_room_cut_cooldown_seconds,
                 "initial_rate": settings.waiting_room_initial_rate_per_s,
                 "min_rate": settings.waiting_room_min_rate_per_s,

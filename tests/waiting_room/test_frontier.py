@@ -7,22 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
 from app.core.admission import GatePressure
 from app.waiting_room import service
 from app.waiting_room.places import PlaceBatches
-from app.waiting_room.rules import (
-    PACE_CUT,
-    PACE_CUT_FLOOR,
-    PACE_GROWTH_MIN_PER_S,
-    PACE_GROWTH_PER_S,
-    PACE_RECOVERY_PER_S,
-    PACE_RECOVERY_SHARE,
-    PACE_RUN_GAP_COOLDOWNS,
-    PaceStep,
-    RoomState,
-)
+from app.waiting_room.rules import PACE_CUT, PACE_GROWTH_MIN_PER_S, PACE_GROWTH_PER_S, PaceStep, RoomState
 from app.waiting_room.state import WaitingRooms
 
 
@@ -123,84 +112,6 @@ def test_a_cut_takes_a_fifth_off_and_the_next_waits_for_the_cooldown(engine, roo
     time.sleep(room_settings.waiting_room_cut_cooldown_seconds)
     cut_twice = load(engine, room_settings, semester, step=PaceStep.CUT).rate_per_s
     assert cut_twice == pytest.approx(10.0 * PACE_CUT**2)
-
-
-def pace_as(engine, semester, *, rate: float, peak: float | None, cut_seconds_ago: float | None) -> None:
-    """The room's adaptive pace as a moment in a run: its rate, its peak, its last cut; the
-    frontier due, a second idle, nobody admitted yet."""
-    with engine.begin() as connection:
-        connection.execute(
-            text(
-                "UPDATE waiting_rooms SET rate_per_s = :rate, pace_peak = :peak, admitted_through = 0,"
-                " pace_cut_at = now() - make_interval(secs => CAST(:cut_ago AS float8)),"
-                " frontier_at = now() - interval '1 second' WHERE semester_id = :s"
-            ),
-            {"s": semester.id, "rate": rate, "peak": peak, "cut_ago": cut_seconds_ago},
-        )
-
-
-def peak_of(engine, semester) -> float | None:
-    with engine.connect() as connection:
-        peak: float | None = connection.scalar(
-            text("SELECT pace_peak FROM waiting_rooms WHERE semester_id = :s"), {"s": semester.id}
-        )
-    return peak
-
-
-def test_a_run_of_cuts_remembers_its_peak_and_stops_at_half_of_it(engine, room_settings, factory):
-    semester = factory.semester()
-    places(engine, room_settings, semester, factory.students(100))
-    open_room(engine, semester, rate=None, idle_seconds=1)
-    assert load(engine, room_settings, semester, step=PaceStep.CUT).rate_per_s == pytest.approx(10.0 * PACE_CUT)
-    assert peak_of(engine, semester) == pytest.approx(10.0)  # the first cut of a run: the pace it cut
-    rates = []
-    for _ in range(4):  # each cut a cooldown after the last: the same run
-        pace_as(engine, semester, rate=rates[-1] if rates else 8.0, peak=10.0, cut_seconds_ago=0.6)
-        rates.append(load(engine, room_settings, semester, step=PaceStep.CUT).rate_per_s)
-    floor = 10.0 * PACE_CUT_FLOOR
-    assert rates == pytest.approx([8.0 * PACE_CUT, 8.0 * PACE_CUT**2, floor, floor])
-    assert peak_of(engine, semester) == pytest.approx(10.0)
-
-
-def test_a_cut_long_after_the_last_begins_a_new_run_with_its_own_peak(engine, room_settings, factory):
-    semester = factory.semester()
-    places(engine, room_settings, semester, factory.students(100))
-    open_room(engine, semester, rate=None, idle_seconds=1)
-    long_ago = room_settings.waiting_room_cut_cooldown_seconds * PACE_RUN_GAP_COOLDOWNS + 0.5
-    pace_as(engine, semester, rate=6.0, peak=20.0, cut_seconds_ago=long_ago)
-    cut = load(engine, room_settings, semester, step=PaceStep.CUT)
-    assert cut.rate_per_s == pytest.approx(6.0 * PACE_CUT)  # not held up by the old run's floor (10)
-    assert cut.pace_cut_from == pytest.approx(6.0) and peak_of(engine, semester) == pytest.approx(6.0)
-
-
-def test_far_below_its_peak_the_pace_grows_back_fast_and_near_it_slowly(engine, room_settings, factory):
-    roomy = room_settings.model_copy(update={"waiting_room_max_rate_per_s": 1000.0})
-    semester = factory.semester()
-    places(engine, roomy, semester, factory.students(200))
-    open_room(engine, semester, rate=None, idle_seconds=1)
-    pace_as(engine, semester, rate=100.0, peak=200.0, cut_seconds_ago=30)
-    recovering = load(engine, roomy, semester, step=PaceStep.GROW).rate_per_s
-    assert recovering == pytest.approx(100.0 * (1 + PACE_RECOVERY_PER_S))
-    near = 200.0 * PACE_RECOVERY_SHARE + 10
-    pace_as(engine, semester, rate=near, peak=200.0, cut_seconds_ago=30)
-    assert load(engine, roomy, semester, step=PaceStep.GROW).rate_per_s == pytest.approx(near * (1 + PACE_GROWTH_PER_S))
-
-
-def test_switching_the_room_forgets_the_peak(engine, room_settings, factory):
-    semester = factory.semester()
-    places(engine, room_settings, semester, factory.students(100))
-    open_room(engine, semester, rate=None, idle_seconds=1)
-    pace_as(engine, semester, rate=8.0, peak=10.0, cut_seconds_ago=0.6)
-    with Session(engine) as session:
-        service.set_room(
-            session,
-            semester_id=semester.id,
-            enabled=True,
-            fixed_rate_per_s=12.0,
-            now=datetime.now(UTC),
-            settings=room_settings,
-        )
-    assert peak_of(engine, semester) is None
 
 
 def test_the_adaptive_pace_stays_within_its_bounds(engine, room_settings, factory):
