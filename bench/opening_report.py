@@ -5,6 +5,7 @@ the waiting room exists, an `opening_room` object: every function here takes the
 variants by name and shows them side by side).
 """
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,23 +14,39 @@ from bench.report import Figure, figure_row
 
 PLACE_P99_TARGET_MS = 100.0  # issue 17: every place and estimate answered within 100 ms (p99)
 DRAIN_OVER_WORK_TARGET = 1.1  # issue 17: the total time within 10% of the work at the saturation rate
-VARIANTS = (
-    ("opening", "room off"),
-    ("opening_room", "room on"),
-    # bench --reference: the same, served from another checkout
-    ("opening_reference", "room off, reference"),
-    ("opening_room_reference", "room on, reference"),
-)
-_ROW_NAMES = {
-    "opening": "Opening",
-    "opening_room": "Opening, room on",
-    "opening_reference": "Opening (reference)",
-    "opening_room_reference": "Opening, room on (reference)",
-}
+# results.json's opening variants: `opening` (room off) and `opening_room` (room on), then
+# bench --reference's `*_reference` (served from another checkout) and --opening-repeat's
+# `*_2`, `*_3`, ... (the same again).
+_VARIANT_KEY = re.compile(r"^opening(?P<room>_room)?(?P<reference>_reference)?(?:_(?P<run>[2-9]|[1-9][0-9]+))?$")
 
 
 def variants(results: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    return [(key, label, results[key]) for key, label in VARIANTS if results.get(key)]
+    """(key, label, variant) of every opening variant in the results: room off before room on,
+    this checkout before the reference, then by run."""
+    found = []
+    for key, variant in results.items():
+        match = _VARIANT_KEY.match(key)
+        if match is None or not variant:
+            continue
+        room, reference, run = bool(match["room"]), bool(match["reference"]), int(match["run"] or 1)
+        label = (
+            ("room on" if room else "room off")
+            + (", reference" if reference else "")
+            + (f", run {run}" if run > 1 else "")
+        )
+        found.append(((room, run, reference), key, label, variant))
+    return [(key, label, variant) for _order, key, label, variant in sorted(found, key=lambda item: item[0])]
+
+
+def _row_name(key: str) -> str:
+    match = _VARIANT_KEY.match(key)
+    assert match is not None
+    run = int(match["run"] or 1)
+    return (
+        ("Opening, room on" if match["room"] else "Opening")
+        + (" (reference)" if match["reference"] else "")
+        + (f", run {run}" if run > 1 else "")
+    )
 
 
 def _below(value: float, limit: float) -> tuple[bool, float]:
@@ -39,7 +56,7 @@ def _below(value: float, limit: float) -> tuple[bool, float]:
 def opening_figures(results: dict[str, Any]) -> list[Figure]:
     rows = []
     for key, _label, opening in variants(results):
-        name = _ROW_NAMES[key]
+        name = _row_name(key)
         main = opening["main"]
         rows.append(
             figure_row(

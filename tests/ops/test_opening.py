@@ -11,12 +11,15 @@ import json
 import subprocess
 import sys
 import uuid
+from dataclasses import replace
 from itertools import combinations
 
 import pytest
 
 from bench import opening, run_load
+from bench.opening import OpeningOptions
 from bench.opening_report import growth_table, opening_chart, opening_figures
+from bench.suite import opening_runs
 from scripts import migrate
 from tests.support.environment import PROJECT_ROOT
 from tests.support.opening import ISSUE_FIELDS, run_tiny_opening
@@ -88,7 +91,7 @@ def test_inversions_count_later_arrivals_with_better_outcomes():
 
 @pytest.mark.live_server
 @pytest.mark.slow
-def test_a_tiny_opening_runs_clean_and_reports_every_figure(embedded_postgres, settings, tmp_path):
+def test_a_tinyopening_runs_clean_and_reports_every_figure(embedded_postgres, settings, tmp_path):
     result = run_tiny_opening(embedded_postgres, settings, tmp_path)
 
     assert result.keys() >= ISSUE_FIELDS
@@ -196,3 +199,32 @@ def test_the_opening_preset_is_known_to_run_load(tmp_path):
     args = run_load.parse_args(["--preset", "opening", "--mix", "OpeningUser:1"])
     command = run_load.locust_command(args, tmp_path)
     assert command[command.index("-f") + 1].endswith("locustfiles/opening.py")
+
+
+def test_repeated_openings_alternate_which_checkout_runs_first(tmp_path):
+    room_off = OpeningOptions(students=10)
+    room_on = replace(room_off, label="opening-room", database="opening_room", room=True)
+    runs = opening_runs(room_off, room_on, repeat=2, reference=tmp_path)
+    assert [key for _scenario, key, _options in runs] == [
+        "opening",
+        "opening_reference",
+        "opening_room",
+        "opening_room_reference",
+        "opening_reference_2",
+        "opening_2",
+        "opening_room_reference_2",
+        "opening_room_2",
+    ]
+    options = {key: options for _scenario, key, options in runs}
+    assert options["opening_room_2"].database == "opening_room_2" and options["opening_room_2"].room
+    assert options["opening_room_reference_2"].root == tmp_path.resolve()
+    assert len({option.database for option in options.values()}) == len(runs)  # each its own database
+    alone = opening_runs(room_off, room_on, repeat=3, reference=None)
+    assert [key for _scenario, key, _options in alone] == [
+        "opening",
+        "opening_room",
+        "opening_2",
+        "opening_room_2",
+        "opening_3",
+        "opening_room_3",
+    ]

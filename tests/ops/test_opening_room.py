@@ -51,3 +51,12 @@ def test_a_tiny_opening_with_the_room_on_runs_clean_and_reports_its_figures(embe
     names = [row["figure"] for row in opening_figures(both)]
     assert len(names) == 2 * len(rows)
     assert sum(name.startswith("Opening, room on (reference)") for name in names) == len(rows)
+    # `--opening-repeat 2`: every run, in order: this checkout's before the reference's, run by run.
+    repeated = {**both, "opening_room_reference_2": result, "opening_room_2": result}
+    names = [row["figure"] for row in opening_figures(repeated)]
+    assert [name.split(":")[0] for name in names if "courses (Zipf" in name] == [
+        "Opening, room on",
+        "Opening, room on (reference)",
+        "Opening, room on, run 2",
+        "Opening, room on (reference), run 2",
+    ]
