@@ -117,13 +117,15 @@ _ADVANCE = text(
             pace_cut_at = CASE WHEN t.cut THEN now() ELSE w.pace_cut_at END
         FROM target t
         WHERE w.semester_id = t.semester_id
-        RETURNING w.admitted_through, w.rate_per_s, w.frontier_at,
+        RETURNING w.admitted_through, w.rate_per_s, w.frontier_at, w.fixed_rate_per_s IS NULL AS adaptive,
                   CASE WHEN t.cut THEN t.previous_rate END AS cut_from
     )
-    SELECT admitted_through, rate_per_s, extract(epoch FROM frontier_at - now()) AS frontier_offset_s, cut_from
+    SELECT admitted_through, rate_per_s, extract(epoch FROM frontier_at - now()) AS frontier_offset_s, adaptive,
+           cut_from
     FROM advanced
     UNION ALL
-    SELECT admitted_through, rate_per_s, extract(epoch FROM frontier_at - now()), NULL FROM waiting_rooms
+    SELECT admitted_through, rate_per_s, extract(epoch FROM frontier_at - now()), fixed_rate_per_s IS NULL, NULL
+    FROM waiting_rooms
     WHERE semester_id = :semester AND NOT EXISTS (SELECT FROM advanced)
     """
 )
@@ -193,6 +195,7 @@ def load_room(
         admitted_through=frontier.admitted_through,
         rate_per_s=frontier.rate_per_s,
         frontier_offset_s=float(frontier.frontier_offset_s),
+        adaptive=frontier.adaptive,
         read_at=time.monotonic(),
         pace_cut_from=frontier.cut_from,
     )

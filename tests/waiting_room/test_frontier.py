@@ -77,6 +77,7 @@ def test_the_adaptive_pace_starts_at_the_initial_rate(engine, room_settings, fac
     state = load(engine, room_settings, semester)
     assert state.rate_per_s == pytest.approx(10.0)
     assert state.admitted_through > 0
+    assert state.adaptive
 
 
 def test_the_adaptive_pace_grows_by_a_share_of_itself_per_second_while_students_wait(engine, room_settings, factory):
@@ -136,6 +137,7 @@ def test_the_frontier_admits_exactly_the_pace_times_the_time_in_ticket_order(eng
     open_room(engine, semester, rate=4, idle_seconds=1.1)  # due: 4 places
     state = load(engine, room_settings, semester)
     assert state.admitted_through == sorted(tickets)[3]
+    assert not state.adaptive  # the registrar's pace: estimates never count on it growing
     # The remainder carries over: the frontier's clock moved by exactly 4 / 4 s, not to now.
     assert -0.3 < state.frontier_offset_s < 0
 

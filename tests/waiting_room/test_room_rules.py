@@ -1,6 +1,7 @@
 """The waiting room's pure decisions and its tokens, without a database."""
 
 import json
+import math
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -17,11 +18,14 @@ from app.waiting_room.rules import (
     COME_AT_TURN_SECONDS,
     MAX_ESTIMATE_SECONDS,
     MAX_RETRY_AFTER_SECONDS,
+    PACE_GROWTH_MIN_PER_S,
+    PACE_GROWTH_PER_S,
     PaceStep,
     RoomState,
     estimate,
     pace_step,
     room_is_on,
+    soonest_turn_s,
 )
 from app.waiting_room.tokens import create_admission_token, decode_admission_token
 
@@ -106,6 +110,28 @@ def test_clients_told_to_come_back_before_their_turn_are_spread_by_ticket_not_se
     per_second = Counter(answers)
     assert len(per_second) >= MAX_RETRY_AFTER_SECONDS // 3 - 1
     assert max(per_second.values()) <= 2 * len(answers) / len(per_second)
+
+
+@pytest.mark.parametrize(("position", "rate"), [(100, 10.0), (2_000, 21.0), (1_800, 60.0), (50_000, 45.0)])
+def test_the_soonest_turn_is_when_the_frontier_gets_there_with_the_pace_growing_as_fast_as_it_can(position, rate):
+    step, elapsed, passed, pace = 0.001, 0.0, 0.0, rate
+    while passed < position:  # the adaptive pace's fastest growth, step by step
+        passed += pace * step
+        pace += max(PACE_GROWTH_MIN_PER_S, PACE_GROWTH_PER_S * pace) * step
+        elapsed += step
+    assert soonest_turn_s(position, rate) == pytest.approx(elapsed, rel=0.01)
+    assert soonest_turn_s(position, rate) < position / rate
+
+
+def test_with_an_adaptive_pace_a_client_comes_back_at_the_soonest_its_turn_can_come():
+    adaptive = room(rate_per_s=60.0, adaptive=True)
+    guess = estimate(ticket=100 + 1_800, room=adaptive, now=NOW, monotonic_now=0, fallback_rate_per_s=1)
+    assert guess.estimated_admission_at == NOW + timedelta(seconds=30)  # the forecast: today's pace
+    assert guess.retry_after == math.ceil(soonest_turn_s(1_800, 60.0)) == 24  # if the pace grows all along
+    fixed = estimate(ticket=100 + 1_800, room=room(rate_per_s=60.0), now=NOW, monotonic_now=0, fallback_rate_per_s=1)
+    assert fixed.retry_after == 30  # the registrar's pace never grows
+    far = estimate(ticket=100 + 60_000, room=adaptive, now=NOW, monotonic_now=0, fallback_rate_per_s=1)
+    assert far.retry_after is not None and far.retry_after <= 0.75 * soonest_turn_s(60_000, 60.0) + 1
 
 
 def test_a_registrars_pace_below_the_floor_is_the_pace_and_no_estimate_runs_off_the_calendar():
