@@ -92,8 +92,9 @@ def estimate(
         soonest = min(wait, max(0.0, room.frontier_offset_s + soonest_turn_s(position, rate) - since_read))
     retry_after = max(1, math.ceil(soonest))
     if soonest > COME_AT_TURN_SECONDS:
-        longest = min(MAX_RETRY_AFTER_SECONDS, 0.75 * soonest)
-        retry_after = math.ceil(longest * (1 - (ticket * _GOLDEN % 1.0) / 3))  # in (longest * 2/3, longest]
+        longest = min(MAX_RETRY_AFTER_SECONDS, 0.75 * wait)
+        spread = math.ceil(longest * (1 - (ticket * _GOLDEN % 1.0) / 3))  # in (longest * 2/3, longest]
+        retry_after = min(spread, retry_after)
     return Estimate(
         admitted=False,
         position=position,

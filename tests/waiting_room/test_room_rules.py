@@ -130,8 +130,12 @@ def test_with_an_adaptive_pace_a_client_comes_back_at_the_soonest_its_turn_can_c
     assert guess.retry_after == math.ceil(soonest_turn_s(1_800, 60.0)) == 24  # if the pace grows all along
     fixed = estimate(ticket=100 + 1_800, room=room(rate_per_s=60.0), now=NOW, monotonic_now=0, fallback_rate_per_s=1)
     assert fixed.retry_after == 30  # the registrar's pace never grows
-    far = estimate(ticket=100 + 60_000, room=adaptive, now=NOW, monotonic_now=0, fallback_rate_per_s=1)
-    assert far.retry_after is not None and far.retry_after <= 0.75 * soonest_turn_s(60_000, 60.0) + 1
+    # Further off: after part of the wait, as with any pace, but never after the soonest turn.
+    growing = room(rate_per_s=40.0, adaptive=True)
+    far = estimate(ticket=100 + 4_000, room=growing, now=NOW, monotonic_now=0, fallback_rate_per_s=1)  # 100 s away
+    soonest = soonest_turn_s(4_000, 40.0)
+    assert 50 < soonest < 60
+    assert far.retry_after is not None and 100 * 0.5 <= far.retry_after <= math.ceil(soonest)
 
 
 def test_a_registrars_pace_below_the_floor_is_the_pace_and_no_estimate_runs_off_the_calendar():
