@@ -20,33 +20,30 @@ DRAIN_OVER_WORK_TARGET = 1.1  # issue 17: the total time within 10% of the work 
 _VARIANT_KEY = re.compile(r"^opening(?P<room>_room)?(?P<reference>_reference)?(?:_(?P<run>[2-9]|[1-9][0-9]+))?$")
 
 
-def variants(results: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    """(key, label, variant) of every opening variant in the results: room off before room on,
-    this checkout before the reference, then by run."""
-    found = []
-    for key, variant in results.items():
-        match = _VARIANT_KEY.match(key)
-        if match is None or not variant:
-            continue
-        room, reference, run = bool(match["room"]), bool(match["reference"]), int(match["run"] or 1)
-        label = (
-            ("room on" if room else "room off")
-            + (", reference" if reference else "")
-            + (f", run {run}" if run > 1 else "")
-        )
-        found.append(((room, run, reference), key, label, variant))
-    return [(key, label, variant) for _order, key, label, variant in sorted(found, key=lambda item: item[0])]
+def _names(key: str) -> tuple[tuple[bool, int, bool], str, str] | None:
+    """For an opening variant's key: its place in the order (room off before on, by run, this
+    checkout before the reference), its label (charts) and its row name (the table); None
+    for any other key."""
+    match = _VARIANT_KEY.match(key)
+    if match is None:
+        return None
+    room, reference, run = bool(match["room"]), bool(match["reference"]), int(match["run"] or 1)
+    run_suffix = f", run {run}" if run > 1 else ""
+    label = ("room on" if room else "room off") + (", reference" if reference else "") + run_suffix
+    row_name = ("Opening, room on" if room else "Opening") + (" (reference)" if reference else "") + run_suffix
+    return (room, run, reference), label, row_name
 
 
 def _row_name(key: str) -> str:
-    match = _VARIANT_KEY.match(key)
-    assert match is not None
-    run = int(match["run"] or 1)
-    return (
-        ("Opening, room on" if match["room"] else "Opening")
-        + (" (reference)" if match["reference"] else "")
-        + (f", run {run}" if run > 1 else "")
-    )
+    names = _names(key)
+    assert names is not None, key
+    return names[2]
+
+
+def variants(results: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(key, label, variant) of every opening variant in the results, in `_names`' order."""
+    found = [(names, key, variant) for key, variant in results.items() if variant and (names := _names(key))]
+    return [(key, label, variant) for (_order, label, _row), key, variant in sorted(found, key=lambda item: item[0][0])]
 
 
 def _below(value: float, limit: float) -> tuple[bool, float]:
