@@ -91,7 +91,7 @@ def test_inversions_count_later_arrivals_with_better_outcomes():
 
 @pytest.mark.live_server
 @pytest.mark.slow
-def test_a_tinyopening_runs_clean_and_reports_every_figure(embedded_postgres, settings, tmp_path):
+def test_a_tiny_opening_runs_clean_and_reports_every_figure(embedded_postgres, settings, tmp_path):
     result = run_tiny_opening(embedded_postgres, settings, tmp_path)
 
     assert result.keys() >= ISSUE_FIELDS
