@@ -1,6 +1,11 @@
 """Registering, dropping, swapping and promoting: the only code that writes registrations.
 
-Every write is one short transaction with one shape (`_student_write`):
+A register or swap without an Idempotency-Key is first judged on one read with
+no lock (`_refuse_before_locking`): on registration day most requests are
+refused, a full course above all, and a refusal writes nothing, so it is
+answered from that read (one autocommit statement: no BEGIN, no lock, no
+ROLLBACK). What it lets through is decided again under the locks, which alone
+write. Every write is then one short transaction with one shape (`_student_write`):
 
 1. lock the student's row (`SELECT ... FOR NO KEY UPDATE`): the student's
    registrations, credits, holds and appointments cannot change meanwhile;
@@ -123,17 +128,28 @@ def _student_write(
     return answer
 
 
-def _standing(
-    session: Session, *, student_id: uuid.UUID, course_id: int, context: WriteContext
-) -> tuple[CourseRules, StudentStanding, int, SeatCounters]:
-    """The course's rules, the student's standing in its semester, the semester's id, and
-    the course's seats as they were a moment ago (read without the course lock)."""
-    row = session.execute(
-        statements.STANDING_PREPARED if _prepared(session) else statements.STANDING,
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What a registration is judged on: the course's rules, the student's standing in its
+    semester, the semester's id, and the course's seats as they were a moment ago (read
+    without the course lock)."""
+
+    course: CourseRules
+    student: StudentStanding
+    semester_id: int
+    seats: SeatCounters
+
+
+def _read_standing(
+    executor: Session | Connection, *, prepared: bool, student_id: uuid.UUID, course_id: int, context: WriteContext
+) -> Standing | None:
+    """One statement; None when the course (or the student) does not exist."""
+    row = executor.execute(
+        statements.STANDING_PREPARED if prepared else statements.STANDING,
         {"student": student_id, "course": course_id, "default_max_credits": context.default_max_credits},
     ).one_or_none()
     if row is None:
-        raise CourseNotFound()
+        return None
     course = CourseRules(
         course_id=row.course_id,
         code=row.code,
@@ -155,21 +171,74 @@ def _standing(
         ),
     )
     seats = SeatCounters(row.max_capacity, row.reserve_limit, row.enrolled_count, row.reserved_count)
-    return course, standing, row.semester_id, seats
+    return Standing(course, standing, row.semester_id, seats)
 
 
-def _refuse_if_full(seats: SeatCounters, *, seat_required: bool = False) -> None:
-    """A course that was full a moment ago is refused without waiting for its lock.
+def _standing(session: Session, *, student_id: uuid.UUID, course_id: int, context: WriteContext) -> Standing:
+    """The standing, read under the student's lock."""
+    standing = _read_standing(
+        session, prepared=_prepared(session), student_id=student_id, course_id=course_id, context=context
+    )
+    if standing is None:
+        raise CourseNotFound()
+    return standing
 
-    A refusal writes nothing, so answering it from counters read a moment ago is
-    correct: the course was full at that moment, as it would have been for a
-    request that came then. On a popular course most requests are refusals, and
-    each one queued for the row lock before; now only a request that may get a
-    place waits for it (the lock decides again, on the live counters).
+
+def _judge(standing: Standing, *, now: datetime, drop_course_id: int | None = None) -> None:
+    """Every refusal of a register (or of a swap's new course), in order: the rules, then
+    the seats as read a moment ago.
+
+    A course that was full a moment ago is refused without waiting for its lock. A
+    refusal writes nothing, so answering it from counters read a moment ago is
+    correct: the course was full at that moment, as it would have been for a request
+    that came then. Only a request that may get a place waits for the course lock
+    (which decides again, on the live counters).
     """
-    placement = place_registration(seats)  # raises CourseFull past seats and reserve list
-    if seat_required and placement.status != RegistrationStatus.ENROLLED:
+    student = standing.student
+    if drop_course_id is not None:
+        if not any(r.course_id == drop_course_id for r in student.registered):
+            raise NotRegistered()  # not in the old course (or it is in another semester)
+        student = student.without(drop_course_id)  # judged as if no longer in the old course
+    check_student_rules(standing.course, student, now=now)
+    placement = place_registration(standing.seats)  # raises CourseFull past seats and reserve list
+    if drop_course_id is not None and placement.status != RegistrationStatus.ENROLLED:
         raise SwapNeedsSeat()
+
+
+def _refuse_before_locking(
+    session: Session,
+    *,
+    student_id: uuid.UUID,
+    course_id: int,
+    context: WriteContext,
+    drop_course_id: int | None = None,
+) -> None:
+    """Raise the refusal a request would get, judged on one read without any lock.
+
+    The read is a single autocommit statement, so it sees one consistent snapshot,
+    taken while the request is in progress: a refusal decided on it is what the
+    request would have got at that moment, and writes nothing. It costs one round
+    trip instead of four (BEGIN, the student's lock, the read, ROLLBACK) and never
+    queues behind the student's other writes. A request with an Idempotency-Key
+    skips it: a retry's stored answer comes before any refusal, and is read under
+    the student's lock. An unknown course or student passes, for the locked path to
+    name it.
+    """
+    if context.idempotency_key is not None:
+        return
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    with engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        standing = _read_standing(
+            connection,
+            prepared=bool(connection.info.get(statements.PREPARED_KEY)),
+            student_id=student_id,
+            course_id=course_id,
+            context=context,
+        )
+    if standing is not None:
+        _judge(standing, now=context.now, drop_course_id=drop_course_id)
 
 
 def _prepared(session: Session) -> bool:
@@ -318,22 +387,20 @@ def register(
     context = context or _own_context(student_id, now, idempotency_key, idempotency_ttl)
 
     def decide_and_write() -> RegistrationResult:
-        course, standing, semester_id, seats = _standing(
-            session, student_id=student_id, course_id=course_id, context=context
-        )
-        check_student_rules(course, standing, now=context.now)
-        _refuse_if_full(seats)
+        standing = _standing(session, student_id=student_id, course_id=course_id, context=context)
+        _judge(standing, now=context.now)
         locked = _lock_courses(session, [course_id])[course_id]
         return _insert_registration(
             session,
             student_id=student_id,
-            course=course,
-            semester_id=semester_id,
-            standing=standing,
+            course=standing.course,
+            semester_id=standing.semester_id,
+            standing=standing.student,
             locked=locked,
             context=context,
         )
 
+    _refuse_before_locking(session, student_id=student_id, course_id=course_id, context=context)
     return _student_write(
         session,
         student_id=student_id,
@@ -401,20 +468,15 @@ def swap(
     context = context or _own_context(student_id, now, idempotency_key, idempotency_ttl)
 
     def decide_and_write() -> SwapResult:
-        course, standing, semester_id, seats = _standing(
-            session, student_id=student_id, course_id=course_id, context=context
-        )
-        if not any(r.course_id == drop_course_id for r in standing.registered):
-            raise NotRegistered()  # not in the old course (or it is in another semester)
-        check_student_rules(course, standing.without(drop_course_id), now=context.now)
-        _refuse_if_full(seats, seat_required=True)
+        standing = _standing(session, student_id=student_id, course_id=course_id, context=context)
+        _judge(standing, now=context.now, drop_course_id=drop_course_id)
         locked = _lock_courses(session, [course_id, drop_course_id])
         registered = _insert_registration(
             session,
             student_id=student_id,
-            course=course,
-            semester_id=semester_id,
-            standing=standing.without(drop_course_id),
+            course=standing.course,
+            semester_id=standing.semester_id,
+            standing=standing.student.without(drop_course_id),
             locked=locked[course_id],
             context=context,
             seat_required=True,
@@ -435,6 +497,9 @@ def swap(
             promoted_from_position=dropped.promoted_from_position,
         )
 
+    _refuse_before_locking(
+        session, student_id=student_id, course_id=course_id, context=context, drop_course_id=drop_course_id
+    )
     return _student_write(
         session,
         student_id=student_id,

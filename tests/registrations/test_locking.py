@@ -5,6 +5,7 @@ service runs in real threads on their own connections, against committed rows.
 """
 
 import threading
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.registrations import service
+from app.registrations.errors import CourseFull, RegistrationHold, SwapNeedsSeat
 from app.registrations.models import RegistrationStatus
 
 PROMPTLY = 3.0  # seconds; the engine's lock_timeout (5 s) would fail a waiting call later
@@ -93,3 +95,103 @@ def test_registration_for_the_locked_course_waits_until_the_lock_is_released(eng
     assert call.finished_within(PROMPTLY)
     assert call.error is None
     assert call.result.status == RegistrationStatus.ENROLLED
+
+
+# ---- refusals are judged before the student's lock ------------------------------------------------
+#
+# Another connection holds the student's row, as the student's own write in progress
+# would. A refusal writes nothing, so it is answered from one read without waiting;
+# whatever may write still queues for the lock.
+
+
+@contextmanager
+def student_locked_elsewhere(raw_engine, student):
+    with raw_engine.connect() as holder:
+        holder.execute(text("SELECT id FROM students WHERE id = :id FOR NO KEY UPDATE"), {"id": student.id})
+        yield holder
+        holder.rollback()
+
+
+def fill(engine, factory, course, count):
+    for student in factory.students(count):
+        with Session(engine) as session:
+            service.register(session, student_id=student.id, course_id=course.id, now=datetime.now(UTC))
+
+
+@pytest.mark.parametrize("reserve_limit", [0, 2])
+def test_a_full_course_is_refused_without_waiting_for_the_students_lock(engine, factory, raw_engine, reserve_limit):
+    course = factory.course(capacity=1, reserve_limit=reserve_limit)
+    fill(engine, factory, course, 1 + reserve_limit)
+    student = factory.student()
+    with student_locked_elsewhere(raw_engine, student):
+        call = Call(engine, service.register, student_id=student.id, course_id=course.id)
+        call.start()
+        assert call.finished_within(PROMPTLY), "a refusal waited for the student's lock"
+    assert isinstance(call.error, CourseFull)
+
+
+def test_a_rule_refusal_is_answered_without_waiting_for_the_students_lock(engine, factory, raw_engine):
+    course, student = factory.course(), factory.student()
+    with raw_engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO student_holds (student_id, reason) VALUES (:id, 'Unpaid fees')"), {"id": student.id}
+        )
+    with student_locked_elsewhere(raw_engine, student):
+        call = Call(engine, service.register, student_id=student.id, course_id=course.id)
+        call.start()
+        assert call.finished_within(PROMPTLY), "a refusal waited for the student's lock"
+    assert isinstance(call.error, RegistrationHold)
+
+
+def test_a_swap_into_a_full_course_is_refused_without_waiting_for_the_students_lock(engine, factory, raw_engine):
+    semester = factory.semester()
+    full, held = factory.course(semester, capacity=1, reserve_limit=3), factory.course(semester)
+    fill(engine, factory, full, 1)
+    student = factory.student()
+    with Session(engine) as session:
+        service.register(session, student_id=student.id, course_id=held.id, now=datetime.now(UTC))
+    with student_locked_elsewhere(raw_engine, student):
+        call = Call(engine, service.swap, student_id=student.id, course_id=full.id, drop_course_id=held.id)
+        call.start()
+        assert call.finished_within(PROMPTLY), "a refusal waited for the student's lock"
+    assert isinstance(call.error, SwapNeedsSeat)
+
+
+def test_a_registration_that_may_get_a_place_waits_for_the_students_lock(engine, factory, raw_engine):
+    course, student = factory.course(capacity=1), factory.student()
+    with student_locked_elsewhere(raw_engine, student) as holder:
+        call = Call(engine, service.register, student_id=student.id, course_id=course.id)
+        call.start()
+        assert not call.finished_within(WAITING), "a registration wrote without the student's lock"
+        holder.rollback()
+        assert call.finished_within(PROMPTLY)
+    assert call.error is None
+    assert call.result.status == RegistrationStatus.ENROLLED
+
+
+def test_with_an_idempotency_key_even_a_refusal_waits_for_the_students_lock(engine, factory, raw_engine):
+    """A retry's stored answer comes before any refusal, and is read under the student's lock:
+    the first attempt may still be in progress, holding it."""
+    course = factory.course(capacity=1, reserve_limit=0)
+    fill(engine, factory, course, 1)
+    student = factory.student()
+    with student_locked_elsewhere(raw_engine, student) as holder:
+        call = Call(engine, service.register, student_id=student.id, course_id=course.id, idempotency_key="k-1")
+        call.start()
+        assert not call.finished_within(WAITING), "a keyed request was answered before its stored answer was read"
+        holder.rollback()
+        assert call.finished_within(PROMPTLY)
+    assert isinstance(call.error, CourseFull)
+
+
+def test_a_refusal_costs_one_statement_and_no_transaction(client, factory, statements_by_engine):
+    course = factory.course(capacity=1, reserve_limit=0)
+    first, latecomer = factory.students(2)
+    assert client.post(f"/courses/{course.id}/register", headers=factory.auth(first)).status_code == 200
+    written = [autocommit for _, autocommit in statements_by_engine["write"]]
+    assert written[0] is True and written[1:] and not any(written[1:]), "a registration wrote outside a transaction"
+
+    statements_by_engine["write"].clear()
+    response = client.post(f"/courses/{course.id}/register", headers=factory.auth(latecomer))
+    assert (response.status_code, response.json()["code"]) == (409, "COURSE_FULL")
+    assert [autocommit for _, autocommit in statements_by_engine["write"]] == [True]
