@@ -1,11 +1,12 @@
 """Registering, dropping, swapping and promoting: the only code that writes registrations.
 
-A register or swap without an Idempotency-Key is first judged on one read with
-no lock (`_refuse_before_locking`): on registration day most requests are
-refused, a full course above all, and a refusal writes nothing, so it is
-answered from that read (one autocommit statement: no BEGIN, no lock, no
-ROLLBACK). What it lets through is decided again under the locks, which alone
-write. Every write is then one short transaction with one shape (`_student_write`):
+A register or swap without an Idempotency-Key, for a course this process last
+saw full, is first judged on one read with no lock (`_refuse_before_locking`):
+on registration day most requests are for full courses, and a refusal writes
+nothing, so it is answered from that read (one autocommit statement: no BEGIN,
+no lock, no ROLLBACK). What it lets through is decided again under the locks,
+which alone write. Every write is one short transaction with one shape
+(`_student_write`):
 
 1. lock the student's row (`SELECT ... FOR NO KEY UPDATE`): the student's
    registrations, credits, holds and appointments cannot change meanwhile;
@@ -43,10 +44,11 @@ from app.courses.models import Course
 from app.idempotency import service as idempotency
 from app.idempotency.service import IdempotentRequest
 from app.registrations import statements
-from app.registrations.errors import CourseCancelled, NotRegistered, SwapNeedsSeat, SwapSameCourse
+from app.registrations.errors import CourseCancelled, CourseFull, NotRegistered, SwapNeedsSeat, SwapSameCourse
 from app.registrations.models import CourseRegistration, RegistrationEvent, RegistrationStatus
 from app.registrations.rules import (
     CourseRules,
+    Placement,
     Registered,
     Resize,
     SeatCounters,
@@ -184,6 +186,22 @@ def _standing(session: Session, *, student_id: uuid.UUID, course_id: int, contex
     return standing
 
 
+# Courses this process last saw full (seats and reserve list). A hint only: it picks
+# which requests are judged before the locks too, and both ways decide the same. A
+# course's mark goes when a read finds room in it again. Sets of ints are safe to
+# share between threads here (one add or discard at a time, under the GIL).
+_courses_seen_full: set[int] = set()
+
+
+def _place(seats: SeatCounters, *, course_id: int) -> Placement:
+    """`rules.place_registration`, remembering a course found full."""
+    try:
+        return place_registration(seats)
+    except CourseFull:
+        _courses_seen_full.add(course_id)
+        raise
+
+
 def _judge(standing: Standing, *, now: datetime, drop_course_id: int | None = None) -> None:
     """Every refusal of a register (or of a swap's new course), in order: the rules, then
     the seats as read a moment ago.
@@ -200,7 +218,7 @@ def _judge(standing: Standing, *, now: datetime, drop_course_id: int | None = No
             raise NotRegistered()  # not in the old course (or it is in another semester)
         student = student.without(drop_course_id)  # judged as if no longer in the old course
     check_student_rules(standing.course, student, now=now)
-    placement = place_registration(standing.seats)  # raises CourseFull past seats and reserve list
+    placement = _place(standing.seats, course_id=standing.course.course_id)  # CourseFull past both
     if drop_course_id is not None and placement.status != RegistrationStatus.ENROLLED:
         raise SwapNeedsSeat()
 
@@ -213,18 +231,20 @@ def _refuse_before_locking(
     context: WriteContext,
     drop_course_id: int | None = None,
 ) -> None:
-    """Raise the refusal a request would get, judged on one read without any lock.
+    """For a course this process last saw full: raise the refusal the request would get,
+    judged on one read without any lock.
 
     The read is a single autocommit statement, so it sees one consistent snapshot,
     taken while the request is in progress: a refusal decided on it is what the
     request would have got at that moment, and writes nothing. It costs one round
     trip instead of four (BEGIN, the student's lock, the read, ROLLBACK) and never
-    queues behind the student's other writes. A request with an Idempotency-Key
-    skips it: a retry's stored answer comes before any refusal, and is read under
-    the student's lock. An unknown course or student passes, for the locked path to
-    name it.
+    queues behind the student's other writes. A request that passes pays the read
+    on top of the locked path's, which is why only full courses' requests take it.
+    A request with an Idempotency-Key skips it: a retry's stored answer comes
+    before any refusal, and is read under the student's lock. An unknown course or
+    student passes, for the locked path to name it.
     """
-    if context.idempotency_key is not None:
+    if context.idempotency_key is not None or course_id not in _courses_seen_full:
         return
     bind = session.get_bind()
     engine = bind if isinstance(bind, Engine) else bind.engine
@@ -239,6 +259,7 @@ def _refuse_before_locking(
         )
     if standing is not None:
         _judge(standing, now=context.now, drop_course_id=drop_course_id)
+    _courses_seen_full.discard(course_id)  # room again (or no such course): the locks decide
 
 
 def _prepared(session: Session) -> bool:
@@ -290,7 +311,7 @@ def _insert_registration(
         # the lock (only possible while nobody is registered): judge them again.
         check_student_rules(current, standing, now=context.now)
         course = current
-    placement = place_registration(_seat_counters(locked))
+    placement = _place(_seat_counters(locked), course_id=course.course_id)
     if seat_required and placement.status != RegistrationStatus.ENROLLED:
         raise SwapNeedsSeat()
     inserted = session.execute(

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.registrations import service
-from app.registrations.errors import CourseFull, RegistrationHold, SwapNeedsSeat
+from app.registrations.errors import CourseFull, RegistrationHold
 from app.registrations.models import RegistrationStatus
 
 PROMPTLY = 3.0  # seconds; the engine's lock_timeout (5 s) would fail a waiting call later
@@ -100,7 +100,8 @@ def test_registration_for_the_locked_course_waits_until_the_lock_is_released(eng
 # ---- refusals are judged before the student's lock ------------------------------------------------
 #
 # Another connection holds the student's row, as the student's own write in progress
-# would. A refusal writes nothing, so it is answered from one read without waiting;
+# would. A request for a course this process has seen full is judged first on one
+# read without any lock: a refusal writes nothing, so it is answered without waiting;
 # whatever may write still queues for the lock.
 
 
@@ -112,16 +113,23 @@ def student_locked_elsewhere(raw_engine, student):
         holder.rollback()
 
 
-def fill(engine, factory, course, count):
-    for student in factory.students(count):
-        with Session(engine) as session:
-            service.register(session, student_id=student.id, course_id=course.id, now=datetime.now(UTC))
+def register(engine, student, course):
+    with Session(engine) as session:
+        return service.register(session, student_id=student.id, course_id=course.id, now=datetime.now(UTC))
+
+
+def fill_and_see_full(engine, factory, course, places):
+    """Take all `places` (seats and reserve list); one more student is refused, as the process sees."""
+    for student in factory.students(places):
+        register(engine, student, course)
+    with pytest.raises(CourseFull):
+        register(engine, factory.student(), course)
 
 
 @pytest.mark.parametrize("reserve_limit", [0, 2])
 def test_a_full_course_is_refused_without_waiting_for_the_students_lock(engine, factory, raw_engine, reserve_limit):
     course = factory.course(capacity=1, reserve_limit=reserve_limit)
-    fill(engine, factory, course, 1 + reserve_limit)
+    fill_and_see_full(engine, factory, course, 1 + reserve_limit)
     student = factory.student()
     with student_locked_elsewhere(raw_engine, student):
         call = Call(engine, service.register, student_id=student.id, course_id=course.id)
@@ -130,8 +138,9 @@ def test_a_full_course_is_refused_without_waiting_for_the_students_lock(engine, 
     assert isinstance(call.error, CourseFull)
 
 
-def test_a_rule_refusal_is_answered_without_waiting_for_the_students_lock(engine, factory, raw_engine):
-    course, student = factory.course(), factory.student()
+def test_a_rule_refusal_comes_before_a_full_course_without_the_students_lock(engine, factory, raw_engine):
+    course, student = factory.course(capacity=1, reserve_limit=0), factory.student()
+    fill_and_see_full(engine, factory, course, 1)
     with raw_engine.begin() as connection:
         connection.execute(
             text("INSERT INTO student_holds (student_id, reason) VALUES (:id, 'Unpaid fees')"), {"id": student.id}
@@ -145,16 +154,15 @@ def test_a_rule_refusal_is_answered_without_waiting_for_the_students_lock(engine
 
 def test_a_swap_into_a_full_course_is_refused_without_waiting_for_the_students_lock(engine, factory, raw_engine):
     semester = factory.semester()
-    full, held = factory.course(semester, capacity=1, reserve_limit=3), factory.course(semester)
-    fill(engine, factory, full, 1)
+    full, held = factory.course(semester, capacity=1, reserve_limit=0), factory.course(semester)
+    fill_and_see_full(engine, factory, full, 1)
     student = factory.student()
-    with Session(engine) as session:
-        service.register(session, student_id=student.id, course_id=held.id, now=datetime.now(UTC))
+    register(engine, student, held)
     with student_locked_elsewhere(raw_engine, student):
         call = Call(engine, service.swap, student_id=student.id, course_id=full.id, drop_course_id=held.id)
         call.start()
         assert call.finished_within(PROMPTLY), "a refusal waited for the student's lock"
-    assert isinstance(call.error, SwapNeedsSeat)
+    assert isinstance(call.error, CourseFull)
 
 
 def test_a_registration_that_may_get_a_place_waits_for_the_students_lock(engine, factory, raw_engine):
@@ -169,11 +177,24 @@ def test_a_registration_that_may_get_a_place_waits_for_the_students_lock(engine,
     assert call.result.status == RegistrationStatus.ENROLLED
 
 
+def test_a_course_seen_full_takes_the_next_registration_once_it_has_room(engine, factory):
+    course = factory.course(capacity=1, reserve_limit=0)
+    first = factory.student()
+    register(engine, first, course)
+    with pytest.raises(CourseFull):
+        register(engine, factory.student(), course)
+    with Session(engine) as session:
+        service.drop(session, student_id=first.id, course_id=course.id, now=datetime.now(UTC))
+    assert register(engine, factory.student(), course).status == RegistrationStatus.ENROLLED
+    with pytest.raises(CourseFull):
+        register(engine, factory.student(), course)
+
+
 def test_with_an_idempotency_key_even_a_refusal_waits_for_the_students_lock(engine, factory, raw_engine):
     """A retry's stored answer comes before any refusal, and is read under the student's lock:
     the first attempt may still be in progress, holding it."""
     course = factory.course(capacity=1, reserve_limit=0)
-    fill(engine, factory, course, 1)
+    fill_and_see_full(engine, factory, course, 1)
     student = factory.student()
     with student_locked_elsewhere(raw_engine, student) as holder:
         call = Call(engine, service.register, student_id=student.id, course_id=course.id, idempotency_key="k-1")
@@ -184,12 +205,12 @@ def test_with_an_idempotency_key_even_a_refusal_waits_for_the_students_lock(engi
     assert isinstance(call.error, CourseFull)
 
 
-def test_a_refusal_costs_one_statement_and_no_transaction(client, factory, statements_by_engine):
+def test_a_refusal_for_a_course_seen_full_costs_one_statement_and_no_transaction(client, factory, statements_by_engine):
     course = factory.course(capacity=1, reserve_limit=0)
-    first, latecomer = factory.students(2)
+    first, second, latecomer = factory.students(3)
     assert client.post(f"/courses/{course.id}/register", headers=factory.auth(first)).status_code == 200
-    written = [autocommit for _, autocommit in statements_by_engine["write"]]
-    assert written[0] is True and written[1:] and not any(written[1:]), "a registration wrote outside a transaction"
+    assert all(not autocommit for _, autocommit in statements_by_engine["write"]), "a course not seen full"
+    assert client.post(f"/courses/{course.id}/register", headers=factory.auth(second)).status_code == 409
 
     statements_by_engine["write"].clear()
     response = client.post(f"/courses/{course.id}/register", headers=factory.auth(latecomer))
