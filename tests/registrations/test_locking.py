@@ -39,6 +39,13 @@ class Call(threading.Thread):
         self.join(timeout=seconds)
         return not self.is_alive()
 
+    def start_and_wait_for(self, holder, *, lock: str) -> None:
+        """Start; the call must still wait while `holder` holds `lock`, and end soon after it lets go."""
+        self.start()
+        assert not self.finished_within(WAITING), f"the call did not wait for {lock}"
+        holder.rollback()
+        assert self.finished_within(PROMPTLY)
+
 
 @pytest.fixture
 def locked_course(raw_engine, factory):
@@ -88,11 +95,7 @@ def test_drop_in_another_course_of_the_semester_does_not_wait_for_a_locked_cours
 def test_registration_for_the_locked_course_waits_until_the_lock_is_released(engine, factory, locked_course):
     hot, _, holder = locked_course
     call = Call(engine, service.register, student_id=factory.student().id, course_id=hot.id)
-    call.start()
-    assert not call.finished_within(WAITING), "registration did not wait for the course lock"
-
-    holder.rollback()
-    assert call.finished_within(PROMPTLY)
+    call.start_and_wait_for(holder, lock="the course lock")
     assert call.error is None
     assert call.result.status == RegistrationStatus.ENROLLED
 
@@ -126,16 +129,21 @@ def fill_and_see_full(engine, factory, course, places):
         register(engine, factory.student(), course)
 
 
+def error_while_locked_elsewhere(engine, raw_engine, student, action, **kwargs):
+    """The call's error, made while another connection holds the student's row; it must not wait."""
+    with student_locked_elsewhere(raw_engine, student):
+        call = Call(engine, action, student_id=student.id, **kwargs)
+        call.start()
+        assert call.finished_within(PROMPTLY), "a refusal waited for the student's lock"
+    return call.error
+
+
 @pytest.mark.parametrize("reserve_limit", [0, 2])
 def test_a_full_course_is_refused_without_waiting_for_the_students_lock(engine, factory, raw_engine, reserve_limit):
     course = factory.course(capacity=1, reserve_limit=reserve_limit)
     fill_and_see_full(engine, factory, course, 1 + reserve_limit)
-    student = factory.student()
-    with student_locked_elsewhere(raw_engine, student):
-        call = Call(engine, service.register, student_id=student.id, course_id=course.id)
-        call.start()
-        assert call.finished_within(PROMPTLY), "a refusal waited for the student's lock"
-    assert isinstance(call.error, CourseFull)
+    error = error_while_locked_elsewhere(engine, raw_engine, factory.student(), service.register, course_id=course.id)
+    assert isinstance(error, CourseFull)
 
 
 def test_a_rule_refusal_comes_before_a_full_course_without_the_students_lock(engine, factory, raw_engine):
@@ -145,11 +153,8 @@ def test_a_rule_refusal_comes_before_a_full_course_without_the_students_lock(eng
         connection.execute(
             text("INSERT INTO student_holds (student_id, reason) VALUES (:id, 'Unpaid fees')"), {"id": student.id}
         )
-    with student_locked_elsewhere(raw_engine, student):
-        call = Call(engine, service.register, student_id=student.id, course_id=course.id)
-        call.start()
-        assert call.finished_within(PROMPTLY), "a refusal waited for the student's lock"
-    assert isinstance(call.error, RegistrationHold)
+    error = error_while_locked_elsewhere(engine, raw_engine, student, service.register, course_id=course.id)
+    assert isinstance(error, RegistrationHold)
 
 
 def test_a_swap_into_a_full_course_is_refused_without_waiting_for_the_students_lock(engine, factory, raw_engine):
@@ -158,21 +163,17 @@ def test_a_swap_into_a_full_course_is_refused_without_waiting_for_the_students_l
     fill_and_see_full(engine, factory, full, 1)
     student = factory.student()
     register(engine, student, held)
-    with student_locked_elsewhere(raw_engine, student):
-        call = Call(engine, service.swap, student_id=student.id, course_id=full.id, drop_course_id=held.id)
-        call.start()
-        assert call.finished_within(PROMPTLY), "a refusal waited for the student's lock"
-    assert isinstance(call.error, CourseFull)
+    error = error_while_locked_elsewhere(
+        engine, raw_engine, student, service.swap, course_id=full.id, drop_course_id=held.id
+    )
+    assert isinstance(error, CourseFull)
 
 
 def test_a_registration_that_may_get_a_place_waits_for_the_students_lock(engine, factory, raw_engine):
     course, student = factory.course(capacity=1), factory.student()
     with student_locked_elsewhere(raw_engine, student) as holder:
         call = Call(engine, service.register, student_id=student.id, course_id=course.id)
-        call.start()
-        assert not call.finished_within(WAITING), "a registration wrote without the student's lock"
-        holder.rollback()
-        assert call.finished_within(PROMPTLY)
+        call.start_and_wait_for(holder, lock="the student's lock")
     assert call.error is None
     assert call.result.status == RegistrationStatus.ENROLLED
 
@@ -198,10 +199,7 @@ def test_with_an_idempotency_key_even_a_refusal_waits_for_the_students_lock(engi
     student = factory.student()
     with student_locked_elsewhere(raw_engine, student) as holder:
         call = Call(engine, service.register, student_id=student.id, course_id=course.id, idempotency_key="k-1")
-        call.start()
-        assert not call.finished_within(WAITING), "a keyed request was answered before its stored answer was read"
-        holder.rollback()
-        assert call.finished_within(PROMPTLY)
+        call.start_and_wait_for(holder, lock="the student's lock (and the stored answer behind it)")
     assert isinstance(call.error, CourseFull)
 
 
