@@ -143,11 +143,11 @@ class Standing:
 
 
 def _read_standing(
-    executor: Session | Connection, *, prepared: bool, student_id: uuid.UUID, course_id: int, context: WriteContext
+    executor: Session | Connection, *, student_id: uuid.UUID, course_id: int, context: WriteContext
 ) -> Standing | None:
     """One statement; None when the course (or the student) does not exist."""
     row = executor.execute(
-        statements.STANDING_PREPARED if prepared else statements.STANDING,
+        statements.STANDING_PREPARED if _prepared(executor) else statements.STANDING,
         {"student": student_id, "course": course_id, "default_max_credits": context.default_max_credits},
     ).one_or_none()
     if row is None:
@@ -178,9 +178,7 @@ def _read_standing(
 
 def _standing(session: Session, *, student_id: uuid.UUID, course_id: int, context: WriteContext) -> Standing:
     """The standing, read under the student's lock."""
-    standing = _read_standing(
-        session, prepared=_prepared(session), student_id=student_id, course_id=course_id, context=context
-    )
+    standing = _read_standing(session, student_id=student_id, course_id=course_id, context=context)
     if standing is None:
         raise CourseNotFound()
     return standing
@@ -250,21 +248,16 @@ def _refuse_before_locking(
     engine = bind if isinstance(bind, Engine) else bind.engine
     with engine.connect() as connection:
         connection.execution_options(isolation_level="AUTOCOMMIT")
-        standing = _read_standing(
-            connection,
-            prepared=bool(connection.info.get(statements.PREPARED_KEY)),
-            student_id=student_id,
-            course_id=course_id,
-            context=context,
-        )
+        standing = _read_standing(connection, student_id=student_id, course_id=course_id, context=context)
     if standing is not None:
         _judge(standing, now=context.now, drop_course_id=drop_course_id)
     _courses_seen_full.discard(course_id)  # room again (or no such course): the locks decide
 
 
-def _prepared(session: Session) -> bool:
-    """Whether this connection has the hot statements prepared (DB_PREPARED_STATEMENTS)."""
-    return bool(session.connection().info.get(statements.PREPARED_KEY))
+def _prepared(executor: Session | Connection) -> bool:
+    """Whether the connection has the hot statements prepared (DB_PREPARED_STATEMENTS)."""
+    connection = executor.connection() if isinstance(executor, Session) else executor
+    return bool(connection.info.get(statements.PREPARED_KEY))
 
 
 def _lock_courses(session: Session, course_ids: list[int]) -> dict[int, LockedCourse]:
