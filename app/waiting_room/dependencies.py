@@ -10,10 +10,9 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Header, Request
 
-from app.auth.dependencies import CurrentStudent
-from app.core.params import CourseId
+from app.core.security import StudentSubject
 from app.waiting_room.errors import NotYetAdmitted
 from app.waiting_room.rules import estimate
 from app.waiting_room.state import WaitingRooms
@@ -37,13 +36,17 @@ AdmissionToken = Annotated[
 ADMISSION = ("NOT_YET_ADMITTED", "INVALID_ADMISSION_TOKEN")
 
 
-async def admit_from_waiting_room(
-    request: Request, course_id: CourseId, student: CurrentStudent, admission_token: AdmissionToken = None
+async def check_admission(
+    request: Request, *, course_id: int, student: StudentSubject, admission_token: str | None
 ) -> None:
     """Through when the course's semester has no room on, or the token is this student's, in
     this semester, and its place is admitted. Otherwise 409 NOT_YET_ADMITTED (no token, or a
     place behind the frontier: with its estimate and Retry-After) or 403 INVALID_ADMISSION_TOKEN
-    (forged, expired, another student's or semester's, or not an admission token at all)."""
+    (forged, expired, another student's or semester's, or not an admission token at all).
+
+    A coroutine, not a dependency of its own: the registration routes call it from their one
+    admission dependency (app/registrations/router.py), as each dependency FastAPI solves
+    costs the request about 20 us."""
     rooms: WaitingRooms = request.app.state.waiting_rooms
     semester_id = await rooms.semester_of(course_id)
     if semester_id is None:
@@ -69,6 +72,3 @@ async def admit_from_waiting_room(
     raise NotYetAdmitted(
         position=guess.position, estimated_admission_at=guess.estimated_admission_at, retry_after=guess.retry_after or 1
     )
-
-
-AdmittedFromWaitingRoom = Depends(admit_from_waiting_room)
