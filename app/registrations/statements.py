@@ -12,7 +12,7 @@ take such a parameter as a value to SET.
 
 from typing import Any
 
-from sqlalchemy import TextClause, Uuid, bindparam, text
+from sqlalchemy import TextClause, TextualSelect, Uuid, bindparam, column, text
 from sqlalchemy.types import TypeEngine
 
 
@@ -21,18 +21,34 @@ def _sql(statement: str, **types: TypeEngine[Any]) -> TextClause:
     return text(statement).bindparams(*(bindparam(name, type_=type_) for name, type_ in types.items()))
 
 
+def _returning(statement: TextClause, columns: str) -> TextualSelect:
+    """A statement whose result columns (space-separated) are listed here, in their order.
+    With the list, SQLAlchemy builds the result's column map once and keeps it with the
+    compiled statement; without it, again from the cursor's description on every execution
+    (about 40 us of the worker's CPU a statement). tests/registrations/test_statements.py
+    checks the list against what PostgreSQL returns."""
+    return statement.columns(*(column(name) for name in columns.split()))
+
+
+def sql_of(statement: TextClause | TextualSelect) -> str:
+    """The SQL a statement sends (the bench builds its pgbench scripts from it)."""
+    clause = statement.element if isinstance(statement, TextualSelect) else statement
+    assert isinstance(clause, TextClause)
+    return clause.text
+
+
 _UUID: Uuid[Any] = Uuid()
 
 # The student's lock (lock order, docs/architecture.md: the student, then courses by
 # ascending id). NO KEY UPDATE: it still lets other transactions insert rows that
 # merely reference the student.
-LOCK_STUDENT = _sql("SELECT id FROM students WHERE id = :student FOR NO KEY UPDATE", student=_UUID)
+LOCK_STUDENT = _returning(_sql("SELECT id FROM students WHERE id = :student FOR NO KEY UPDATE", student=_UUID), "id")
 
 # Everything the rules read, in one statement, taken after the student's lock so
 # that a hold, an appointment or a registration committed before is seen. None
 # of the course's side changes while registrations run (a registrar's edit of it
 # takes the course lock, and the write re-checks `cancelled` under that lock).
-STANDING = _sql(
+_STANDING_SQL = _sql(
     """
     SELECT c.id AS course_id, c.semester_id, c.code, c.credits, c.meetings, c.prerequisites,
            c.cancelled_at IS NOT NULL AS cancelled, s.registration_start, s.registration_end,
@@ -55,10 +71,16 @@ STANDING = _sql(
     """,
     student=_UUID,
 )
+STANDING_COLUMNS = (
+    "course_id semester_id code credits meetings prerequisites cancelled registration_start registration_end"
+    " max_capacity reserve_limit enrolled_count reserved_count max_credits term_credits registration_opens_at"
+    " hold_reasons completed registered"
+)
+STANDING = _returning(_STANDING_SQL, STANDING_COLUMNS)
 
 # FOR UPDATE OF courses: the semester is joined only to read its window, and must
 # not be locked, or every registration in the semester would serialise.
-LOCK_COURSE = _sql(
+_LOCK_COURSE_SQL = _sql(
     """
     SELECT c.id, c.semester_id, c.max_capacity, c.reserve_limit, c.enrolled_count, c.reserved_count,
            c.credits, c.meetings, c.prerequisites, c.cancelled_at IS NOT NULL AS cancelled,
@@ -68,12 +90,17 @@ LOCK_COURSE = _sql(
     FOR UPDATE OF c
     """
 )
+LOCK_COURSE = _returning(
+    _LOCK_COURSE_SQL,
+    "id semester_id max_capacity reserve_limit enrolled_count reserved_count credits meetings prerequisites"
+    " cancelled registration_start registration_end",
+)
 
 # Registering: the row, the course's counters, the student's credits and the event,
 # in one statement. The insert does nothing if the student already has this course
 # (the rules refused that already, under the student's lock; this is the backstop),
 # and then nothing else happens either: `inserted` is 0.
-REGISTER = _sql(
+_REGISTER_SQL = _sql(
     """
     WITH new_registration AS (
         INSERT INTO course_registrations (student_id, course_id, status, reserve_position, credits)
@@ -103,21 +130,23 @@ REGISTER = _sql(
     """,
     student=_UUID,
 )
+REGISTER = _returning(_REGISTER_SQL, "inserted")
 
-DELETE_REGISTRATION = _sql(
+_DELETE_REGISTRATION_SQL = _sql(
     """
     DELETE FROM course_registrations WHERE student_id = :student AND course_id = :course
     RETURNING status, reserve_position, credits
     """,
     student=_UUID,
 )
+DELETE_REGISTRATION = _returning(_DELETE_REGISTRATION_SQL, "status reserve_position credits")
 
 # After a registration is deleted: everyone behind the vacated position moves up
 # one, and whoever reaches position 0 is enrolled (a freed seat counts as
 # "position 0"; with no vacated position, nobody moves). The course's counters,
 # the student's credits and the events (the drop, then the promotion if any) in
 # the same statement; it returns the promoted student, if any.
-VACATE = _sql(
+_VACATE_SQL = _sql(
     """
     WITH shifted AS (
         UPDATE course_registrations
@@ -152,6 +181,7 @@ VACATE = _sql(
     """,
     student=_UUID,
 )
+VACATE = _returning(_VACATE_SQL, "student_id")
 
 # A registrar's capacity change, under the course lock: the first `promote`
 # reserved students (in position order) take the new seats, everyone behind moves
@@ -236,9 +266,9 @@ END_ALL_REGISTRATIONS = _sql(
 PREPARED_KEY = "registration_statements_prepared"
 
 _PREPARED = {
-    "registration_standing": (STANDING, ("student", "course", "default_max_credits")),
+    "registration_standing": (_STANDING_SQL, ("student", "course", "default_max_credits")),
     "registration_register": (
-        REGISTER,
+        _REGISTER_SQL,
         (
             "student",
             "course",
@@ -279,5 +309,9 @@ def _executing(name: str, names: tuple[str, ...], **types: TypeEngine[Any]) -> T
     return _sql(f"EXECUTE {name} ({', '.join(':' + n for n in names)})", **types)
 
 
-STANDING_PREPARED = _executing("registration_standing", _PREPARED["registration_standing"][1], student=_UUID)
-REGISTER_PREPARED = _executing("registration_register", _PREPARED["registration_register"][1], student=_UUID)
+STANDING_PREPARED = _returning(
+    _executing("registration_standing", _PREPARED["registration_standing"][1], student=_UUID), STANDING_COLUMNS
+)
+REGISTER_PREPARED = _returning(
+    _executing("registration_register", _PREPARED["registration_register"][1], student=_UUID), "inserted"
+)

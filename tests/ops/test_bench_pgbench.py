@@ -36,7 +36,7 @@ def test_rules_script_sends_the_service_statements_in_its_order() -> None:
         (statements.LOCK_STUDENT, statements.STANDING, statements.LOCK_COURSE, statements.REGISTER),
         strict=True,
     ):
-        assert line.startswith(_one_line(statement.text).split(":")[0])
+        assert line.startswith(_one_line(statements.sql_of(statement)).split(":")[0])
     assert "\\gset locked_" in script and "FOR UPDATE OF c" in script
 
 
