@@ -2,9 +2,11 @@
 
 import json
 import math
+import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import jwt
 import pytest
@@ -13,6 +15,7 @@ from app.auth.errors import InvalidToken
 from app.core.admission import GatePressure
 from app.core.config import Settings
 from app.core.security import JWT_ALGORITHM, create_access_token, decode_access_token
+from app.waiting_room import tokens
 from app.waiting_room.errors import AdmissionTokenInvalid
 from app.waiting_room.rules import (
     COME_AT_TURN_SECONDS,
@@ -218,6 +221,22 @@ def test_an_access_token_is_no_admission_token_and_an_admission_token_no_access_
         decode_admission_token(access, secret_key=SECRET)
     with pytest.raises(InvalidToken):
         decode_access_token(admission(), settings=settings)
+
+
+def test_a_remembered_admission_token_is_refused_once_it_expires(monkeypatch):
+    token = admission(lifetime=timedelta(minutes=5))
+    assert decode_admission_token(token, secret_key=SECRET).ticket == 42  # verified, and remembered
+    later = time.time() + 301
+    monkeypatch.setattr(tokens, "time", SimpleNamespace(time=lambda: later))
+    with pytest.raises(AdmissionTokenInvalid):
+        decode_admission_token(token, secret_key=SECRET)
+
+
+def test_an_admission_token_is_remembered_only_for_the_key_that_signed_it():
+    token = admission()
+    decode_admission_token(token, secret_key=SECRET)
+    with pytest.raises(AdmissionTokenInvalid):
+        decode_admission_token(token, secret_key="another-secret-of-at-least-thirty-two-bytes")
 
 
 def test_a_tampered_ticket_breaks_the_signature():
