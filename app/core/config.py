@@ -156,7 +156,9 @@ class Settings(BaseSettings):
     # (my-courses, my-status, my-history) have a gate of their own. 0: the
     # connection pool's size.
     write_admission_capacity: int = 0
-    write_admission_queue: int = 100
+    # About a second of a worker's writes at the opening's pace (docs/performance.md,
+    # "The write gate's queue"): a write that would wait less is better queued than refused.
+    write_admission_queue: int = 250
     # Of the writes in progress, how many may be for one course (0: half of them), so a
     # course whose row is held up (a stuck transaction) never stops the other courses.
     write_admission_per_course: int = 0

@@ -25,7 +25,7 @@ def _returning(statement: TextClause, columns: str) -> TextualSelect:
     """A statement whose result columns (space-separated) are listed here, in their order.
     With the list, SQLAlchemy builds the result's column map once and keeps it with the
     compiled statement; without it, again from the cursor's description on every execution
-    (about 40 us of the worker's CPU a statement). tests/registrations/test_statements.py
+    (about 25 us of the worker's CPU a statement). tests/registrations/test_statements.py
     checks the list against what PostgreSQL returns."""
     return statement.columns(*(column(name) for name in columns.split()))
 
